@@ -1,0 +1,132 @@
+//! Dense building blocks on faer: truncated SVD and thin QR / LQ of row-major matrices.
+//!
+//! Site tensors are stored row-major, so `[left, phys, right]` reads as a `(left*phys, right)`
+//! or a `(left, phys*right)` matrix without copying. faer is column-major; the helpers here do
+//! the one copy at each boundary. faer is built without its `rayon` feature, so every call runs
+//! sequentially: on 2 cores its parallel QR was 3–6x slower for sweep-sized matrices, and callers
+//! parallelize at a higher level.
+
+use faer::{Mat, MatRef};
+
+use crate::error::{CoreError, Result};
+use crate::trunc::{TruncParams, Truncation};
+
+/// A truncated SVD `A ~ U diag(s) Vt` and what was dropped.
+#[derive(Debug, Clone)]
+pub struct TruncatedSvd {
+    /// Left singular vectors, `rows x kept`, orthonormal columns.
+    pub u: Mat<f64>,
+    /// Kept singular values, nonnegative and nonincreasing.
+    pub s: Vec<f64>,
+    /// Right singular vectors transposed, `kept x cols`, orthonormal rows.
+    pub vt: Mat<f64>,
+    /// What was dropped (`bond` is 0; callers that split at a bond set it).
+    pub truncation: Truncation,
+}
+
+/// Truncated thin SVD of `a` under `params`.
+///
+/// # Errors
+/// Invalid `params`, a non-finite entry, or an SVD that did not converge.
+///
+/// # Complexity
+/// O(m n min(m, n)) for an `m x n` matrix.
+///
+/// # Example
+/// ```
+/// use tnml_core::{faer::Mat, truncated_svd, TruncParams};
+/// let a = Mat::from_fn(4, 3, |i, j| (i + j) as f64); // rank 2
+/// let svd = truncated_svd(a.as_ref(), &TruncParams::cutoff(1e-20)).unwrap();
+/// assert_eq!(svd.s.len(), 2);
+/// assert!(svd.truncation.discarded_weight < 1e-20);
+/// ```
+pub fn truncated_svd(a: MatRef<'_, f64>, params: &TruncParams) -> Result<TruncatedSvd> {
+    params.validate()?;
+    check_matrix("matrix", a)?;
+    svd_unchecked(a, params)
+}
+
+/// [`truncated_svd`] without the input checks, for internal callers that validated already.
+pub(crate) fn svd_unchecked(a: MatRef<'_, f64>, params: &TruncParams) -> Result<TruncatedSvd> {
+    let (m, n) = (a.nrows(), a.ncols());
+    let svd = a
+        .thin_svd()
+        .map_err(|_| CoreError::SvdNoConvergence { rows: m, cols: n })?;
+    let r = m.min(n);
+    let s_all: Vec<f64> = (0..r).map(|i| svd.S()[i]).collect();
+    let (k, discarded, total) = params.choose_rank(&s_all);
+    let u = svd.U().get(.., ..k).to_owned();
+    let vt = svd.V().get(.., ..k).transpose().to_owned();
+    Ok(TruncatedSvd {
+        u,
+        s: s_all[..k].to_vec(),
+        vt,
+        truncation: Truncation {
+            bond: 0,
+            kept: k,
+            full_rank: r,
+            discarded_weight: if total > 0.0 { discarded / total } else { 0.0 },
+            discarded_norm2: discarded,
+        },
+    })
+}
+
+/// Singular values of `a`, nonincreasing.
+pub(crate) fn singular_values(a: MatRef<'_, f64>) -> Result<Vec<f64>> {
+    a.singular_values().map_err(|_| CoreError::SvdNoConvergence {
+        rows: a.nrows(),
+        cols: a.ncols(),
+    })
+}
+
+/// Thin QR `A = Q R` with `Q` of shape `m x min(m,n)` (orthonormal columns).
+pub(crate) fn thin_qr(a: MatRef<'_, f64>) -> (Mat<f64>, Mat<f64>) {
+    let qr = a.qr();
+    (qr.compute_thin_Q(), qr.thin_R().to_owned())
+}
+
+/// Thin LQ `A = L Q` with `Q` of shape `min(m,n) x n` (orthonormal rows), from the QR of `A^T`.
+pub(crate) fn thin_lq(a: MatRef<'_, f64>) -> (Mat<f64>, Mat<f64>) {
+    let (q, r) = thin_qr(a.transpose());
+    (r.transpose().to_owned(), q.transpose().to_owned())
+}
+
+/// View of a row-major slice as a matrix.
+pub(crate) fn view(data: &[f64], rows: usize, cols: usize) -> MatRef<'_, f64> {
+    MatRef::from_row_major_slice(data, rows, cols)
+}
+
+/// Copies a matrix into a row-major vector.
+pub(crate) fn to_row_major(a: MatRef<'_, f64>) -> Vec<f64> {
+    let (m, n) = (a.nrows(), a.ncols());
+    let mut out = Vec::with_capacity(m * n);
+    for i in 0..m {
+        for j in 0..n {
+            out.push(a[(i, j)]);
+        }
+    }
+    out
+}
+
+/// Row-major product `(m x k) * (k x n)`.
+pub(crate) fn matmul(a: &[f64], m: usize, k: usize, b: &[f64], n: usize) -> Vec<f64> {
+    let c = view(a, m, k) * view(b, k, n);
+    to_row_major(c.as_ref())
+}
+
+/// Checks a matrix for non-finite entries, naming the first one found (row by row).
+pub(crate) fn check_matrix(what: &'static str, a: MatRef<'_, f64>) -> Result<()> {
+    for i in 0..a.nrows() {
+        for j in 0..a.ncols() {
+            let value = a[(i, j)];
+            if !value.is_finite() {
+                return Err(CoreError::NonFinite {
+                    what,
+                    position: format!("({i}, {j})"),
+                    value,
+                });
+            }
+        }
+    }
+    Ok(())
+}
