@@ -1,1 +1,53 @@
-fn main() {}
+//! `tnml`: the command-line front end. Every subcommand is a thin layer over the library crates.
+
+mod cmd_mpo;
+mod matrix_source;
+mod run_dir;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Tensor-network machine learning: MPO layers, entanglement analysis, MPS classifiers.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tnml",
+    version,
+    about = "Tensor-network machine learning: MPO layers, entanglement analysis, MPS classifiers",
+    long_about = "Tensor-network machine learning: MPO layers, entanglement analysis, MPS classifiers.\n\n\
+        Every command that produces results writes a run directory (config.json, metrics.jsonl, \
+        model files as safetensors, CSV tables, summary.md), by default under runs/.",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Matrix product operators (tensor-train matrices).
+    #[command(subcommand)]
+    Mpo(MpoCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum MpoCommand {
+    /// Compress a dense matrix into an MPO by TT-SVD; report truncation, compression ratio and
+    /// the entanglement entropy of every bond; write a run directory.
+    Compress(cmd_mpo::CompressArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Mpo(MpoCommand::Compress(args)) => cmd_mpo::compress(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

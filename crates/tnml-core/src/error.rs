@@ -126,18 +126,13 @@ pub enum CoreError {
 /// Result alias of the core.
 pub type Result<T> = std::result::Result<T, CoreError>;
 
-/// Returns an error naming the first non-finite entry of `data`, read as a row-major matrix
-/// with `cols` columns (use `cols = 0` to report a flat index).
-pub(crate) fn check_finite(what: &'static str, data: &[f64], cols: usize) -> Result<()> {
+/// Returns an error naming the first non-finite entry of `data` by its flat index.
+pub(crate) fn check_finite(what: &'static str, data: &[f64]) -> Result<()> {
     match data.iter().position(|x| !x.is_finite()) {
         None => Ok(()),
         Some(i) => Err(CoreError::NonFinite {
             what,
-            position: if cols == 0 {
-                format!("index {i}")
-            } else {
-                format!("({}, {})", i / cols, i % cols)
-            },
+            position: format!("index {i}"),
             value: data[i],
         }),
     }

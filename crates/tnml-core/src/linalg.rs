@@ -54,7 +54,8 @@ pub(crate) fn svd_unchecked(a: MatRef<'_, f64>, params: &TruncParams) -> Result<
         .map_err(|_| CoreError::SvdNoConvergence { rows: m, cols: n })?;
     let r = m.min(n);
     let s_all: Vec<f64> = (0..r).map(|i| svd.S()[i]).collect();
-    let (k, discarded, total) = params.choose_rank(&s_all);
+    let zero_tol = s_all.first().copied().unwrap_or(0.0) * f64::EPSILON * m.max(n) as f64;
+    let (k, discarded, total) = params.choose_rank(&s_all, zero_tol);
     let u = svd.U().get(.., ..k).to_owned();
     let vt = svd.V().get(.., ..k).transpose().to_owned();
     Ok(TruncatedSvd {

@@ -235,7 +235,7 @@ impl Mps {
                 axis: "entries",
             });
         }
-        check_finite("vector", data, 0)?;
+        check_finite("vector", data)?;
         let (sites, report) = tt_svd(data.to_vec(), phys_dims, params)?;
         Ok((
             Self {

@@ -36,7 +36,7 @@ impl SiteTensor {
                 got: data.len().to_string(),
             });
         }
-        check_finite("site tensor", &data, 0)?;
+        check_finite("site tensor", &data)?;
         Ok(Self {
             left,
             phys,

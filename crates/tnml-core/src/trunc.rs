@@ -16,9 +16,10 @@ use crate::error::{CoreError, Result};
 
 /// What a truncating decomposition may keep.
 ///
-/// `max_bond = usize::MAX` ([`TruncParams::UNLIMITED`]) means no cap; `cutoff = 0` keeps every
-/// nonzero singular value up to `max_bond` (exact zeros carry no weight and are dropped, but
-/// never below `min_bond`).
+/// `max_bond = usize::MAX` ([`TruncParams::UNLIMITED`]) means no cap; `cutoff = 0` keeps the
+/// numerical rank: singular values `s_i <= eps * max(m, n) * s_1` are rounding noise (as in
+/// NumPy's `matrix_rank`) and are dropped, never below `min_bond`. Their weight, at most about
+/// `(eps * max(m, n))^2`, is still reported.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TruncParams {
     /// Largest number of singular values kept at any bond (>= 1).
@@ -99,10 +100,13 @@ impl TruncParams {
 
     /// The rank to keep for singular values `s` (nonincreasing) and the weights it drops.
     ///
-    /// Returns `(kept, discarded_norm2, total_norm2)`. Cost O(n).
-    pub(crate) fn choose_rank(&self, s: &[f64]) -> (usize, f64, f64) {
+    /// Values at or below `zero_tol` count as numerical zeros: they are dropped even at
+    /// `cutoff = 0` (but never below `min_bond`). Returns `(kept, discarded_norm2, total_norm2)`.
+    /// Cost O(n).
+    pub(crate) fn choose_rank(&self, s: &[f64], zero_tol: f64) -> (usize, f64, f64) {
         let n = s.len();
         let total: f64 = s.iter().map(|x| x * x).sum();
+        let numerical_rank = s.iter().take_while(|&&x| x > zero_tol).count();
         // Smallest k with tail(k) <= cutoff * total; the tail is summed from the small end so
         // that tiny values are not lost to rounding against the large ones.
         let allowed = self.cutoff * total;
@@ -116,7 +120,7 @@ impl TruncParams {
             tail = next;
             k -= 1;
         }
-        let k = k.max(self.min_bond).min(self.max_bond).min(n);
+        let k = k.min(numerical_rank).max(self.min_bond).min(self.max_bond).min(n);
         let discarded: f64 = s[k..].iter().rev().map(|x| x * x).sum();
         (k, discarded, total)
     }
@@ -194,22 +198,34 @@ mod tests {
     fn cutoff_keeps_fewest_values_within_weight() {
         let s = [3.0, 2.0, 1.0, 0.5];
         // total = 9 + 4 + 1 + 0.25 = 14.25; dropping 0.5 and 1 costs 1.25/14.25 = 0.0877
-        let (k, d, t) = TruncParams::cutoff(0.09).choose_rank(&s);
+        let (k, d, t) = TruncParams::cutoff(0.09).choose_rank(&s, 0.0);
         assert_eq!(k, 2);
         assert!((d - 1.25).abs() < 1e-15 && (t - 14.25).abs() < 1e-15);
-        let (k, _, _) = TruncParams::cutoff(0.08).choose_rank(&s);
+        let (k, _, _) = TruncParams::cutoff(0.08).choose_rank(&s, 0.0);
         assert_eq!(k, 3);
     }
 
     #[test]
     fn max_and_min_bond_clamp_the_rank() {
         let s = [3.0, 2.0, 1.0, 0.5];
-        assert_eq!(TruncParams::max_bond(1).choose_rank(&s).0, 1);
-        assert_eq!(TruncParams::cutoff(0.5).with_min_bond(3).choose_rank(&s).0, 3);
-        assert_eq!(TruncParams::exact().choose_rank(&s).0, 4);
-        assert_eq!(TruncParams::exact().choose_rank(&[2.0, 0.0, 0.0]).0, 1);
-        assert_eq!(TruncParams::exact().choose_rank(&[0.0, 0.0]).0, 1);
-        assert_eq!(TruncParams::cutoff(0.5).choose_rank(&[0.0, 0.0]).0, 1);
+        assert_eq!(TruncParams::max_bond(1).choose_rank(&s, 0.0).0, 1);
+        assert_eq!(
+            TruncParams::cutoff(0.5).with_min_bond(3).choose_rank(&s, 0.0).0,
+            3
+        );
+        assert_eq!(TruncParams::exact().choose_rank(&s, 0.0).0, 4);
+        assert_eq!(TruncParams::exact().choose_rank(&[2.0, 0.0, 0.0], 0.0).0, 1);
+        assert_eq!(TruncParams::exact().choose_rank(&[0.0, 0.0], 0.0).0, 1);
+        assert_eq!(TruncParams::cutoff(0.5).choose_rank(&[0.0, 0.0], 0.0).0, 1);
+        // rounding noise below the tolerance is not rank
+        assert_eq!(TruncParams::exact().choose_rank(&[1.0, 0.5, 1e-17], 1e-15).0, 2);
+        assert_eq!(
+            TruncParams::exact()
+                .with_min_bond(3)
+                .choose_rank(&[1.0, 0.5, 1e-17], 1e-15)
+                .0,
+            3
+        );
     }
 
     #[test]

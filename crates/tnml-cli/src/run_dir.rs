@@ -1,0 +1,186 @@
+//! The run directory every command that produces results writes:
+//!
+//! ```text
+//! runs/<command>-<UTC timestamp>/
+//!   config.json     resolved configuration (every default filled in), tnml version
+//!   metrics.jsonl   one JSON object per line
+//!   *.safetensors   model files (+ JSON metadata inside the header)
+//!   *.csv           tables for other tools
+//!   summary.md      short human summary
+//! ```
+//!
+//! Every file is written atomically: the bytes go to a temporary file in the same directory,
+//! which is flushed to disk and then renamed over the target, so a crash leaves either the old
+//! file or the new one, never half of one. `metrics.jsonl` is rewritten whole (it stays small).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+/// Writes `bytes` to `path` atomically (temporary file + fsync + rename).
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .context("atomic_write needs a file name")?
+        .to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| -> Result<()> {
+        let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(bytes)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        f.sync_all()
+            .with_context(|| format!("flushing {}", tmp.display()))?;
+        fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A run directory being written.
+#[derive(Debug)]
+pub struct RunDir {
+    path: PathBuf,
+    metrics: Vec<String>,
+}
+
+impl RunDir {
+    /// Creates `out`, or `runs/<command>-<timestamp>` when `out` is `None`.
+    ///
+    /// An existing non-empty directory is refused: results are never mixed or overwritten.
+    pub fn create(out: Option<&Path>, command: &str) -> Result<Self> {
+        let path = match out {
+            Some(p) => p.to_path_buf(),
+            None => unique_default(command),
+        };
+        if path.exists() {
+            if !path.is_dir() {
+                bail!("{} exists and is not a directory", path.display());
+            }
+            if fs::read_dir(&path)?.next().is_some() {
+                bail!(
+                    "{} exists and is not empty: choose another --out (results are never overwritten)",
+                    path.display()
+                );
+            }
+        }
+        fs::create_dir_all(&path).with_context(|| format!("creating run directory {}", path.display()))?;
+        Ok(Self {
+            path,
+            metrics: Vec::new(),
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `config.json` (pretty JSON).
+    pub fn write_config<T: Serialize>(&self, config: &T) -> Result<()> {
+        self.write_json("config.json", config)
+    }
+
+    /// Writes any serializable value as pretty JSON.
+    pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(value)?;
+        bytes.push(b'\n');
+        self.write_file(name, &bytes)
+    }
+
+    /// Appends one record to `metrics.jsonl`.
+    pub fn log_metric<T: Serialize>(&mut self, record: &T) -> Result<()> {
+        self.metrics.push(serde_json::to_string(record)?);
+        let mut text = self.metrics.join("\n");
+        text.push('\n');
+        self.write_file("metrics.jsonl", text.as_bytes())
+    }
+
+    /// Writes `summary.md`.
+    pub fn write_summary(&self, markdown: &str) -> Result<()> {
+        self.write_file("summary.md", markdown.as_bytes())
+    }
+
+    /// Writes a file inside the run directory atomically.
+    pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        atomic_write(&self.path.join(name), bytes)
+    }
+}
+
+fn unique_default(command: &str) -> PathBuf {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let base = PathBuf::from("runs").join(format!("{command}-{}", utc_stamp(secs)));
+    let mut path = base.clone();
+    let mut i = 2;
+    while path.exists() {
+        path = PathBuf::from(format!("{}-{i}", base.display()));
+        i += 1;
+    }
+    path
+}
+
+/// `YYYYmmdd-HHMMSS` in UTC for seconds since the Unix epoch (civil-from-days, H. Hinnant).
+pub fn utc_stamp(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_stamp_known_dates() {
+        assert_eq!(utc_stamp(0), "19700101-000000");
+        assert_eq!(utc_stamp(951_782_400), "20000229-000000");
+        assert_eq!(utc_stamp(1_795_824_000 + 3661), "20261128-010101");
+    }
+
+    #[test]
+    fn run_dir_writes_files_and_refuses_to_overwrite() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("run");
+        let mut run = RunDir::create(Some(&out), "test").unwrap();
+        run.write_config(&serde_json::json!({"seed": 1})).unwrap();
+        run.log_metric(&serde_json::json!({"epoch": 1})).unwrap();
+        run.log_metric(&serde_json::json!({"epoch": 2})).unwrap();
+        run.write_summary("# ok\n").unwrap();
+        let metrics = fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        assert_eq!(metrics, "{\"epoch\":1}\n{\"epoch\":2}\n");
+        // no temporary files are left behind
+        let names: Vec<_> = fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        let err = RunDir::create(Some(&out), "test").unwrap_err();
+        assert!(err.to_string().contains("not empty"), "{err}");
+    }
+}

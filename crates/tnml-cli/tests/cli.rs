@@ -1,0 +1,183 @@
+//! Runs the `tnml` binary as a user would.
+
+use assert_cmd::Command;
+
+fn tnml() -> Command {
+    Command::cargo_bin("tnml").unwrap()
+}
+
+#[test]
+fn help_and_version_describe_the_tool() {
+    let out = tnml()
+        .arg("--help")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("mpo") && text.contains("Tensor-network"), "{text}");
+    let out = tnml()
+        .args(["mpo", "compress", "--help"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("--in-modes") && text.contains("--cutoff"), "{text}");
+    let out = tnml()
+        .arg("--version")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(String::from_utf8(out).unwrap().starts_with("tnml 0."));
+}
+
+#[test]
+fn compress_writes_a_complete_run_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let assert = tnml()
+        .args([
+            "mpo",
+            "compress",
+            "--matrix",
+            "identity",
+            "--in-modes",
+            "2,3,4",
+            "--out-modes",
+            "2,3,4",
+            "--max-bond",
+            "5",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    // the identity is a product operator: bond dimension 1, no entanglement, nothing dropped
+    assert!(stdout.contains("bond dims: [1, 1]"), "{stdout}");
+    assert!(
+        stdout.contains("bond 1: requested 5 exceeds the rank cap, used 4"),
+        "{stdout}"
+    );
+    for f in [
+        "config.json",
+        "metrics.jsonl",
+        "entanglement.csv",
+        "mpo.safetensors",
+        "summary.md",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 2);
+    let first: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
+    assert_eq!(first["bond_dim"], 1);
+    assert!(first["entropy_exact"].as_f64().unwrap().abs() < 1e-12);
+
+    // the written MPO reads back as tensors with the right shapes
+    let bytes = std::fs::read(out.join("mpo.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.tensor("core.001").unwrap().shape(), &[1, 3, 3, 1]);
+
+    // a second run into the same directory is refused, nothing is overwritten
+    tnml()
+        .args(["mpo", "compress", "--in-modes", "2", "--out-modes", "2"])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("not empty"));
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--in-modes", "4,4", "--out-modes", "4,4", "--max-bond", "0"],
+            "max_bond is 0",
+        ),
+        (
+            &["--in-modes", "4,4", "--out-modes", "4,4", "--cutoff", "1.5"],
+            "cutoff is 1.5",
+        ),
+        (&["--in-modes", "4,0", "--out-modes", "4,4"], "in_modes[1] is 0"),
+        (
+            &["--in-modes", "4,4", "--out-modes", "4,4,4"],
+            "in_modes has 2 entries but out_modes has 3",
+        ),
+        (
+            &["--in-modes", "4,4", "--out-modes", "2,4", "--matrix", "identity"],
+            "the identity needs a square matrix",
+        ),
+    ];
+    for (args, msg) in cases {
+        tnml()
+            .args(["mpo", "compress"])
+            .args(*args)
+            .arg("--out")
+            .arg(tempfile::tempdir().unwrap().path().join("r"))
+            .assert()
+            .failure()
+            .stderr(predicates::str::contains(*msg));
+    }
+}
+
+#[test]
+fn compress_reads_a_pytorch_style_safetensors_weight() {
+    let tmp = tempfile::tempdir().unwrap();
+    // a 6x4 weight (out=6, in=4), W = u v^T with u = (1,2) x (1,2,3) and v = (1,-1) x (0.5,2):
+    // a Kronecker product of per-site factors, i.e. a product MPO
+    let u = [1.0f32, 2.0, 3.0, 2.0, 4.0, 6.0];
+    let v = [0.5f32, 2.0, -0.5, -2.0];
+    let data: Vec<u8> = u
+        .iter()
+        .flat_map(|a| v.iter().map(move |b| a * b))
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![6, 4], &data).unwrap();
+    let path = tmp.path().join("layer.safetensors");
+    std::fs::write(
+        &path,
+        safetensors::serialize([("fc.weight", view)], None).unwrap(),
+    )
+    .unwrap();
+    let assert = tnml()
+        .args([
+            "mpo",
+            "compress",
+            "--tensor",
+            "fc.weight",
+            "--in-modes",
+            "2,2",
+            "--out-modes",
+            "2,3",
+        ])
+        .arg("--input")
+        .arg(&path)
+        .arg("--out")
+        .arg(tmp.path().join("run"))
+        .assert()
+        .success();
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    assert!(
+        stdout.contains("bond dims: [1]"),
+        "a rank-1 outer product of per-site factors is a product MPO: {stdout}"
+    );
+    // modes that do not fit the stored matrix are refused with the numbers
+    tnml()
+        .args(["mpo", "compress", "--in-modes", "2,3", "--out-modes", "2,3"])
+        .arg("--input")
+        .arg(&path)
+        .arg("--out")
+        .arg(tmp.path().join("run2"))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "in_modes multiply to 6, matrix has 4 columns",
+        ));
+}
