@@ -42,3 +42,8 @@ pub use mpo::Mpo;
 pub use mps::Mps;
 pub use site::SiteTensor;
 pub use trunc::{BondClamp, TruncParams, TruncReport, Truncation};
+
+/// The README's Rust example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
