@@ -1,7 +1,9 @@
 //! `tnml`: the command-line front end. Every subcommand is a thin layer over the library crates.
 
+mod cmd_data;
 mod cmd_mpo;
 mod matrix_source;
+mod progress;
 mod run_dir;
 
 use std::process::ExitCode;
@@ -29,6 +31,9 @@ enum Command {
     /// Matrix product operators (tensor-train matrices).
     #[command(subcommand)]
     Mpo(MpoCommand),
+    /// Datasets: fetch (checked download), info (counts, histograms, checksums), show (PNG grid).
+    #[command(subcommand)]
+    Data(cmd_data::DataCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -42,6 +47,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Mpo(MpoCommand::Compress(args)) => cmd_mpo::compress(args),
+        Command::Data(cmd) => cmd_data::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! Runs the `tnml` binary as a user would.
 
 use assert_cmd::Command;
+use predicates::prelude::*;
 
 fn tnml() -> Command {
     Command::cargo_bin("tnml").unwrap()
@@ -180,4 +181,58 @@ fn compress_reads_a_pytorch_style_safetensors_weight() {
         .stderr(predicates::str::contains(
             "in_modes multiply to 6, matrix has 4 columns",
         ));
+}
+
+#[test]
+fn data_info_and_show_work_on_the_shipped_sample() {
+    let out = tnml()
+        .args(["data", "info"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("train: 6000 images of 1x28x28"), "{text}");
+    assert!(text.contains("test: 1000 images of 1x28x28"), "{text}");
+    assert!(text.contains("  1 1               671"), "{text}");
+    assert_eq!(text.matches("matches the recorded SHA-256").count(), 4, "{text}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let png = tmp.path().join("grid.png");
+    tnml()
+        .args(["data", "show", "--split", "test", "--count", "10", "--cols", "5"])
+        .arg("--out")
+        .arg(&png)
+        .assert()
+        .success();
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    tnml()
+        .args(["data", "show", "--start", "5000", "--split", "test"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "--start 5000 is past the end: the test split has 1000 images",
+        ));
+}
+
+#[test]
+fn data_commands_explain_missing_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    tnml()
+        .args(["data", "info", "--dataset", "fashion-mnist", "--data-dir"])
+        .arg(tmp.path())
+        .assert()
+        .failure()
+        .stderr(
+            predicates::str::contains("Fashion-MNIST not found in").and(predicates::str::contains(
+                "tnml data fetch --dataset fashion-mnist",
+            )),
+        );
+    tnml()
+        .args(["data", "fetch", "--dataset", "mnist-sample"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("ships with the repository"));
 }

@@ -1,0 +1,147 @@
+//! Typed errors of the data layer; each names the file and the expected vs found values.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Errors returned by `tnml-data`.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// Reading a file failed.
+    #[error("{}: {source}", file.display())]
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A gzip stream is corrupt or ends early.
+    #[error("{}: bad or truncated gzip stream: {source}", file.display())]
+    Gzip {
+        /// The file.
+        file: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The IDX magic number is wrong.
+    #[error("{}: not an IDX file of {expected}: magic number {found:#010x} ({why})", file.display())]
+    BadMagic {
+        /// The file.
+        file: PathBuf,
+        /// What was expected, in words.
+        expected: &'static str,
+        /// The magic number found.
+        found: u32,
+        /// Why it does not fit.
+        why: String,
+    },
+    /// The IDX file has the wrong number of dimensions.
+    #[error("{}: IDX file has {found} dimensions, expected {expected}", file.display())]
+    BadDimCount {
+        /// The file.
+        file: PathBuf,
+        /// Expected number.
+        expected: usize,
+        /// Found number.
+        found: usize,
+    },
+    /// The file is shorter than its header says.
+    #[error("{}: truncated: header promises {expected} bytes, file has {found}", file.display())]
+    Truncated {
+        /// The file.
+        file: PathBuf,
+        /// Bytes the header promises (header included).
+        expected: u64,
+        /// Bytes present.
+        found: u64,
+    },
+    /// The file is longer than its header says.
+    #[error("{}: {found} bytes, but the header describes {expected}: trailing data", file.display())]
+    TrailingBytes {
+        /// The file.
+        file: PathBuf,
+        /// Bytes the header describes.
+        expected: u64,
+        /// Bytes present.
+        found: u64,
+    },
+    /// Images and labels disagree in count.
+    #[error("{} has {images} images but {} has {labels} labels", images_file.display(), labels_file.display())]
+    CountMismatch {
+        /// Images file.
+        images_file: PathBuf,
+        /// Number of images.
+        images: usize,
+        /// Labels file.
+        labels_file: PathBuf,
+        /// Number of labels.
+        labels: usize,
+    },
+    /// A label is outside `0..classes`.
+    #[error("{}: label {label} at index {index} is outside 0..{classes}", file.display())]
+    LabelOutOfRange {
+        /// The file.
+        file: PathBuf,
+        /// Position.
+        index: usize,
+        /// The label.
+        label: u8,
+        /// Number of classes.
+        classes: usize,
+    },
+    /// A CIFAR-10 binary file is not a whole number of 3073-byte records.
+    #[error("{}: {len} bytes is not a whole number of {record}-byte CIFAR-10 records ({whole} records + {rest} bytes)", file.display(), whole = len / record, rest = len % record)]
+    CifarRecordLength {
+        /// The file.
+        file: PathBuf,
+        /// File length in bytes.
+        len: usize,
+        /// Record length.
+        record: usize,
+    },
+    /// A checksum does not match.
+    #[error("{}: {algorithm} checksum mismatch: expected {expected}, found {found}", file.display())]
+    Checksum {
+        /// The file.
+        file: PathBuf,
+        /// "SHA-256 of the uncompressed data", "MD5 of the archive".
+        algorithm: &'static str,
+        /// Expected hex digest.
+        expected: String,
+        /// Found hex digest.
+        found: String,
+    },
+    /// The dataset files are not there.
+    #[error("{dataset} not found in {}: missing {}. Run `tnml data fetch --dataset {cli_name}` (needs network), or put the files there by hand, or point --data-dir / TNML_DATA_DIR at a folder that has them", dir.display(), missing.join(", "))]
+    NotFound {
+        /// Dataset name.
+        dataset: &'static str,
+        /// Its command-line name.
+        cli_name: &'static str,
+        /// Directory searched.
+        dir: PathBuf,
+        /// Missing file names.
+        missing: Vec<String>,
+    },
+    /// A download failed on every mirror.
+    #[error("downloading {file} failed: {reason}")]
+    Download {
+        /// File name.
+        file: String,
+        /// What went wrong on each mirror.
+        reason: String,
+    },
+    /// A request that makes no sense (empty split, bad fraction, ...).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Result alias of the data layer.
+pub type Result<T> = std::result::Result<T, DataError>;
+
+/// Wraps an I/O error with its file.
+pub(crate) fn io_err(file: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> DataError {
+    let file = file.into();
+    move |source| DataError::Io { file, source }
+}
