@@ -8,6 +8,8 @@
 
 use faer::{Mat, MatRef};
 
+use crate::faer;
+
 use crate::error::{CoreError, Result};
 use crate::trunc::{TruncParams, Truncation};
 
@@ -49,15 +51,13 @@ pub fn truncated_svd(a: MatRef<'_, f64>, params: &TruncParams) -> Result<Truncat
 /// [`truncated_svd`] without the input checks, for internal callers that validated already.
 pub(crate) fn svd_unchecked(a: MatRef<'_, f64>, params: &TruncParams) -> Result<TruncatedSvd> {
     let (m, n) = (a.nrows(), a.ncols());
-    let svd = a
-        .thin_svd()
-        .map_err(|_| CoreError::SvdNoConvergence { rows: m, cols: n })?;
     let r = m.min(n);
-    let s_all: Vec<f64> = (0..r).map(|i| svd.S()[i]).collect();
+    let (u_full, s_all, v_full) = thin_svd_checked(a)?;
+    let svd = (u_full, v_full);
     let zero_tol = s_all.first().copied().unwrap_or(0.0) * f64::EPSILON * m.max(n) as f64;
     let (k, discarded, total) = params.choose_rank(&s_all, zero_tol);
-    let u = svd.U().get(.., ..k).to_owned();
-    let vt = svd.V().get(.., ..k).transpose().to_owned();
+    let u = svd.0.get(.., ..k).to_owned();
+    let vt = svd.1.get(.., ..k).transpose().to_owned();
     Ok(TruncatedSvd {
         u,
         s: s_all[..k].to_vec(),
@@ -70,6 +70,58 @@ pub(crate) fn svd_unchecked(a: MatRef<'_, f64>, params: &TruncParams) -> Result<
             discarded_norm2: discarded,
         },
     })
+}
+
+/// Thin SVD `(U, s, V)` whose factors are guaranteed finite.
+///
+/// faer 0.24's divide-and-conquer bidiagonal SVD (used from 128 columns up) can return NaN
+/// singular vectors with finite singular values for some rank-deficient inputs (a 128x128
+/// reproducer is in `tests/data`). When that happens the SVD is redone with the
+/// QR-iteration bidiagonal solver, which is slower but robust.
+pub(crate) fn thin_svd_checked(a: MatRef<'_, f64>) -> Result<(Mat<f64>, Vec<f64>, Mat<f64>)> {
+    let (m, n) = (a.nrows(), a.ncols());
+    let err = || CoreError::SvdNoConvergence { rows: m, cols: n };
+    let svd = a.thin_svd().map_err(|_| err())?;
+    let finite = |x: MatRef<'_, f64>| x.col_iter().all(|c| c.iter().all(|v| v.is_finite()));
+    let s: Vec<f64> = (0..m.min(n)).map(|i| svd.S()[i]).collect();
+    if finite(svd.U()) && finite(svd.V()) && s.iter().all(|v| v.is_finite()) {
+        return Ok((svd.U().to_owned(), s, svd.V().to_owned()));
+    }
+    let (u, s, v) = svd_without_recursion(a).map_err(|_| err())?;
+    if finite(u.as_ref()) && finite(v.as_ref()) && s.iter().all(|x| x.is_finite()) {
+        Ok((u, s, v))
+    } else {
+        Err(err())
+    }
+}
+
+/// Thin SVD with faer's non-recursive (QR-iteration) bidiagonal solver, sequential.
+pub(crate) fn svd_without_recursion(
+    a: MatRef<'_, f64>,
+) -> std::result::Result<(Mat<f64>, Vec<f64>, Mat<f64>), faer::linalg::svd::SvdError> {
+    use faer::diag::Diag;
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::svd::{svd, svd_scratch, ComputeSvdVectors, SvdParams};
+    use faer::{Auto, Par};
+    let (m, n) = a.shape();
+    let k = m.min(n);
+    let mut params: SvdParams = <SvdParams as Auto<f64>>::auto();
+    params.recursion_threshold = usize::MAX;
+    let mut s = Diag::<f64>::zeros(k);
+    let mut u = Mat::<f64>::zeros(m, k);
+    let mut v = Mat::<f64>::zeros(n, k);
+    let thin = ComputeSvdVectors::Thin;
+    let mut buf = MemBuffer::new(svd_scratch::<f64>(m, n, thin, thin, Par::Seq, params.into()));
+    svd(
+        a,
+        s.as_mut(),
+        Some(u.as_mut()),
+        Some(v.as_mut()),
+        Par::Seq,
+        MemStack::new(&mut buf),
+        params.into(),
+    )?;
+    Ok((u, (0..k).map(|i| s[i]).collect(), v))
 }
 
 /// Singular values of `a`, nonincreasing.

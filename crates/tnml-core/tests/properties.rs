@@ -235,3 +235,29 @@ fn zero_state_entropy_is_an_error() {
     let err = mps.entanglement_entropy(1).unwrap_err();
     assert!(err.to_string().contains("zero"), "{err}");
 }
+
+/// faer 0.24's divide-and-conquer SVD returns NaN singular vectors for this rank-deficient
+/// 128x128 matrix (the R factor of a bond tensor met while training the MPS classifier);
+/// the core must still return a finite, exact decomposition.
+#[test]
+fn svd_is_finite_on_the_faer_divide_and_conquer_reproducer() {
+    let bytes = include_bytes!("data/faer_svd_nan_128.f64");
+    let data: Vec<f64> = bytes
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let a = MatRef::from_row_major_slice(&data, 128, 128);
+    let svd = tnml_core::truncated_svd(a, &TruncParams::exact()).unwrap();
+    let k = svd.s.len();
+    assert!(k < 128, "the matrix is rank-deficient, kept {k}");
+    let us = Mat::from_fn(128, k, |i, j| svd.u[(i, j)] * svd.s[j]);
+    let rec = &us * &svd.vt;
+    assert!(
+        (&rec - a).norm_l2() <= 1e-12 * a.norm_l2(),
+        "reconstruction error {}",
+        (&rec - a).norm_l2()
+    );
+    // and the MPS built from it is finite too
+    let (mps, _) = Mps::from_dense(&data, &[128, 128], &TruncParams::max_bond(64)).unwrap();
+    assert!(mps.sites().iter().all(|s| s.data().iter().all(|x| x.is_finite())));
+}
