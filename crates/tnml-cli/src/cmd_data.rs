@@ -70,7 +70,7 @@ pub struct DataLocation {
 }
 
 impl DataLocation {
-    fn resolve(&self) -> (Dataset, PathBuf, DataDirSource) {
+    pub fn resolve(&self) -> (Dataset, PathBuf, DataDirSource) {
         let dataset = Dataset::from(self.dataset);
         let (dir, source) = resolve_data_dir(dataset, self.data_dir.as_deref());
         (dataset, dir, source)

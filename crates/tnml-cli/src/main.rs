@@ -2,6 +2,7 @@
 
 mod cmd_data;
 mod cmd_mpo;
+mod cmd_mps;
 mod matrix_source;
 mod progress;
 mod run_dir;
@@ -31,6 +32,9 @@ enum Command {
     /// Matrix product operators (tensor-train matrices).
     #[command(subcommand)]
     Mpo(MpoCommand),
+    /// The MPS classifier of Stoudenmire & Schwab (2016): train by sweeps, evaluate, project.
+    #[command(subcommand)]
+    Mps(cmd_mps::MpsCommand),
     /// Datasets: fetch (checked download), info (counts, histograms, checksums), show (PNG grid).
     #[command(subcommand)]
     Data(cmd_data::DataCommand),
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Mpo(MpoCommand::Compress(args)) => cmd_mpo::compress(args),
         Command::Data(cmd) => cmd_data::run(cmd),
+        Command::Mps(cmd) => cmd_mps::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

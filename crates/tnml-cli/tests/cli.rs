@@ -236,3 +236,130 @@ fn data_commands_explain_missing_data() {
         .failure()
         .stderr(predicates::str::contains("ships with the repository"));
 }
+
+#[test]
+fn mps_train_eval_project_on_the_shipped_sample() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("mps");
+    let out = tnml()
+        .args([
+            "mps",
+            "train",
+            "--bond",
+            "4",
+            "--sweeps",
+            "1",
+            "--train-limit",
+            "300",
+            "--test-limit",
+            "100",
+            "--threads",
+            "2",
+        ])
+        .arg("--out")
+        .arg(&run)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("sweep 1: train error"), "{stderr}");
+    assert!(stdout.contains("| 1 | 4 | 4 |"), "{stdout}");
+    for f in ["config.json", "metrics.jsonl", "model.safetensors", "summary.md"] {
+        assert!(run.join(f).is_file(), "missing {f}");
+    }
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let rec: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
+    assert!(rec["test_error"].as_f64().unwrap() < 0.6, "{rec}");
+
+    let model = run.join("model.safetensors");
+    let out = tnml()
+        .args(["mps", "eval", "--limit", "100"])
+        .arg("--model")
+        .arg(&model)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("100 images, error"), "{text}");
+    // the error eval reports is the one training recorded
+    let err: f64 = text
+        .split("error ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (err - rec["test_error"].as_f64().unwrap()).abs() < 1e-9,
+        "{err} vs {rec}"
+    );
+
+    tnml()
+        .args(["mps", "eval", "--image-size", "28"])
+        .arg("--model")
+        .arg(&model)
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "the model was trained on 14x14 images, the data gives 28x28",
+        ));
+
+    let proj = tmp.path().join("proj");
+    let out = tnml()
+        .args([
+            "mps",
+            "project",
+            "--bond",
+            "98",
+            "--refit-lambda",
+            "1e-6",
+            "--train-limit",
+            "300",
+            "--test-limit",
+            "100",
+        ])
+        .arg("--model")
+        .arg(&model)
+        .arg("--out")
+        .arg(&proj)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("after ridge refit"), "{text}");
+    assert!(proj.join("core.safetensors").is_file() && proj.join("model-refit.safetensors").is_file());
+}
+
+#[test]
+fn mps_bad_options_are_refused() {
+    tnml()
+        .args(["mps", "train", "--bond", "0", "--train-limit", "50"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("bond dimension 0"));
+    tnml()
+        .args(["mps", "train", "--image-size", "10", "--train-limit", "50"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "--image-size 10 does not fit 28x28 images",
+        ));
+    let tmp = tempfile::tempdir().unwrap();
+    let junk = tmp.path().join("junk.safetensors");
+    std::fs::write(&junk, b"not a model").unwrap();
+    tnml()
+        .args(["mps", "eval"])
+        .arg("--model")
+        .arg(&junk)
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("not a valid safetensors file"));
+}

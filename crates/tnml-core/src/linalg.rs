@@ -72,13 +72,16 @@ pub(crate) fn svd_unchecked(a: MatRef<'_, f64>, params: &TruncParams) -> Result<
     })
 }
 
+/// A thin SVD as `(U, singular values, V)`.
+pub(crate) type ThinSvd = (Mat<f64>, Vec<f64>, Mat<f64>);
+
 /// Thin SVD `(U, s, V)` whose factors are guaranteed finite.
 ///
 /// faer 0.24's divide-and-conquer bidiagonal SVD (used from 128 columns up) can return NaN
 /// singular vectors with finite singular values for some rank-deficient inputs (a 128x128
 /// reproducer is in `tests/data`). When that happens the SVD is redone with the
 /// QR-iteration bidiagonal solver, which is slower but robust.
-pub(crate) fn thin_svd_checked(a: MatRef<'_, f64>) -> Result<(Mat<f64>, Vec<f64>, Mat<f64>)> {
+pub(crate) fn thin_svd_checked(a: MatRef<'_, f64>) -> Result<ThinSvd> {
     let (m, n) = (a.nrows(), a.ncols());
     let err = || CoreError::SvdNoConvergence { rows: m, cols: n };
     let svd = a.thin_svd().map_err(|_| err())?;
@@ -98,7 +101,7 @@ pub(crate) fn thin_svd_checked(a: MatRef<'_, f64>) -> Result<(Mat<f64>, Vec<f64>
 /// Thin SVD with faer's non-recursive (QR-iteration) bidiagonal solver, sequential.
 pub(crate) fn svd_without_recursion(
     a: MatRef<'_, f64>,
-) -> std::result::Result<(Mat<f64>, Vec<f64>, Mat<f64>), faer::linalg::svd::SvdError> {
+) -> std::result::Result<ThinSvd, faer::linalg::svd::SvdError> {
     use faer::diag::Diag;
     use faer::dyn_stack::{MemBuffer, MemStack};
     use faer::linalg::svd::{svd, svd_scratch, ComputeSvdVectors, SvdParams};

@@ -1,0 +1,684 @@
+//! `tnml mps train | eval | project`: the MPS classifier of Stoudenmire & Schwab (2016).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use tnml_data::transform::shuffled_indices;
+use tnml_data::{load, Images, Split};
+use tnml_mps::{
+    embed_batch, train_sweeps, BondStep, FeatureMap, MpsClassifier, SiteFeatures, SweepConfig, SweepObserver,
+    SweepSummary,
+};
+
+use crate::cmd_data::{DataLocation, SplitArg};
+use crate::run_dir::{atomic_write, RunDir};
+
+/// `tnml mps` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MpsCommand {
+    /// Train by DMRG-like two-site sweeps (label index moving with the sweep).
+    Train(TrainArgs),
+    /// Error rate and per-class accuracy of a saved model.
+    Eval(EvalArgs),
+    /// Mixed canonical form around a bond: reduced features and core; optionally refit the core.
+    Project(ProjectArgs),
+}
+
+/// Feature map on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MapArg {
+    /// [cos(pi x/2), sin(pi x/2)] (the paper's).
+    Trig,
+    /// The 3-dimensional generalization of trig.
+    Trig3,
+    /// [1 - x, x].
+    Linear,
+}
+
+impl From<MapArg> for FeatureMap {
+    fn from(m: MapArg) -> Self {
+        match m {
+            MapArg::Trig => FeatureMap::Trig,
+            MapArg::Trig3 => FeatureMap::TrigD(3),
+            MapArg::Linear => FeatureMap::Linear,
+        }
+    }
+}
+
+/// Which trainer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrainerArg {
+    /// DMRG-like two-site sweeps with the label moving (Stoudenmire & Schwab).
+    Sweep,
+    /// Adam on minibatches, all cores at once, exact gradients.
+    Gradient,
+}
+
+/// Loss of the gradient trainer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossArg {
+    /// Softmax cross-entropy.
+    CrossEntropy,
+    /// Squared error against one-hot labels.
+    Squared,
+}
+
+/// Data options shared by the mps commands.
+#[derive(Debug, Args, Serialize)]
+pub struct MpsData {
+    #[command(flatten)]
+    #[serde(skip)]
+    pub location: DataLocation,
+    /// Image side: 14 (2x2 average pooling, the paper's 196 sites) or 28 (784 sites).
+    #[arg(long, default_value_t = 14)]
+    pub image_size: usize,
+}
+
+/// Arguments of `tnml mps train`.
+#[derive(Debug, Args, Serialize)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: MpsData,
+    /// Maximum bond dimension per sweep, comma separated; the last value repeats (e.g. 10 or 4,10,20).
+    #[arg(long, value_delimiter = ',', default_value = "10")]
+    pub bond: Vec<usize>,
+    /// Relative discarded weight allowed at each SVD (sum of dropped s^2 / sum of s^2).
+    #[arg(long, default_value_t = 1e-10)]
+    pub cutoff: f64,
+    /// Number of sweeps (each left-to-right and back).
+    #[arg(long, default_value_t = 3)]
+    pub sweeps: usize,
+    /// Conjugate-gradient iterations per bond.
+    #[arg(long, default_value_t = 3)]
+    pub cg_passes: usize,
+    /// CG iterations of the one-site refit after each truncated split (0 = off).
+    #[arg(long, default_value_t = 1)]
+    pub refit_passes: usize,
+    /// L2 penalty on the bond tensor.
+    #[arg(long, default_value_t = 0.0)]
+    pub lambda: f64,
+    /// Feature map.
+    #[arg(long, value_enum, default_value = "trig")]
+    pub feature_map: MapArg,
+    /// Use at most this many training images (a seeded random subset).
+    #[arg(long)]
+    pub train_limit: Option<usize>,
+    /// Use at most this many test images (the first ones).
+    #[arg(long)]
+    pub test_limit: Option<usize>,
+    /// Seed of the training subset and its order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Site where each sweep starts and ends (default: the middle). 0 gives the paper's plain
+    /// left-to-right-and-back sweep; ending in the middle keeps the more expressive model.
+    #[arg(long)]
+    pub turn_site: Option<usize>,
+    /// Trainer: sweep (DMRG-like, adaptive bond) or gradient (Adam on all cores, fixed bond).
+    #[arg(long, value_enum, default_value = "sweep")]
+    pub trainer: TrainerArg,
+    /// Gradient trainer: epochs.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Gradient trainer: minibatch size.
+    #[arg(long, default_value_t = 50)]
+    pub batch_size: usize,
+    /// Gradient trainer: Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Gradient trainer: loss.
+    #[arg(long, value_enum, default_value = "cross-entropy")]
+    pub loss: LossArg,
+    /// Run directory (default: runs/mps-train-<UTC time>).
+    #[arg(long)]
+    #[serde(skip)]
+    pub out: Option<PathBuf>,
+}
+
+/// Arguments of `tnml mps eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Model file (model.safetensors of a run directory).
+    #[arg(long)]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: MpsData,
+    /// Which split.
+    #[arg(long, value_enum, default_value = "test")]
+    pub split: SplitArg,
+    /// Use at most this many images (the first ones).
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+/// Arguments of `tnml mps project`.
+#[derive(Debug, Args)]
+pub struct ProjectArgs {
+    /// Model file.
+    #[arg(long)]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: MpsData,
+    /// Bond to project on (number of sites to its left; default: the middle).
+    #[arg(long)]
+    pub bond: Option<usize>,
+    /// Refit the core by ridge least squares on the reduced training features, with this lambda.
+    #[arg(long)]
+    pub refit_lambda: Option<f64>,
+    /// Use at most this many training images for the refit.
+    #[arg(long)]
+    pub train_limit: Option<usize>,
+    /// Use at most this many test images.
+    #[arg(long)]
+    pub test_limit: Option<usize>,
+    /// Run directory (default: runs/mps-project-<UTC time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Runs a `tnml mps` subcommand.
+pub fn run(cmd: &MpsCommand) -> Result<()> {
+    match cmd {
+        MpsCommand::Train(a) => train(a),
+        MpsCommand::Eval(a) => eval(a),
+        MpsCommand::Project(a) => project(a),
+    }
+}
+
+/// Pixels (row-major, `[0, 1]`) and labels of a split at the requested image size.
+fn load_pixels(
+    data: &MpsData,
+    split: Split,
+    subset: Option<(usize, u64)>,
+    limit: Option<usize>,
+) -> Result<(Vec<f32>, Vec<usize>, usize)> {
+    let (dataset, dir, _) = data.location.resolve();
+    let mut set = load(dataset, &dir, split)?;
+    if set.channels != 1 {
+        bail!(
+            "{} has {} channels; the MPS classifier takes grey images",
+            dataset.display_name(),
+            set.channels
+        );
+    }
+    if let Some((n, seed)) = subset {
+        let idx = shuffled_indices(set.len(), seed);
+        let take = &idx[..n.min(set.len())];
+        let size = set.image_size();
+        set.images = take
+            .iter()
+            .flat_map(|&i| set.images[i * size..(i + 1) * size].to_vec())
+            .collect();
+        set.labels = take.iter().map(|&i| set.labels[i]).collect();
+    }
+    if let Some(n) = limit {
+        set = set.take(n);
+    }
+    let im = Images::from_set(&set);
+    let im = match data.image_size {
+        s if s == im.height => im,
+        s if s * 2 == im.height => im.avg_pool2x2()?,
+        s => bail!(
+            "--image-size {s} does not fit {}x{} images: use {} or {}",
+            im.height,
+            im.width,
+            im.height,
+            im.height / 2
+        ),
+    };
+    let side = im.height;
+    Ok((
+        im.data,
+        set.labels.iter().map(|&l| usize::from(l)).collect(),
+        side,
+    ))
+}
+
+#[derive(Serialize)]
+struct SweepRecord {
+    sweep: usize,
+    max_bond: usize,
+    cost: f64,
+    train_error: f64,
+    test_error: f64,
+    max_bond_dim: usize,
+    params: usize,
+    seconds: f64,
+    gflops: f64,
+}
+
+struct CliObserver<'a> {
+    bar: ProgressBar,
+    test: &'a SiteFeatures,
+    test_labels: &'a [usize],
+    run: &'a mut RunDir,
+    records: Vec<SweepRecord>,
+    failure: Option<anyhow::Error>,
+}
+
+impl SweepObserver for CliObserver<'_> {
+    fn on_bond(&mut self, s: &BondStep) {
+        if s.step == 1 {
+            self.bar.reset();
+            self.bar.set_length(s.steps_per_sweep as u64);
+        }
+        self.bar.set_position(s.step as u64);
+        self.bar.set_message(format!(
+            "sweep {} {} bond {:>3} dim {:>3} cost {:.4} train err {:.4}",
+            s.sweep,
+            if s.direction == tnml_mps::Direction::LeftToRight {
+                "->"
+            } else {
+                "<-"
+            },
+            s.bond,
+            s.bond_dim,
+            s.cost,
+            s.train_error
+        ));
+    }
+
+    fn on_sweep(&mut self, s: &SweepSummary, model: &MpsClassifier) {
+        let test_error = model
+            .scores(self.test)
+            .map(|sc| sc.error_rate(self.test_labels))
+            .unwrap_or(f64::NAN);
+        let rec = SweepRecord {
+            sweep: s.sweep,
+            max_bond: s.max_bond,
+            cost: s.cost,
+            train_error: s.train_error,
+            test_error,
+            max_bond_dim: s.bond_dims.iter().copied().max().unwrap_or(1),
+            params: model.num_params(),
+            seconds: s.seconds,
+            gflops: s.flops / s.seconds.max(1e-9) / 1e9,
+        };
+        let line = format!(
+            "sweep {}: train error {:.4}, test error {:.4}, cost {:.5}, max bond {} (cap {}), {} params, {:.1} s ({:.1} GFLOP/s)",
+            rec.sweep, rec.train_error, rec.test_error, rec.cost, rec.max_bond_dim, rec.max_bond, rec.params, rec.seconds, rec.gflops
+        );
+        // printed even when the bar is hidden (not a terminal): logs keep the per-sweep line
+        self.bar.suspend(|| eprintln!("{line}"));
+        let saved = model
+            .to_safetensors()
+            .map_err(anyhow::Error::from)
+            .and_then(|b| atomic_write(&self.run.path().join("model.safetensors"), &b))
+            .and_then(|_| self.run.log_metric(&rec));
+        if let Err(e) = saved {
+            self.failure.get_or_insert(e);
+        }
+        self.records.push(rec);
+    }
+}
+
+fn train(args: &TrainArgs) -> Result<()> {
+    if let Some(t) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .context("setting up threads")?;
+    }
+    let config = SweepConfig {
+        sweeps: args.sweeps,
+        max_bond: args.bond.clone(),
+        cutoff: args.cutoff,
+        cg_passes: args.cg_passes,
+        lambda: args.lambda,
+        refit_passes: args.refit_passes,
+        exact_scale: false,
+        turn_site: None,
+    };
+    if args.trainer == TrainerArg::Gradient {
+        return train_gradient_cmd(args);
+    }
+    config.validate()?;
+    let map = FeatureMap::from(args.feature_map);
+    let t_load = Instant::now();
+    let train_n = args.train_limit.unwrap_or(usize::MAX);
+    let (x, y, side) = load_pixels(&args.data, Split::Train, Some((train_n, args.seed)), None)?;
+    let (xt, yt, _) = load_pixels(&args.data, Split::Test, None, args.test_limit)?;
+    let sites = side * side;
+    let feats = embed_batch(map, &x, sites)?;
+    let test = embed_batch(map, &xt, sites)?;
+    let (dataset, dir, _) = args.data.location.resolve();
+    let mut run = RunDir::create(args.out.as_deref(), "mps-train")?;
+    run.write_config(&serde_json::json!({
+        "command": "mps train",
+        "tnml_version": env!("CARGO_PKG_VERSION"),
+        "dataset": dataset.cli_name(),
+        "data_dir": dir,
+        "train_samples": y.len(),
+        "test_samples": yt.len(),
+        "threads": rayon::current_num_threads(),
+        "args": args,
+    }))?;
+    eprintln!(
+        "{}: {} train / {} test images at {side}x{side} ({} sites, d = {}), loaded in {:.1} s; {} threads",
+        dataset.display_name(),
+        y.len(),
+        yt.len(),
+        sites,
+        map.dim(),
+        t_load.elapsed().as_secs_f64(),
+        rayon::current_num_threads()
+    );
+    let mut model = MpsClassifier::from_class_means(&x, &y, (side, side), 10, map, config.max_bond_at(1))?;
+    let config = SweepConfig {
+        turn_site: Some(args.turn_site.unwrap_or(sites / 2)),
+        ..config
+    };
+    let init_test = model.scores(&test)?.error_rate(&yt);
+    eprintln!(
+        "initial model (class means, bond {}): test error {init_test:.4}",
+        model.bond_dims().iter().max().unwrap_or(&1)
+    );
+    let bar = ProgressBar::new(1).with_style(
+        ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let t0 = Instant::now();
+    let mut obs = CliObserver {
+        bar,
+        test: &test,
+        test_labels: &yt,
+        run: &mut run,
+        records: Vec::new(),
+        failure: None,
+    };
+    let result = train_sweeps(&mut model, &feats, &y, &config, &mut obs);
+    obs.bar.finish_and_clear();
+    let (records, failure) = (std::mem::take(&mut obs.records), obs.failure.take());
+    if let Err(e) = result {
+        // the model is at its last good state: keep it
+        let path = run.path().join("model-last-good.safetensors");
+        atomic_write(&path, &model.to_safetensors()?)?;
+        return Err(anyhow::Error::from(e).context(format!(
+            "training stopped; the last good model is in {}",
+            path.display()
+        )));
+    }
+    if let Some(e) = failure {
+        return Err(e.context("writing the run directory"));
+    }
+    let total = t0.elapsed().as_secs_f64();
+    let mut md = String::new();
+    let _ = writeln!(md, "# MPS classifier (sweep training)\n");
+    let _ = writeln!(
+        md,
+        "- data: {} ({} train, {} test), {side}x{side}, feature map {:?}",
+        dataset.display_name(),
+        y.len(),
+        yt.len(),
+        map
+    );
+    let _ = writeln!(
+        md,
+        "- bond schedule {:?}, cutoff {:e}, {} CG passes, {} refit passes, lambda {}",
+        args.bond, args.cutoff, args.cg_passes, args.refit_passes, args.lambda
+    );
+    let _ = writeln!(md, "- initial test error (class-mean init): {init_test:.4}");
+    let _ = writeln!(
+        md,
+        "- total training time: {total:.1} s on {} threads\n",
+        rayon::current_num_threads()
+    );
+    let _ = writeln!(
+        md,
+        "| sweep | bond cap | max bond | train error | test error | cost | seconds |"
+    );
+    let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &records {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.4} | {:.4} | {:.5} | {:.1} |",
+            r.sweep, r.max_bond, r.max_bond_dim, r.train_error, r.test_error, r.cost, r.seconds
+        );
+    }
+    run.write_summary(&md)?;
+    print!("{md}");
+    println!("\nwrote {}", run.path().display());
+    Ok(())
+}
+
+fn check_image(model: &MpsClassifier, side: usize) -> Result<()> {
+    if model.image() != (side, side) {
+        bail!(
+            "the model was trained on {}x{} images, the data gives {side}x{side}: pass --image-size {}",
+            model.image().0,
+            model.image().1,
+            model.image().0
+        );
+    }
+    Ok(())
+}
+
+fn eval(args: &EvalArgs) -> Result<()> {
+    let model = MpsClassifier::load(&args.model)?;
+    let (x, y, side) = load_pixels(&args.data, args.split.into(), None, args.limit)?;
+    check_image(&model, side)?;
+    if let Some(&l) = y.iter().find(|&&l| l >= model.num_labels()) {
+        bail!(
+            "the data has label {l}, the model only {} labels",
+            model.num_labels()
+        );
+    }
+    let feats = embed_batch(model.feature_map(), &x, side * side)?;
+    let t0 = Instant::now();
+    let scores = model.scores(&feats)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let pred = scores.predictions();
+    println!(
+        "{}: {} images, error {:.4} ({:.0} images/s)",
+        args.model.display(),
+        y.len(),
+        scores.error_rate(&y),
+        y.len() as f64 / secs
+    );
+    for l in 0..model.num_labels() {
+        let total = y.iter().filter(|&&t| t == l).count();
+        let right = y.iter().zip(&pred).filter(|(t, p)| **t == l && **p == l).count();
+        println!("  class {l}: {right}/{total} correct");
+    }
+    Ok(())
+}
+
+fn project(args: &ProjectArgs) -> Result<()> {
+    let model = MpsClassifier::load(&args.model)?;
+    let (x, y, side) = load_pixels(&args.data, Split::Train, None, args.train_limit)?;
+    let (xt, yt, _) = load_pixels(&args.data, Split::Test, None, args.test_limit)?;
+    check_image(&model, side)?;
+    let map = model.feature_map();
+    let (feats, test) = (
+        embed_batch(map, &x, side * side)?,
+        embed_batch(map, &xt, side * side)?,
+    );
+    let bond = args.bond.unwrap_or(model.num_sites() / 2);
+    let mut proj = model.project(bond)?;
+    let (phi, phi_t) = (proj.reduced_features(&feats)?, proj.reduced_features(&test)?);
+    let err = |f: &[f64], labels: &[usize]| {
+        let wrong = f
+            .chunks_exact(model.num_labels())
+            .zip(labels)
+            .filter(|(r, &l)| {
+                r.iter()
+                    .enumerate()
+                    .fold(
+                        (0, -1.0),
+                        |b, (i, v)| if v.abs() > b.1 { (i, v.abs()) } else { b },
+                    )
+                    .0
+                    != l
+            })
+            .count();
+        wrong as f64 / labels.len().max(1) as f64
+    };
+    let run = RunDir::create(args.out.as_deref(), "mps-project")?;
+    let mut md = format!(
+        "# Projection at bond {bond}\n\n- reduced feature dimension m_l x m_r = {} x {} = {}\n- before refit: train error {:.4}, test error {:.4}\n",
+        proj.left_dim,
+        proj.right_dim,
+        phi.dim,
+        err(&proj.scores(&phi), &y),
+        err(&proj.scores(&phi_t), &yt)
+    );
+    if let Some(lambda) = args.refit_lambda {
+        let cost = proj.refit(&phi, &y, lambda)?;
+        let _ = writeln!(
+            md,
+            "- after ridge refit (lambda {lambda}): cost {cost:.5}, train error {:.4}, test error {:.4}",
+            err(&proj.scores(&phi), &y),
+            err(&proj.scores(&phi_t), &yt)
+        );
+        let refitted = proj.clone().into_model()?;
+        atomic_write(
+            &run.path().join("model-refit.safetensors"),
+            &refitted.to_safetensors()?,
+        )?;
+    }
+    let core: Vec<u8> = proj.core.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(
+        safetensors::Dtype::F64,
+        vec![model.num_labels(), proj.left_dim, proj.right_dim],
+        &core,
+    )?;
+    run.write_file(
+        "core.safetensors",
+        &safetensors::serialize([("core", view)], None)?,
+    )?;
+    run.write_summary(&md)?;
+    print!("{md}");
+    println!("\nwrote {}", run.path().display());
+    Ok(())
+}
+
+struct EpochPrinter<'a> {
+    bar: ProgressBar,
+    test: &'a SiteFeatures,
+    test_labels: &'a [usize],
+    run: &'a mut RunDir,
+    failure: Option<anyhow::Error>,
+    lines: Vec<String>,
+}
+
+impl tnml_mps::EpochObserver for EpochPrinter<'_> {
+    fn on_batch(&mut self, epoch: usize, batch: usize, batches: usize, loss: f64) {
+        if batch == 1 {
+            self.bar.reset();
+            self.bar.set_length(batches as u64);
+        }
+        self.bar.set_position(batch as u64);
+        self.bar.set_message(format!("epoch {epoch} loss {loss:.4}"));
+    }
+
+    fn on_epoch(&mut self, s: &tnml_mps::EpochSummary, model: &MpsClassifier) {
+        let test_error = model
+            .scores(self.test)
+            .map(|sc| sc.error_rate(self.test_labels))
+            .unwrap_or(f64::NAN);
+        let line = format!(
+            "epoch {}: loss {:.5}, train error {:.4}, test error {:.4}, {:.1} s",
+            s.epoch, s.loss, s.train_error, test_error, s.seconds
+        );
+        self.bar.suspend(|| eprintln!("{line}"));
+        let rec = serde_json::json!({"epoch": s.epoch, "loss": s.loss, "train_error": s.train_error, "test_error": test_error, "seconds": s.seconds});
+        let saved = model
+            .to_safetensors()
+            .map_err(anyhow::Error::from)
+            .and_then(|b| atomic_write(&self.run.path().join("model.safetensors"), &b))
+            .and_then(|_| self.run.log_metric(&rec));
+        if let Err(e) = saved {
+            self.failure.get_or_insert(e);
+        }
+        self.lines.push(format!(
+            "| {} | {:.5} | {:.4} | {:.4} | {:.1} |",
+            s.epoch, s.loss, s.train_error, test_error, s.seconds
+        ));
+    }
+}
+
+fn train_gradient_cmd(args: &TrainArgs) -> Result<()> {
+    let map = FeatureMap::from(args.feature_map);
+    let (x, y, side) = load_pixels(
+        &args.data,
+        Split::Train,
+        Some((args.train_limit.unwrap_or(usize::MAX), args.seed)),
+        None,
+    )?;
+    let (xt, yt, _) = load_pixels(&args.data, Split::Test, None, args.test_limit)?;
+    let sites = side * side;
+    let (feats, test) = (embed_batch(map, &x, sites)?, embed_batch(map, &xt, sites)?);
+    let bond = *args.bond.last().unwrap_or(&10);
+    let mut model = MpsClassifier::near_identity(
+        (side, side),
+        10,
+        map,
+        bond,
+        args.turn_site.unwrap_or(sites / 2),
+        1e-2,
+        args.seed,
+    )?;
+    let config = tnml_mps::GradientConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        loss: match args.loss {
+            LossArg::CrossEntropy => tnml_mps::Loss::CrossEntropy,
+            LossArg::Squared => tnml_mps::Loss::Squared,
+        },
+        seed: args.seed,
+    };
+    config.validate()?;
+    let mut run = RunDir::create(args.out.as_deref(), "mps-train")?;
+    run.write_config(&serde_json::json!({"command": "mps train", "trainer": "gradient", "tnml_version": env!("CARGO_PKG_VERSION"), "args": args}))?;
+    eprintln!(
+        "gradient training: {} train / {} test images, {sites} sites, bond {bond}, {:?}",
+        y.len(),
+        yt.len(),
+        map
+    );
+    let bar = ProgressBar::new(1).with_style(
+        ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut obs = EpochPrinter {
+        bar,
+        test: &test,
+        test_labels: &yt,
+        run: &mut run,
+        failure: None,
+        lines: Vec::new(),
+    };
+    let result = tnml_mps::train_gradient(&mut model, &feats, &y, &config, &mut obs);
+    obs.bar.finish_and_clear();
+    let (lines, failure) = (std::mem::take(&mut obs.lines), obs.failure.take());
+    if let Err(e) = result {
+        let path = run.path().join("model-last-good.safetensors");
+        atomic_write(&path, &model.to_safetensors()?)?;
+        return Err(anyhow::Error::from(e).context(format!(
+            "training stopped; the last good model is in {}",
+            path.display()
+        )));
+    }
+    if let Some(e) = failure {
+        return Err(e.context("writing the run directory"));
+    }
+    let md = format!(
+        "# MPS classifier (gradient training)\n\n- {} train / {} test, {side}x{side}, {:?}, bond {bond}, Adam lr {}, batch {}, {:?}\n\n| epoch | loss | train error | test error | seconds |\n|---:|---:|---:|---:|---:|\n{}\n",
+        y.len(), yt.len(), map, args.lr, args.batch_size, config.loss, lines.join("\n")
+    );
+    run.write_summary(&md)?;
+    print!("{md}");
+    println!("\nwrote {}", run.path().display());
+    Ok(())
+}

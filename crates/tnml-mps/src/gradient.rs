@@ -1,0 +1,408 @@
+//! Gradient training of all cores at once: minibatches, Adam, cross-entropy or squared loss,
+//! exact gradients from left/right partial contractions (no autodiff framework).
+//!
+//! With the label on site `c` and `l_k`, `r_k` the contractions of sites `< k` and `>= k` with
+//! the features, `f^l(x) = sum l_c[a] phi_s A_c[a, s, l, b] r_{c+1}[b]`. Backpropagation runs
+//! the same batched contractions outwards from the label site:
+//!
+//! ```text
+//!   G_c = dLoss/dl_c,  G_k = M_k(x) G_{k+1},   dLoss/dA_k[a,s,b] = sum_n l_k[a] phi_s G_{k+1}[b]
+//!   H_{c+1} = dLoss/dr_{c+1},  H_{k+1} = H_k M_k(x),  dLoss/dA_k[a,s,b] = sum_n H_k[a] phi_s r_{k+1}[b]
+//! ```
+//!
+//! Every partial contraction is stored normalized per sample with its log-norm, so 196 or 784
+//! sites neither underflow nor overflow; the scales are recombined per sample in `f64` only
+//! where a gradient or an output is formed. Cost per batch: about three times a forward pass,
+//! O(B N d D^2).
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use tnml_core::SiteTensor;
+
+use crate::error::{MpsError, Result};
+use crate::feature::{FeatureMap, SiteFeatures};
+use crate::gemm::{gemm, gemm_at, gemm_bt, normalize_rows, row_contract_last, row_outer};
+use crate::model::{check_labels, site_f32, MpsClassifier};
+
+/// Loss on the model outputs `f^l(x)` used as logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Loss {
+    /// Softmax cross-entropy.
+    CrossEntropy,
+    /// `1/2 sum_l (f^l - y^l)^2` with one-hot `y`.
+    Squared,
+}
+
+/// Settings of the gradient trainer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradientConfig {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Samples per minibatch.
+    pub batch_size: usize,
+    /// Adam step size.
+    pub learning_rate: f64,
+    /// The loss.
+    pub loss: Loss,
+    /// Seed of the minibatch order.
+    pub seed: u64,
+}
+
+impl GradientConfig {
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// Zero epochs or batch size, a non-positive learning rate.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 || self.batch_size == 0 {
+            return Err(MpsError::Config(format!(
+                "epochs ({}) and batch size ({}) must be at least 1",
+                self.epochs, self.batch_size
+            )));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return Err(MpsError::Config(format!(
+                "learning rate {} must be positive",
+                self.learning_rate
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What one epoch did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochSummary {
+    /// Epoch (1-based).
+    pub epoch: usize,
+    /// Mean loss over the epoch's batches.
+    pub loss: f64,
+    /// Training error over the epoch (each batch measured before its update).
+    pub train_error: f64,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// Receives progress of the gradient trainer.
+pub trait EpochObserver {
+    /// After every minibatch: `(epoch, batch, batches per epoch, loss)`.
+    fn on_batch(&mut self, _epoch: usize, _batch: usize, _batches: usize, _loss: f64) {}
+    /// After every epoch.
+    fn on_epoch(&mut self, _summary: &EpochSummary, _model: &MpsClassifier) {}
+}
+
+impl EpochObserver for crate::sweep::Silent {}
+
+impl SiteFeatures {
+    /// The features of the samples at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> SiteFeatures {
+        let d = self.dim;
+        let sites = self
+            .sites
+            .iter()
+            .map(|s| {
+                indices
+                    .iter()
+                    .flat_map(|&i| s[i * d..(i + 1) * d].iter().copied())
+                    .collect()
+            })
+            .collect();
+        SiteFeatures {
+            samples: indices.len(),
+            dim: d,
+            sites,
+        }
+    }
+}
+
+impl MpsClassifier {
+    /// A near-identity start for gradient training: every site is `delta_{ab} + noise`, so that
+    /// with the linear map (whose components sum to 1) every transfer matrix is the identity
+    /// plus noise and the outputs start near 1 for every label, however many sites there are.
+    ///
+    /// # Errors
+    /// Bond dimension 0, a label site outside the chain.
+    pub fn near_identity(
+        image: (usize, usize),
+        num_labels: usize,
+        feature_map: FeatureMap,
+        bond: usize,
+        label_site: usize,
+        noise: f64,
+        seed: u64,
+    ) -> Result<Self> {
+        if bond == 0 {
+            return Err(MpsError::Config("bond dimension 0: it must be at least 1".into()));
+        }
+        let n = image.0 * image.1;
+        let d = feature_map.dim();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let sites = (0..n)
+            .map(|k| {
+                let (l, r) = (if k == 0 { 1 } else { bond }, if k == n - 1 { 1 } else { bond });
+                let p = if k == label_site { d * num_labels } else { d };
+                let data = (0..l * p * r)
+                    .map(|i| {
+                        let (a, b) = (i / (p * r), i % r);
+                        let diag = if a == b || l == 1 && b == 0 || r == 1 && a == 0 {
+                            1.0
+                        } else {
+                            0.0
+                        };
+                        diag + noise * (rng.random::<f64>() * 2.0 - 1.0)
+                    })
+                    .collect();
+                SiteTensor::new(l, p, r, data)
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Self::from_sites(sites, label_site, num_labels, feature_map, image)
+    }
+}
+
+/// Loss, gradients (one `f64` vector per site, the site's layout) and wrong predictions of a batch.
+///
+/// # Errors
+/// Features or labels that do not fit the model.
+pub fn loss_and_gradients(
+    model: &MpsClassifier,
+    feats: &SiteFeatures,
+    labels: &[usize],
+    loss: Loss,
+) -> Result<(f64, Vec<Vec<f64>>, usize)> {
+    model.check_features(feats)?;
+    check_labels(labels, model.num_labels)?;
+    let (n, d, big_l, c) = (feats.samples, feats.dim, model.num_labels, model.label_site);
+    let sites = &model.sites;
+    let n_sites = sites.len();
+    // forward partial contractions, normalized with log-norms
+    let mut lefts: Vec<(Vec<f32>, Vec<f64>)> = vec![(vec![1.0; n], vec![0.0; n])];
+    for k in 0..c {
+        let (l, ll) = &lefts[k];
+        let x = row_outer(l, sites[k].left(), &feats.sites[k], d);
+        let mut v = gemm(&x, n, sites[k].left() * d, &site_f32(&sites[k]), sites[k].right());
+        let lg = normalize_rows(&mut v, sites[k].right());
+        lefts.push((v, ll.iter().zip(lg).map(|(a, b)| a + b).collect()));
+    }
+    let mut rights: Vec<(Vec<f32>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); n_sites + 1];
+    rights[n_sites] = (vec![1.0; n], vec![0.0; n]);
+    for k in (c + 1..n_sites).rev() {
+        let (r, lr) = &rights[k + 1];
+        let w = gemm_bt(r, n, sites[k].right(), &site_f32(&sites[k]), sites[k].left() * d);
+        let mut v = row_contract_last(&w, sites[k].left(), &feats.sites[k], d);
+        let lg = normalize_rows(&mut v, sites[k].left());
+        rights[k] = (v, lr.iter().zip(lg).map(|(a, b)| a + b).collect());
+    }
+    // outputs
+    let site_c = &sites[c];
+    let (cl, cr) = (site_c.left(), site_c.right());
+    let a_c = site_f32(site_c);
+    let x_c = row_outer(&lefts[c].0, cl, &feats.sites[c], d);
+    let t = gemm(&x_c, n, cl * d, &a_c, big_l * cr);
+    let f_hat = row_contract_last(&t, big_l, &rights[c + 1].0, cr);
+    let sigma: Vec<f64> = lefts[c]
+        .1
+        .iter()
+        .zip(&rights[c + 1].1)
+        .map(|(a, b)| a + b)
+        .collect();
+    // loss and dLoss/df
+    let mut total = 0.0;
+    let mut wrong = 0;
+    let mut delta = vec![0f64; n * big_l];
+    for i in 0..n {
+        let f: Vec<f64> = (0..big_l)
+            .map(|l| f64::from(f_hat[i * big_l + l]) * sigma[i].exp())
+            .collect();
+        let y = labels[i];
+        let best = (0..big_l).fold(0, |b, l| if f[l].abs() > f[b].abs() { l } else { b });
+        wrong += usize::from(best != y);
+        match loss {
+            Loss::CrossEntropy => {
+                let m = f.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let z: f64 = f.iter().map(|v| (v - m).exp()).sum();
+                total += -(f[y] - m - z.ln());
+                for l in 0..big_l {
+                    let p = (f[l] - m).exp() / z;
+                    delta[i * big_l + l] = (p - f64::from(u8::from(l == y))) / n as f64;
+                }
+            }
+            Loss::Squared => {
+                for l in 0..big_l {
+                    let e = f[l] - f64::from(u8::from(l == y));
+                    total += 0.5 * e * e;
+                    delta[i * big_l + l] = e / n as f64;
+                }
+            }
+        }
+    }
+    if !total.is_finite() {
+        return Ok((total, Vec::new(), wrong));
+    }
+    let mut grads: Vec<Vec<f64>> = vec![Vec::new(); n_sites];
+    // label site: sum_n e^sigma X[n,(a,s)] delta[n,l] r[n,b]
+    let dw: Vec<f32> = delta
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v * sigma[i / big_l].exp()) as f32)
+        .collect();
+    let z = row_outer(&dw, big_l, &rights[c + 1].0, cr);
+    grads[c] = gemm_at(&x_c, n, cl * d, &z, big_l * cr)
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    // into the left wing: G_c = e^{rho} sum_{s,l,b} delta phi A_c r
+    let delta32: Vec<f32> = delta.iter().map(|&v| v as f32).collect();
+    let dz = row_outer(&delta32, big_l, &rights[c + 1].0, cr);
+    let w = gemm_bt(&dz, n, big_l * cr, &a_c, cl * d);
+    let mut g = row_contract_last(&w, cl, &feats.sites[c], d);
+    let lg = normalize_rows(&mut g, cl);
+    let mut gamma: Vec<f64> = rights[c + 1].1.iter().zip(lg).map(|(a, b)| a + b).collect();
+    for k in (0..c).rev() {
+        let (l, ll) = (&lefts[k].0, &lefts[k].1);
+        let (kl, kr) = (sites[k].left(), sites[k].right());
+        let scaled: Vec<f32> = g
+            .chunks(kr)
+            .enumerate()
+            .flat_map(|(i, row)| {
+                let s = (ll[i] + gamma[i]).exp() as f32;
+                row.iter().map(move |v| v * s)
+            })
+            .collect();
+        let x = row_outer(l, kl, &feats.sites[k], d);
+        grads[k] = gemm_at(&x, n, kl * d, &scaled, kr)
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        if k > 0 {
+            let w = gemm_bt(&g, n, kr, &site_f32(&sites[k]), kl * d);
+            g = row_contract_last(&w, kl, &feats.sites[k], d);
+            let lg = normalize_rows(&mut g, kl);
+            gamma.iter_mut().zip(lg).for_each(|(a, b)| *a += b);
+        }
+    }
+    // into the right wing: H_{c+1}[n,b] = e^{lambda} sum_l delta[n,l] T[n,(l,b)]
+    let mut h = vec![0f32; n * cr];
+    for i in 0..n {
+        for l in 0..big_l {
+            let dl = delta32[i * big_l + l];
+            for b in 0..cr {
+                h[i * cr + b] += dl * t[(i * big_l + l) * cr + b];
+            }
+        }
+    }
+    let lg = normalize_rows(&mut h, cr);
+    let mut eta: Vec<f64> = lefts[c].1.iter().zip(lg).map(|(a, b)| a + b).collect();
+    for k in c + 1..n_sites {
+        let (kl, kr) = (sites[k].left(), sites[k].right());
+        let (r, lr) = (&rights[k + 1].0, &rights[k + 1].1);
+        let scaled: Vec<f32> = h
+            .chunks(kl)
+            .enumerate()
+            .flat_map(|(i, row)| {
+                let s = (eta[i] + lr[i]).exp() as f32;
+                row.iter().map(move |v| v * s)
+            })
+            .collect();
+        let pr = row_outer(&feats.sites[k], d, r, kr);
+        grads[k] = gemm_at(&scaled, n, kl, &pr, d * kr)
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        if k + 1 < n_sites {
+            // H_{k+1}[n,b] = sum_{a,s} H_k[n,a] A_k[a,s,b] phi_s
+            let y = gemm(&h, n, kl, &site_f32(&sites[k]), d * kr);
+            let mut next = vec![0f32; n * kr];
+            for i in 0..n {
+                for s in 0..d {
+                    let p = feats.sites[k][i * d + s];
+                    for b in 0..kr {
+                        next[i * kr + b] += y[i * d * kr + s * kr + b] * p;
+                    }
+                }
+            }
+            h = next;
+            let lg = normalize_rows(&mut h, kr);
+            eta.iter_mut().zip(lg).for_each(|(a, b)| *a += b);
+        }
+    }
+    Ok((total / n.max(1) as f64, grads, wrong))
+}
+
+/// Trains every core with Adam on minibatches (bond dimensions stay as they are).
+///
+/// On a non-finite loss the update is skipped and [`MpsError::NonFiniteCost`] returned: the
+/// model is left at its last good state.
+///
+/// # Errors
+/// Invalid config, data that do not fit, a non-finite loss.
+pub fn train_gradient(
+    model: &mut MpsClassifier,
+    feats: &SiteFeatures,
+    labels: &[usize],
+    config: &GradientConfig,
+    observer: &mut dyn EpochObserver,
+) -> Result<Vec<EpochSummary>> {
+    config.validate()?;
+    model.check_features(feats)?;
+    if labels.len() != feats.samples {
+        return Err(MpsError::Shape(format!(
+            "{} samples but {} labels",
+            feats.samples,
+            labels.len()
+        )));
+    }
+    check_labels(labels, model.num_labels)?;
+    let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
+    let mut m: Vec<Vec<f64>> = model.sites.iter().map(|s| vec![0.0; s.len()]).collect();
+    let mut v = m.clone();
+    let mut step = 0i32;
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let mut out = Vec::new();
+    for epoch in 1..=config.epochs {
+        let t0 = std::time::Instant::now();
+        let mut order: Vec<usize> = (0..feats.samples).collect();
+        order.shuffle(&mut rng);
+        let batches: Vec<&[usize]> = order.chunks(config.batch_size).collect();
+        let (mut loss_sum, mut wrong) = (0.0, 0);
+        for (bi, idx) in batches.iter().enumerate() {
+            let batch = feats.select(idx);
+            let y: Vec<usize> = idx.iter().map(|&i| labels[i]).collect();
+            let (loss, grads, w) = loss_and_gradients(model, &batch, &y, config.loss)?;
+            if !loss.is_finite() {
+                return Err(MpsError::NonFiniteCost {
+                    sweep: epoch,
+                    bond: bi + 1,
+                    direction: "gradient batch",
+                    value: loss,
+                });
+            }
+            step += 1;
+            let (c1, c2) = (1.0 - b1.powi(step), 1.0 - b2.powi(step));
+            for (k, g) in grads.iter().enumerate() {
+                let s = &model.sites[k];
+                let mut data = s.data().to_vec();
+                for (i, gi) in g.iter().enumerate() {
+                    m[k][i] = b1 * m[k][i] + (1.0 - b1) * gi;
+                    v[k][i] = b2 * v[k][i] + (1.0 - b2) * gi * gi;
+                    data[i] -= config.learning_rate * (m[k][i] / c1) / ((v[k][i] / c2).sqrt() + eps);
+                }
+                model.sites[k] = SiteTensor::new(s.left(), s.phys(), s.right(), data)?;
+            }
+            loss_sum += loss * idx.len() as f64;
+            wrong += w;
+            observer.on_batch(epoch, bi + 1, batches.len(), loss);
+        }
+        let summary = EpochSummary {
+            epoch,
+            loss: loss_sum / feats.samples as f64,
+            train_error: wrong as f64 / feats.samples as f64,
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        observer.on_epoch(&summary, model);
+        out.push(summary);
+    }
+    Ok(out)
+}

@@ -1,0 +1,26 @@
+//! # tnml-mps
+//!
+//! The matrix product state classifier of Stoudenmire & Schwab (2016), "Supervised Learning
+//! with Tensor Networks": local feature maps ([`FeatureMap`]), the model ([`MpsClassifier`]),
+//! the DMRG-like sweep trainer with the label index moving ([`train_sweeps`]), and the
+//! projection of the model onto its learned reduced feature space ([`projection`]).
+//!
+//! Pixels are row-major, values in `[0, 1]`. The hot loops are batched GEMMs over samples
+//! (faer, f32), parallel over sample blocks with rayon; decompositions go through `tnml-core`.
+
+pub mod error;
+pub mod feature;
+pub mod gemm;
+pub mod gradient;
+pub mod io;
+mod local;
+pub mod model;
+pub mod projection;
+pub mod sweep;
+
+pub use error::{MpsError, Result};
+pub use feature::{embed_batch, FeatureMap, SiteFeatures};
+pub use gradient::{loss_and_gradients, train_gradient, EpochObserver, EpochSummary, GradientConfig, Loss};
+pub use model::{MpsClassifier, Scores};
+pub use projection::{Projection, ReducedFeatures};
+pub use sweep::{train_sweeps, BondStep, Direction, Silent, SweepConfig, SweepObserver, SweepSummary};

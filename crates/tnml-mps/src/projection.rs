@@ -1,0 +1,232 @@
+//! Projection from feature space (Stoudenmire & Schwab 2016, section 6.2).
+//!
+//! In mixed canonical form around bond `b`,
+//!
+//! ```text
+//!   W^l = U_0 ... U_{b-1}  C^l  V_b ... V_{N-1}      U left-, V right-orthogonal
+//! ```
+//!
+//! the core `C^l` has only bond indices `(alpha_l, alpha_r)` and the label. The isometries map
+//! `Phi(x)` to the reduced features `Phi~(x) = l(x) (x) r(x)` of dimension `m_l * m_r`, the
+//! orthogonal projection of `Phi(x)` onto a learned subspace (so `||Phi~|| <= ||Phi|| = 1` for
+//! unit-norm feature maps), and the model is the linear classifier `f^l(x) = <C^l, Phi~(x)>`.
+//! [`Projection::refit`] solves for `C` by (ridge) least squares on fixed `Phi~`: a convex
+//! problem in `L m_l m_r` unknowns.
+
+use tnml_core::faer::linalg::solvers::Solve;
+use tnml_core::faer::{Mat, Side};
+use tnml_core::SiteTensor;
+
+use crate::error::{MpsError, Result};
+use crate::feature::SiteFeatures;
+use crate::model::{check_labels, left_wing, right_wing, MpsClassifier};
+use crate::sweep::move_label_to;
+
+/// A classifier in mixed canonical form around one bond, with its core exposed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Projection {
+    /// The bond (number of sites to its left).
+    pub bond: usize,
+    /// `m_l`, the dimension of `l(x)`.
+    pub left_dim: usize,
+    /// `m_r`, the dimension of `r(x)`.
+    pub right_dim: usize,
+    /// `C[l, a, b]`, row-major `L x m_l x m_r`.
+    pub core: Vec<f64>,
+    /// Left-orthogonal sites `0..bond`, then right-orthogonal sites `bond..N`.
+    sites: Vec<SiteTensor>,
+    num_labels: usize,
+    template: MpsClassifier,
+}
+
+/// Reduced features `Phi~(x_n) = l(x_n) (x) r(x_n)`, exact (not normalized).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReducedFeatures {
+    /// `n x (m_l m_r)` row-major.
+    pub values: Vec<f64>,
+    /// Number of samples.
+    pub samples: usize,
+    /// `m_l * m_r`.
+    pub dim: usize,
+}
+
+impl MpsClassifier {
+    /// Mixed canonical form around `bond` with the core `C^l` exposed; the model is unchanged.
+    ///
+    /// # Errors
+    /// A bond outside `1..N`.
+    pub fn project(&self, bond: usize) -> Result<Projection> {
+        let n = self.num_sites();
+        if bond == 0 || bond >= n {
+            return Err(MpsError::Shape(format!(
+                "bond {bond} is outside 1..{n} (bond = number of sites to its left)"
+            )));
+        }
+        let mut m = self.clone();
+        move_label_to(&mut m, bond)?;
+        // split the label site [a, (s, l), r] as rows (a, l), cols (s, r): C = U S, V^T stays
+        let site = &m.sites[bond];
+        let (a_dim, r_dim, d, big_l) = (site.left(), site.right(), self.feature_map.dim(), self.num_labels);
+        let mut mat = Mat::<f64>::zeros(a_dim * big_l, d * r_dim);
+        for a in 0..a_dim {
+            for s in 0..d {
+                for l in 0..big_l {
+                    for r in 0..r_dim {
+                        mat[(a * big_l + l, s * r_dim + r)] = site.get(a, s * big_l + l, r);
+                    }
+                }
+            }
+        }
+        let svd = tnml_core::truncated_svd(mat.as_ref(), &tnml_core::TruncParams::exact())?;
+        let k = svd.s.len();
+        let vt: Vec<f64> = (0..k)
+            .flat_map(|c| (0..d * r_dim).map(move |i| (c, i)))
+            .map(|(c, i)| svd.vt[(c, i)])
+            .collect();
+        let mut sites = m.sites.clone();
+        sites[bond] = SiteTensor::new(k, d, r_dim, vt)?;
+        let mut core = vec![0f64; big_l * a_dim * k];
+        for a in 0..a_dim {
+            for l in 0..big_l {
+                for c in 0..k {
+                    core[(l * a_dim + a) * k + c] = svd.u[(a * big_l + l, c)] * svd.s[c];
+                }
+            }
+        }
+        Ok(Projection {
+            bond,
+            left_dim: a_dim,
+            right_dim: k,
+            core,
+            sites,
+            num_labels: big_l,
+            template: m,
+        })
+    }
+}
+
+impl Projection {
+    /// The left-orthogonal sites `0..bond` and right-orthogonal sites `bond..N`.
+    pub fn isometries(&self) -> &[SiteTensor] {
+        &self.sites
+    }
+
+    /// `Phi~(x_n) = l(x_n) (x) r(x_n)` for every sample.
+    ///
+    /// # Errors
+    /// Features that do not fit the model.
+    ///
+    /// # Complexity
+    /// O(n N d D^2).
+    pub fn reduced_features(&self, feats: &SiteFeatures) -> Result<ReducedFeatures> {
+        self.template.check_features(feats)?;
+        let (l, ll) = left_wing(&self.sites, feats, self.bond);
+        let (r, lr) = right_wing(&self.sites, feats, self.bond);
+        let (ml, mr) = (self.left_dim, self.right_dim);
+        let mut values = Vec::with_capacity(feats.samples * ml * mr);
+        for n in 0..feats.samples {
+            let scale = (ll[n] + lr[n]).exp();
+            for a in 0..ml {
+                for b in 0..mr {
+                    values.push(f64::from(l[n * ml + a]) * f64::from(r[n * mr + b]) * scale);
+                }
+            }
+        }
+        Ok(ReducedFeatures {
+            values,
+            samples: feats.samples,
+            dim: ml * mr,
+        })
+    }
+
+    /// `f^l(x_n) = <C^l, Phi~(x_n)>`, `n x L` row-major.
+    pub fn scores(&self, phi: &ReducedFeatures) -> Vec<f64> {
+        let mut out = vec![0f64; phi.samples * self.num_labels];
+        for (n, row) in phi.values.chunks_exact(phi.dim).enumerate() {
+            for l in 0..self.num_labels {
+                let c = &self.core[l * phi.dim..(l + 1) * phi.dim];
+                out[n * self.num_labels + l] = c.iter().zip(row).map(|(a, b)| a * b).sum();
+            }
+        }
+        out
+    }
+
+    /// Refits the core by ridge least squares on fixed reduced features:
+    /// `C^l = (Phi~^T Phi~ + lambda I)^{-1} Phi~^T y^l` (one-hot `y`). Returns the mean cost
+    /// `1/(2n) sum (f - y)^2` after the fit.
+    ///
+    /// # Errors
+    /// Labels that do not fit, a singular system with `lambda = 0` (use `lambda > 0`).
+    ///
+    /// # Complexity
+    /// O(n (m_l m_r)^2 + (m_l m_r)^3).
+    pub fn refit(&mut self, phi: &ReducedFeatures, labels: &[usize], lambda: f64) -> Result<f64> {
+        check_labels(labels, self.num_labels)?;
+        if labels.len() != phi.samples {
+            return Err(MpsError::Shape(format!(
+                "{} samples but {} labels",
+                phi.samples,
+                labels.len()
+            )));
+        }
+        let p = phi.dim;
+        let x = tnml_core::faer::MatRef::from_row_major_slice(&phi.values, phi.samples, p);
+        let mut gram = x.transpose() * x;
+        for i in 0..p {
+            gram[(i, i)] += lambda;
+        }
+        let y = Mat::from_fn(phi.samples, self.num_labels, |n, l| {
+            if labels[n] == l {
+                1.0
+            } else {
+                0.0
+            }
+        });
+        let rhs = x.transpose() * &y;
+        let chol = gram.llt(Side::Lower).map_err(|_| {
+            MpsError::Config(format!(
+                "the {p}x{p} normal equations are singular; refit with lambda > 0"
+            ))
+        })?;
+        let c = chol.solve(&rhs);
+        for l in 0..self.num_labels {
+            for i in 0..p {
+                self.core[l * p + i] = c[(i, l)];
+            }
+        }
+        let f = self.scores(phi);
+        let cost: f64 = f
+            .iter()
+            .zip(y.row_iter().flat_map(|r| r.iter().copied().collect::<Vec<_>>()))
+            .map(|(a, b)| (a - b).powi(2))
+            .sum();
+        Ok(0.5 * cost / phi.samples.max(1) as f64)
+    }
+
+    /// The classifier with the (possibly refitted) core put back on site `bond`.
+    ///
+    /// # Errors
+    /// Never for a valid projection.
+    pub fn into_model(self) -> Result<MpsClassifier> {
+        let (ml, mr, big_l) = (self.left_dim, self.right_dim, self.num_labels);
+        let next = &self.sites[self.bond];
+        let (d, right) = (next.phys(), next.right());
+        // A[a, (s, l), r] = sum_c C[l, a, c] V[c, s, r]
+        let mut data = vec![0f64; ml * d * big_l * right];
+        for a in 0..ml {
+            for s in 0..d {
+                for l in 0..big_l {
+                    for r in 0..right {
+                        data[((a * d + s) * big_l + l) * right + r] = (0..mr)
+                            .map(|c| self.core[(l * ml + a) * mr + c] * next.get(c, s, r))
+                            .sum();
+                    }
+                }
+            }
+        }
+        let mut sites = self.sites;
+        sites[self.bond] = SiteTensor::new(ml, d * big_l, right, data)?;
+        let t = self.template;
+        MpsClassifier::from_sites(sites, self.bond, t.num_labels, t.feature_map, t.image)
+    }
+}

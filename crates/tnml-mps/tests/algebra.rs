@@ -1,0 +1,214 @@
+//! The algebra of the classifier: projected contraction equals full contraction, canonical
+//! moves leave predictions unchanged, save/load round-trips bit-exactly, bad input is refused.
+#![allow(clippy::needless_range_loop)] // the brute-force reference spells out every index
+
+use tnml_core::SiteTensor;
+use tnml_mps::{embed_batch, FeatureMap, MpsClassifier, MpsError, SiteFeatures};
+
+fn lcg(state: &mut u64) -> f64 {
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    ((*state >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+}
+
+/// A random classifier on a `h x w` image with bond `bond`, label on `label_site`.
+fn random_model(
+    h: usize,
+    w: usize,
+    bond: usize,
+    labels: usize,
+    label_site: usize,
+    map: FeatureMap,
+    seed: u64,
+) -> MpsClassifier {
+    let n = h * w;
+    let d = map.dim();
+    let mut st = seed;
+    let sites = (0..n)
+        .map(|k| {
+            let l = if k == 0 { 1 } else { bond };
+            let r = if k == n - 1 { 1 } else { bond };
+            let p = if k == label_site { d * labels } else { d };
+            // near-identity plus noise keeps the products O(1)
+            let data = (0..l * p * r)
+                .map(|i| {
+                    let (a, rest) = (i / (p * r), i % (p * r));
+                    let c = rest % r;
+                    (if a == c { 0.8 } else { 0.0 }) + 0.3 * lcg(&mut st)
+                })
+                .collect();
+            SiteTensor::new(l, p, r, data).unwrap()
+        })
+        .collect();
+    MpsClassifier::from_sites(sites, label_site, labels, map, (h, w)).unwrap()
+}
+
+fn random_pixels(samples: usize, sites: usize, seed: u64) -> Vec<f32> {
+    let mut st = seed;
+    (0..samples * sites)
+        .map(|_| (lcg(&mut st) + 0.5) as f32)
+        .collect()
+}
+
+/// Dense reference: `f^l(x) = sum over all sites` by explicit per-sample contraction in f64.
+fn brute_force(model: &MpsClassifier, feats: &SiteFeatures) -> Vec<f64> {
+    let big_l = model.num_labels();
+    let d = feats.dim;
+    let mut out = Vec::new();
+    for n in 0..feats.samples {
+        // v[l][bond]: a vector per label (label dimension appears at the label site)
+        let mut v: Vec<Vec<f64>> = vec![vec![1.0]];
+        for (k, s) in model.sites().iter().enumerate() {
+            let phi: Vec<f64> = (0..d).map(|t| f64::from(feats.sites[k][n * d + t])).collect();
+            let labelled = k == model.label_site();
+            let mut next = Vec::new();
+            for vl in &v {
+                let outs = if labelled { big_l } else { 1 };
+                for l in 0..outs {
+                    let mut w = vec![0.0; s.right()];
+                    for a in 0..s.left() {
+                        for t in 0..d {
+                            let p = if labelled { t * big_l + l } else { t };
+                            for (b, wb) in w.iter_mut().enumerate() {
+                                *wb += vl[a] * phi[t] * s.get(a, p, b);
+                            }
+                        }
+                    }
+                    next.push(w);
+                }
+            }
+            v = next;
+        }
+        out.extend(v.iter().map(|x| x[0]));
+    }
+    out
+}
+
+fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
+    let scale = b.iter().fold(0f64, |m, x| m.max(x.abs())).max(1e-300);
+    a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol * scale)
+}
+
+#[test]
+fn batched_scores_equal_brute_force_contraction() {
+    for (map, label_site) in [
+        (FeatureMap::Trig, 0),
+        (FeatureMap::Linear, 5),
+        (FeatureMap::TrigD(3), 11),
+    ] {
+        let model = random_model(3, 4, 3, 4, label_site, map, 7);
+        let feats = embed_batch(map, &random_pixels(9, 12, 3), 12).unwrap();
+        let exact = model.scores(&feats).unwrap().exact();
+        let reference = brute_force(&model, &feats);
+        assert!(
+            close(&exact, &reference, 1e-5),
+            "{map:?}: {exact:?} vs {reference:?}"
+        );
+    }
+}
+
+#[test]
+fn projected_contraction_equals_full_contraction() {
+    let model = random_model(3, 4, 4, 3, 2, FeatureMap::Trig, 11);
+    let feats = embed_batch(FeatureMap::Trig, &random_pixels(20, 12, 5), 12).unwrap();
+    let full = model.scores(&feats).unwrap().exact();
+    for bond in [1, 5, 11] {
+        let proj = model.project(bond).unwrap();
+        let phi = proj.reduced_features(&feats).unwrap();
+        let f = proj.scores(&phi);
+        assert!(close(&f, &full, 1e-5), "bond {bond}");
+        // the isometries project: ||Phi~|| <= ||Phi|| = 1 for the unit-norm trig map
+        for row in phi.values.chunks_exact(phi.dim) {
+            let n2: f64 = row.iter().map(|x| x * x).sum();
+            assert!(n2 <= 1.0 + 1e-5, "bond {bond}: ||Phi~||^2 = {n2}");
+        }
+        // putting the core back gives the same model function
+        let back = proj.into_model().unwrap();
+        assert!(close(&back.scores(&feats).unwrap().exact(), &full, 1e-5));
+    }
+    assert!(model.project(0).is_err() && model.project(12).is_err());
+}
+
+#[test]
+fn refit_never_increases_the_cost_and_predictions_are_gauge_invariant() {
+    let model = random_model(3, 4, 4, 3, 6, FeatureMap::Trig, 13);
+    let feats = embed_batch(FeatureMap::Trig, &random_pixels(60, 12, 9), 12).unwrap();
+    let labels: Vec<usize> = (0..60).map(|i| i % 3).collect();
+    let before = model.scores(&feats).unwrap().predictions();
+    let mut proj = model.project(6).unwrap();
+    let phi = proj.reduced_features(&feats).unwrap();
+    let f0 = proj.scores(&phi);
+    let cost0: f64 = f0
+        .chunks_exact(3)
+        .zip(&labels)
+        .map(|(r, &l)| {
+            r.iter()
+                .enumerate()
+                .map(|(i, v)| (v - f64::from(u8::from(i == l))).powi(2))
+                .sum::<f64>()
+        })
+        .sum::<f64>()
+        / 120.0;
+    let cost1 = proj.refit(&phi, &labels, 1e-9).unwrap();
+    assert!(cost1 <= cost0 + 1e-12, "{cost1} > {cost0}");
+    // the canonical form itself leaves predictions unchanged
+    let moved = model.project(3).unwrap().into_model().unwrap();
+    assert_eq!(moved.scores(&feats).unwrap().predictions(), before);
+    assert!(matches!(
+        proj.refit(&phi, &labels[..10], 0.0),
+        Err(MpsError::Shape(_))
+    ));
+}
+
+#[test]
+fn save_and_load_round_trip_bit_exactly() {
+    let model = random_model(2, 3, 3, 5, 4, FeatureMap::TrigD(3), 17);
+    let bytes = model.to_safetensors().unwrap();
+    let back = MpsClassifier::from_safetensors(&bytes, "m.safetensors").unwrap();
+    assert_eq!(back, model);
+    // corrupt and foreign files are refused with a reason
+    let err = MpsClassifier::from_safetensors(&bytes[..bytes.len() - 9], "m.safetensors").unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("m.safetensors: not a valid safetensors file"),
+        "{err}"
+    );
+    let other = tnml_core::SiteTensor::new(1, 2, 1, vec![1.0, 2.0]).unwrap();
+    let foreign = safetensors::serialize(
+        [(
+            "w",
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F64, vec![2], &[0u8; 16]).unwrap(),
+        )],
+        None,
+    )
+    .unwrap();
+    let err = MpsClassifier::from_safetensors(&foreign, "w.safetensors").unwrap_err();
+    assert!(err.to_string().contains("metadata has no \"format\""), "{err}");
+    drop(other);
+}
+
+#[test]
+fn bad_input_is_refused() {
+    let model = random_model(2, 2, 2, 3, 0, FeatureMap::Trig, 1);
+    // features of another image size
+    let feats = embed_batch(FeatureMap::Trig, &random_pixels(3, 9, 1), 9).unwrap();
+    let err = model.scores(&feats).unwrap_err();
+    assert!(err.to_string().contains("the model has 4 sites"), "{err}");
+    // labels out of range, bond 0
+    let x = random_pixels(4, 4, 2);
+    let err = MpsClassifier::from_class_means(&x, &[0, 1, 2, 7], (2, 2), 3, FeatureMap::Trig, 4).unwrap_err();
+    assert_eq!(err.to_string(), "label 7 of sample 3 is outside 0..3");
+    let err = MpsClassifier::from_class_means(&x, &[0, 1, 2, 1], (2, 2), 3, FeatureMap::Trig, 0).unwrap_err();
+    assert!(err.to_string().contains("bond dimension 0"), "{err}");
+    let mut bad = x.clone();
+    bad[5] = 1.5;
+    assert!(matches!(
+        MpsClassifier::from_class_means(&bad, &[0, 1, 2, 1], (2, 2), 3, FeatureMap::Trig, 4),
+        Err(MpsError::PixelOutOfRange {
+            sample: 1,
+            pixel: 1,
+            ..
+        })
+    ));
+}
