@@ -310,12 +310,7 @@ impl SweepObserver for CliObserver<'_> {
         );
         // printed even when the bar is hidden (not a terminal): logs keep the per-sweep line
         self.bar.suspend(|| eprintln!("{line}"));
-        let saved = model
-            .to_safetensors()
-            .map_err(anyhow::Error::from)
-            .and_then(|b| atomic_write(&self.run.path().join("model.safetensors"), &b))
-            .and_then(|_| self.run.log_metric(&rec));
-        if let Err(e) = saved {
+        if let Err(e) = checkpoint(self.run, model, &rec) {
             self.failure.get_or_insert(e);
         }
         self.records.push(rec);
@@ -399,18 +394,7 @@ fn train(args: &TrainArgs) -> Result<()> {
     let result = train_sweeps(&mut model, &feats, &y, &config, &mut obs);
     obs.bar.finish_and_clear();
     let (records, failure) = (std::mem::take(&mut obs.records), obs.failure.take());
-    if let Err(e) = result {
-        // the model is at its last good state: keep it
-        let path = run.path().join("model-last-good.safetensors");
-        atomic_write(&path, &model.to_safetensors()?)?;
-        return Err(anyhow::Error::from(e).context(format!(
-            "training stopped; the last good model is in {}",
-            path.display()
-        )));
-    }
-    if let Some(e) = failure {
-        return Err(e.context("writing the run directory"));
-    }
+    finish_training(&run, &model, result.map(|_| ()), failure)?;
     let total = t0.elapsed().as_secs_f64();
     let mut md = String::new();
     let _ = writeln!(md, "# MPS classifier (sweep training)\n");
@@ -449,6 +433,35 @@ fn train(args: &TrainArgs) -> Result<()> {
     print!("{md}");
     println!("\nwrote {}", run.path().display());
     Ok(())
+}
+
+/// Saves the model (atomically, replacing the previous checkpoint) and appends `record` to the
+/// metrics.
+fn checkpoint<T: Serialize>(run: &mut RunDir, model: &MpsClassifier, record: &T) -> Result<()> {
+    atomic_write(&run.path().join("model.safetensors"), &model.to_safetensors()?)?;
+    run.log_metric(record)
+}
+
+/// After training: on a training error keep the model (at its last good state) as
+/// `model-last-good.safetensors` and say so; then report a failure to write the run directory.
+fn finish_training(
+    run: &RunDir,
+    model: &MpsClassifier,
+    result: std::result::Result<(), tnml_mps::MpsError>,
+    write_failure: Option<anyhow::Error>,
+) -> Result<()> {
+    if let Err(e) = result {
+        let path = run.path().join("model-last-good.safetensors");
+        atomic_write(&path, &model.to_safetensors()?)?;
+        return Err(anyhow::Error::from(e).context(format!(
+            "training stopped; the last good model is in {}",
+            path.display()
+        )));
+    }
+    match write_failure {
+        Some(e) => Err(e.context("writing the run directory")),
+        None => Ok(()),
+    }
 }
 
 fn check_image(model: &MpsClassifier, side: usize) -> Result<()> {
@@ -592,12 +605,7 @@ impl tnml_mps::EpochObserver for EpochPrinter<'_> {
         );
         self.bar.suspend(|| eprintln!("{line}"));
         let rec = serde_json::json!({"epoch": s.epoch, "loss": s.loss, "train_error": s.train_error, "test_error": test_error, "seconds": s.seconds});
-        let saved = model
-            .to_safetensors()
-            .map_err(anyhow::Error::from)
-            .and_then(|b| atomic_write(&self.run.path().join("model.safetensors"), &b))
-            .and_then(|_| self.run.log_metric(&rec));
-        if let Err(e) = saved {
+        if let Err(e) = checkpoint(self.run, model, &rec) {
             self.failure.get_or_insert(e);
         }
         self.lines.push(format!(
@@ -662,17 +670,7 @@ fn train_gradient_cmd(args: &TrainArgs) -> Result<()> {
     let result = tnml_mps::train_gradient(&mut model, &feats, &y, &config, &mut obs);
     obs.bar.finish_and_clear();
     let (lines, failure) = (std::mem::take(&mut obs.lines), obs.failure.take());
-    if let Err(e) = result {
-        let path = run.path().join("model-last-good.safetensors");
-        atomic_write(&path, &model.to_safetensors()?)?;
-        return Err(anyhow::Error::from(e).context(format!(
-            "training stopped; the last good model is in {}",
-            path.display()
-        )));
-    }
-    if let Some(e) = failure {
-        return Err(e.context("writing the run directory"));
-    }
+    finish_training(&run, &model, result.map(|_| ()), failure)?;
     let md = format!(
         "# MPS classifier (gradient training)\n\n- {} train / {} test, {side}x{side}, {:?}, bond {bond}, Adam lr {}, batch {}, {:?}\n\n| epoch | loss | train error | test error | seconds |\n|---:|---:|---:|---:|---:|\n{}\n",
         y.len(), yt.len(), map, args.lr, args.batch_size, config.loss, lines.join("\n")

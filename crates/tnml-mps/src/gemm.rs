@@ -13,18 +13,13 @@ fn block_rows(m: usize) -> usize {
     (m / (threads * 4)).clamp(64, 4096)
 }
 
-/// `C = A B` for row-major `A` (`m x k`) and `B` (`k x n`); returns row-major `C` (`m x n`).
-///
-/// # Complexity
-/// `2 m k n` flops, split over threads by rows of `A`.
-pub fn gemm(a: &[f32], m: usize, k: usize, b: &[f32], n: usize) -> Vec<f32> {
-    debug_assert_eq!(a.len(), m * k);
-    debug_assert_eq!(b.len(), k * n);
+/// `C = A R` for row-major `A` (`m x k`) and any `k x n` view `R`, parallel over row blocks.
+fn gemm_rows(a: &[f32], m: usize, k: usize, rhs: MatRef<'_, f32>) -> Vec<f32> {
+    let n = rhs.ncols();
     let mut c = vec![0f32; m * n];
     if m == 0 || n == 0 {
         return c;
     }
-    let rb = MatRef::from_row_major_slice(b, k, n);
     let rows = block_rows(m);
     c.par_chunks_mut(rows * n)
         .zip(a.par_chunks(rows * k))
@@ -35,7 +30,7 @@ pub fn gemm(a: &[f32], m: usize, k: usize, b: &[f32], n: usize) -> Vec<f32> {
                 dst,
                 Accum::Replace,
                 MatRef::from_row_major_slice(aa, mm, k),
-                rb,
+                rhs,
                 1.0f32,
                 Par::Seq,
             );
@@ -43,29 +38,19 @@ pub fn gemm(a: &[f32], m: usize, k: usize, b: &[f32], n: usize) -> Vec<f32> {
     c
 }
 
+/// `C = A B` for row-major `A` (`m x k`) and `B` (`k x n`); returns row-major `C` (`m x n`).
+///
+/// # Complexity
+/// `2 m k n` flops, split over threads by rows of `A`.
+pub fn gemm(a: &[f32], m: usize, k: usize, b: &[f32], n: usize) -> Vec<f32> {
+    debug_assert_eq!(a.len(), m * k);
+    debug_assert_eq!(b.len(), k * n);
+    gemm_rows(a, m, k, MatRef::from_row_major_slice(b, k, n))
+}
+
 /// `C = A B^T` for row-major `A` (`m x k`) and `B` (`n x k`); returns row-major `C` (`m x n`).
 pub fn gemm_bt(a: &[f32], m: usize, k: usize, b: &[f32], n: usize) -> Vec<f32> {
-    let mut c = vec![0f32; m * n];
-    if m == 0 || n == 0 {
-        return c;
-    }
-    let rb = MatRef::from_row_major_slice(b, n, k).transpose();
-    let rows = block_rows(m);
-    c.par_chunks_mut(rows * n)
-        .zip(a.par_chunks(rows * k))
-        .for_each(|(cc, aa)| {
-            let mm = aa.len() / k.max(1);
-            let dst = MatMut::from_row_major_slice_mut(cc, mm, n);
-            matmul(
-                dst,
-                Accum::Replace,
-                MatRef::from_row_major_slice(aa, mm, k),
-                rb,
-                1.0f32,
-                Par::Seq,
-            );
-        });
-    c
+    gemm_rows(a, m, k, MatRef::from_row_major_slice(b, n, k).transpose())
 }
 
 /// `G = A^T Z` for row-major `A` (`m x k`) and `Z` (`m x n`): a sum over the `m` samples,

@@ -24,7 +24,7 @@ use tnml_core::SiteTensor;
 use crate::error::{MpsError, Result};
 use crate::feature::{FeatureMap, SiteFeatures};
 use crate::gemm::{gemm, gemm_at, gemm_bt, normalize_rows, row_contract_last, row_outer};
-use crate::model::{check_labels, site_f32, MpsClassifier};
+use crate::model::{check_labels, check_training_data, site_f32, MpsClassifier};
 
 /// Loss on the model outputs `f^l(x)` used as logits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -346,15 +346,7 @@ pub fn train_gradient(
     observer: &mut dyn EpochObserver,
 ) -> Result<Vec<EpochSummary>> {
     config.validate()?;
-    model.check_features(feats)?;
-    if labels.len() != feats.samples {
-        return Err(MpsError::Shape(format!(
-            "{} samples but {} labels",
-            feats.samples,
-            labels.len()
-        )));
-    }
-    check_labels(labels, model.num_labels)?;
+    check_training_data(model, feats, labels)?;
     let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
     let mut m: Vec<Vec<f64>> = model.sites.iter().map(|s| vec![0.0; s.len()]).collect();
     let mut v = m.clone();

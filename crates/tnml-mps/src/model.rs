@@ -86,6 +86,23 @@ impl Scores {
     }
 }
 
+/// Checks that features and labels fit the model and each other.
+pub(crate) fn check_training_data(
+    model: &MpsClassifier,
+    feats: &SiteFeatures,
+    labels: &[usize],
+) -> Result<()> {
+    model.check_features(feats)?;
+    if labels.len() != feats.samples {
+        return Err(MpsError::Shape(format!(
+            "{} samples but {} labels",
+            feats.samples,
+            labels.len()
+        )));
+    }
+    check_labels(labels, model.num_labels)
+}
+
 /// Checks labels against the number of classes.
 pub(crate) fn check_labels(labels: &[usize], num_labels: usize) -> Result<()> {
     match labels.iter().position(|&l| l >= num_labels) {

@@ -24,7 +24,7 @@ use crate::error::{MpsError, Result};
 use crate::feature::SiteFeatures;
 use crate::gemm::{gemm, gemm_bt, normalize_rows, row_contract_last, row_outer};
 use crate::local::{cgls, LocalOp};
-use crate::model::{check_labels, MpsClassifier};
+use crate::model::{check_training_data, MpsClassifier};
 
 /// Settings of the sweep trainer.
 #[derive(Debug, Clone, PartialEq)]
@@ -194,15 +194,7 @@ pub fn train_sweeps(
     observer: &mut dyn SweepObserver,
 ) -> Result<Vec<SweepSummary>> {
     config.validate()?;
-    model.check_features(feats)?;
-    if labels.len() != feats.samples {
-        return Err(MpsError::Shape(format!(
-            "{} samples but {} labels",
-            feats.samples,
-            labels.len()
-        )));
-    }
-    check_labels(labels, model.num_labels)?;
+    check_training_data(model, feats, labels)?;
     if model.num_sites() < 2 {
         return Err(MpsError::Shape("a sweep needs at least 2 sites".into()));
     }
