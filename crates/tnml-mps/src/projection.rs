@@ -50,6 +50,24 @@ pub struct ReducedFeatures {
     pub dim: usize,
 }
 
+impl ReducedFeatures {
+    /// Every row scaled to unit length (zero rows stay zero).
+    pub fn normalized(&self) -> ReducedFeatures {
+        let mut values = self.values.clone();
+        for row in values.chunks_mut(self.dim.max(1)) {
+            let n = row.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if n > 0.0 {
+                row.iter_mut().for_each(|x| *x /= n);
+            }
+        }
+        ReducedFeatures {
+            values,
+            samples: self.samples,
+            dim: self.dim,
+        }
+    }
+}
+
 impl MpsClassifier {
     /// Mixed canonical form around `bond` with the core `C^l` exposed; the model is unchanged.
     ///
@@ -151,9 +169,12 @@ impl Projection {
         out
     }
 
-    /// Refits the core by ridge least squares on fixed reduced features:
-    /// `C^l = (Phi~^T Phi~ + lambda I)^{-1} Phi~^T y^l` (one-hot `y`). Returns the mean cost
-    /// `1/(2n) sum (f - y)^2` after the fit.
+    /// Refits the core by ridge least squares on fixed reduced features, each normalized to unit
+    /// length: `C^l = (P^T P + lambda I)^{-1} P^T y^l` with `P_n = Phi~_n / ||Phi~_n||` and
+    /// one-hot `y`. Normalized rows are the objective the sweep trainer fits (its environments are
+    /// normalized per sample), and predictions `argmax_l |f^l|` do not depend on a per-sample
+    /// scale; on the raw features the fit would be dominated by the samples with the largest
+    /// projections. Returns the mean cost `1/(2n) sum (<C^l, P_n> - y_n^l)^2` after the fit.
     ///
     /// # Errors
     /// Labels that do not fit, a singular system with `lambda = 0` (use `lambda > 0`).
@@ -170,7 +191,8 @@ impl Projection {
             )));
         }
         let p = phi.dim;
-        let x = tnml_core::faer::MatRef::from_row_major_slice(&phi.values, phi.samples, p);
+        let unit = phi.normalized();
+        let x = tnml_core::faer::MatRef::from_row_major_slice(&unit.values, phi.samples, p);
         let mut gram = x.transpose() * x;
         for i in 0..p {
             gram[(i, i)] += lambda;
@@ -194,7 +216,7 @@ impl Projection {
                 self.core[l * p + i] = c[(i, l)];
             }
         }
-        let f = self.scores(phi);
+        let f = self.scores(&unit);
         let cost: f64 = f
             .iter()
             .zip(y.row_iter().flat_map(|r| r.iter().copied().collect::<Vec<_>>()))

@@ -138,7 +138,8 @@ fn refit_never_increases_the_cost_and_predictions_are_gauge_invariant() {
     let before = model.scores(&feats).unwrap().predictions();
     let mut proj = model.project(6).unwrap();
     let phi = proj.reduced_features(&feats).unwrap();
-    let f0 = proj.scores(&phi);
+    // the refit's objective is on unit-length reduced features
+    let f0 = proj.scores(&phi.normalized());
     let cost0: f64 = f0
         .chunks_exact(3)
         .zip(&labels)
