@@ -331,7 +331,6 @@ fn train(args: &TrainArgs) -> Result<()> {
         cg_passes: args.cg_passes,
         lambda: args.lambda,
         refit_passes: args.refit_passes,
-        exact_scale: false,
         turn_site: None,
     };
     if args.trainer == TrainerArg::Gradient {

@@ -43,9 +43,6 @@ pub struct SweepConfig {
     /// split (0 = off). The refit uses the new, normalized environment, so it repairs both the
     /// truncation loss and the change of per-sample scale before the next bond.
     pub refit_passes: usize,
-    /// Fit the exact model outputs (environments rescaled only for storage, their per-sample
-    /// log-norms kept) instead of the per-sample normalized projections of the original code.
-    pub exact_scale: bool,
     /// Site where every sweep starts and ends (the label is moved there first):
     /// right to the end, back to the left end, and right again to this site. `None` starts at
     /// site 0 (the paper's plain left-right sweep). Ending in the middle keeps the model whose
@@ -61,8 +58,7 @@ impl Default for SweepConfig {
             cutoff: 1e-10,
             cg_passes: 3,
             lambda: 0.0,
-            refit_passes: 2,
-            exact_scale: false,
+            refit_passes: 1,
             turn_site: None,
         }
     }
@@ -207,7 +203,6 @@ pub fn train_sweeps(
     }
     move_label_to(model, start)?;
     let mut state = State::new(model, feats, labels);
-    state.exact_scale = config.exact_scale;
     let mut summaries = Vec::with_capacity(config.sweeps);
     let n_bonds = model.num_sites() - 1;
     for sweep in 1..=config.sweeps {
@@ -424,10 +419,7 @@ struct State<'a> {
     one_hot: Vec<f32>,
     /// slot k: per-sample environment of sites < k (left) or >= k (right), `n x width[k]`.
     envs: Vec<Vec<f32>>,
-    /// ln of the norm removed from each sample's environment in each slot.
-    logs: Vec<Vec<f64>>,
     widths: Vec<usize>,
-    exact_scale: bool,
 }
 
 impl<'a> State<'a> {
@@ -444,9 +436,7 @@ impl<'a> State<'a> {
             labels,
             one_hot,
             envs: vec![Vec::new(); slots],
-            logs: vec![vec![0.0; n]; slots],
             widths: vec![1; slots],
-            exact_scale: false,
         };
         s.envs[0] = vec![1.0; n];
         s.envs[slots - 1] = vec![1.0; n];
@@ -468,8 +458,7 @@ impl<'a> State<'a> {
         let (left, right) = (site.left(), site.right());
         let x = row_outer(&self.envs[k - 1], left, &self.feats.sites[k - 1], d);
         let mut v = gemm(&x, n, left * d, &model.site_f32(k - 1), right);
-        let l = normalize_rows(&mut v, right);
-        self.logs[k] = self.logs[k - 1].iter().zip(&l).map(|(a, b)| a + b).collect();
+        normalize_rows(&mut v, right);
         self.envs[k] = v;
         self.widths[k] = right;
         2.0 * (n * left * d * right) as f64
@@ -483,26 +472,10 @@ impl<'a> State<'a> {
         let (left, right) = (site.left(), site.right());
         let w = gemm_bt(&self.envs[k + 1], n, right, &model.site_f32(k), left * d);
         let mut v = row_contract_last(&w, left, &self.feats.sites[k], d);
-        let l = normalize_rows(&mut v, left);
-        self.logs[k] = self.logs[k + 1].iter().zip(&l).map(|(a, b)| a + b).collect();
+        normalize_rows(&mut v, left);
         self.envs[k] = v;
         self.widths[k] = left;
         2.0 * (n * left * d * right) as f64
-    }
-
-    /// The left environment of slot `k`, times the exact per-sample scale of the bond between
-    /// slots `k` and `k2` when fitting exact outputs.
-    fn left_env(&self, k: usize, k2: usize) -> std::borrow::Cow<'_, [f32]> {
-        if !self.exact_scale {
-            return std::borrow::Cow::Borrowed(&self.envs[k]);
-        }
-        let w = self.widths[k];
-        let mut v = self.envs[k].clone();
-        for ((row, a), b) in v.chunks_mut(w).zip(&self.logs[k]).zip(&self.logs[k2]) {
-            let c = (a + b).exp() as f32;
-            row.iter_mut().for_each(|x| *x *= c);
-        }
-        std::borrow::Cow::Owned(v)
     }
 
     fn update_bond(
@@ -520,7 +493,7 @@ impl<'a> State<'a> {
         let (left, right) = (model.sites[j].left(), model.sites[j + 1].right());
         debug_assert_eq!(self.widths[j], left);
         debug_assert_eq!(self.widths[j + 2], right);
-        let x1 = row_outer(&self.left_env(j, j + 2), left, &self.feats.sites[j], d);
+        let x1 = row_outer(&self.envs[j], left, &self.feats.sites[j], d);
         let x = row_outer(&x1, left * d, &self.feats.sites[j + 1], d);
         let op = LocalOp {
             x: &x,
@@ -591,7 +564,7 @@ impl<'a> State<'a> {
             Direction::RightToLeft => j,
         };
         let (left, right) = (model.sites[site].left(), model.sites[site].right());
-        let x = row_outer(&self.left_env(site, site + 1), left, &self.feats.sites[site], d);
+        let x = row_outer(&self.envs[site], left, &self.feats.sites[site], d);
         let op = LocalOp {
             x: &x,
             r: &self.envs[site + 1],
