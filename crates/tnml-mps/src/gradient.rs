@@ -263,14 +263,7 @@ pub fn loss_and_gradients(
     for k in (0..c).rev() {
         let (l, ll) = (&lefts[k].0, &lefts[k].1);
         let (kl, kr) = (sites[k].left(), sites[k].right());
-        let scaled: Vec<f32> = g
-            .chunks(kr)
-            .enumerate()
-            .flat_map(|(i, row)| {
-                let s = (ll[i] + gamma[i]).exp() as f32;
-                row.iter().map(move |v| v * s)
-            })
-            .collect();
+        let scaled = scale_rows(&g, kr, ll, &gamma);
         let x = row_outer(l, kl, &feats.sites[k], d);
         grads[k] = gemm_at(&x, n, kl * d, &scaled, kr)
             .into_iter()
@@ -298,14 +291,7 @@ pub fn loss_and_gradients(
     for k in c + 1..n_sites {
         let (kl, kr) = (sites[k].left(), sites[k].right());
         let (r, lr) = (&rights[k + 1].0, &rights[k + 1].1);
-        let scaled: Vec<f32> = h
-            .chunks(kl)
-            .enumerate()
-            .flat_map(|(i, row)| {
-                let s = (eta[i] + lr[i]).exp() as f32;
-                row.iter().map(move |v| v * s)
-            })
-            .collect();
+        let scaled = scale_rows(&h, kl, &eta, lr);
         let pr = row_outer(&feats.sites[k], d, r, kr);
         grads[k] = gemm_at(&scaled, n, kl, &pr, d * kr)
             .into_iter()
@@ -329,6 +315,18 @@ pub fn loss_and_gradients(
         }
     }
     Ok((total / n.max(1) as f64, grads, wrong))
+}
+
+/// Row `i` of `v` (rows of `width`) times `exp(log_a[i] + log_b[i])`: recombines the log-scales
+/// of two normalized partial contractions where a gradient is formed.
+fn scale_rows(v: &[f32], width: usize, log_a: &[f64], log_b: &[f64]) -> Vec<f32> {
+    v.chunks(width)
+        .zip(log_a.iter().zip(log_b))
+        .flat_map(|(row, (a, b))| {
+            let s = (a + b).exp() as f32;
+            row.iter().map(move |x| x * s)
+        })
+        .collect()
 }
 
 /// Trains every core with Adam on minibatches (bond dimensions stay as they are).
