@@ -3,6 +3,7 @@
 mod cmd_data;
 mod cmd_mpo;
 mod cmd_mps;
+mod cmd_net;
 mod matrix_source;
 mod progress;
 mod run_dir;
@@ -35,6 +36,10 @@ enum Command {
     /// The MPS classifier of Stoudenmire & Schwab (2016): train by sweeps, evaluate, project.
     #[command(subcommand)]
     Mps(cmd_mps::MpsCommand),
+    /// MPO-Nets (Gao et al. 2020): FC2, LeNet-5, VGG-16/19, dense or with MPO layers; train,
+    /// evaluate, compress a dense model by TT-SVD.
+    #[command(subcommand)]
+    Net(cmd_net::NetCommand),
     /// Datasets: fetch (checked download), info (counts, histograms, checksums), show (PNG grid).
     #[command(subcommand)]
     Data(cmd_data::DataCommand),
@@ -53,6 +58,7 @@ fn main() -> ExitCode {
         Command::Mpo(MpoCommand::Compress(args)) => cmd_mpo::compress(args),
         Command::Data(cmd) => cmd_data::run(cmd),
         Command::Mps(cmd) => cmd_mps::run(cmd),
+        Command::Net(cmd) => cmd_net::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

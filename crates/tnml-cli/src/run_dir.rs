@@ -80,6 +80,26 @@ impl RunDir {
         })
     }
 
+    /// Reopens an existing run directory to continue it (`--resume`): new metrics are appended
+    /// after the recorded ones.
+    pub fn open_existing(path: &Path) -> Result<Self> {
+        if !path.is_dir() {
+            bail!("{} is not a run directory", path.display());
+        }
+        let metrics = match fs::read_to_string(path.join("metrics.jsonl")) {
+            Ok(text) => text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            metrics,
+        })
+    }
+
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.path

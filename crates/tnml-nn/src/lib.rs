@@ -1,0 +1,20 @@
+//! MPO-Net on burn: matrix-product-operator layers ([`MpoLinear`]) and the FC2 / LeNet-5 / VGG
+//! models of Gao et al. (2020), trained from scratch or compressed from dense weights by TT-SVD.
+//!
+//! The tensor-network numerics (TT-SVD, canonical forms, entanglement) live in `tnml-core`; this
+//! crate converts MPO layers to and from [`tnml_core::Mpo`] for them.
+
+pub mod checkpoint;
+pub mod compress;
+pub mod error;
+pub mod init;
+pub mod models;
+pub mod mpo_linear;
+pub mod spec;
+pub mod train;
+
+pub use error::{NnError, Result};
+pub use init::WeightInit;
+pub use models::{Arch, Net, NetConfig, NormKind};
+pub use mpo_linear::MpoLinear;
+pub use spec::{MpoSpec, Plan};

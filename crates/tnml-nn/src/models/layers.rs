@@ -1,0 +1,130 @@
+//! Building blocks shared by the models: a linear map that is dense or MPO, and optional norms.
+
+use burn::module::Module;
+use burn::nn::{BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::init::WeightInit;
+use crate::mpo_linear::MpoLinear;
+use crate::spec::MpoSpec;
+
+/// A fully connected map `in -> out`: a burn `Linear` or an [`MpoLinear`].
+#[derive(Module, Debug)]
+pub enum Affine {
+    /// Dense weight `[in, out]` (burn's layout) and bias.
+    Dense(Linear),
+    /// MPO weight and dense bias.
+    Mpo(MpoLinear),
+}
+
+impl Affine {
+    /// A dense layer, or an MPO layer when `spec` is given (checked against the layer size).
+    ///
+    /// # Errors
+    /// A spec whose modes do not multiply to `fan_in` / `fan_out`.
+    pub fn new(
+        fan_in: usize,
+        fan_out: usize,
+        spec: Option<&MpoSpec>,
+        init: WeightInit,
+        seed: u64,
+        device: &Device,
+    ) -> crate::Result<Self> {
+        Ok(match spec {
+            Some(s) => {
+                s.check_layer(fan_in, fan_out)?;
+                Affine::Mpo(MpoLinear::new(s, init, true, seed, device))
+            }
+            None => {
+                let std = init.std(fan_in, fan_out);
+                let w = crate::init::Normal::new(seed).vec(fan_in * fan_out, std);
+                let mut lin = LinearConfig::new(fan_in, fan_out).init(device);
+                lin.weight = burn::module::Param::from_tensor(Tensor::from_data(
+                    burn::tensor::TensorData::new(w, [fan_in, fan_out]),
+                    device,
+                ));
+                lin.bias = Some(burn::module::Param::from_tensor(Tensor::zeros([fan_out], device)));
+                Affine::Dense(lin)
+            }
+        })
+    }
+
+    /// `x W^T + b`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        match self {
+            Affine::Dense(l) => l.forward(x),
+            Affine::Mpo(m) => m.forward(x),
+        }
+    }
+
+    /// Weight parameters (cores for an MPO; no bias).
+    pub fn weight_params(&self) -> usize {
+        match self {
+            Affine::Dense(l) => l.weight.val().dims().iter().product(),
+            Affine::Mpo(m) => m.num_core_params(),
+        }
+    }
+
+    /// The MPO layer, if this is one.
+    pub fn as_mpo(&self) -> Option<&MpoLinear> {
+        match self {
+            Affine::Mpo(m) => Some(m),
+            Affine::Dense(_) => None,
+        }
+    }
+}
+
+/// Normalization after a hidden fully connected layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum NormKind {
+    /// None.
+    #[default]
+    None,
+    /// LayerNorm over the features.
+    Layer,
+    /// BatchNorm over the batch.
+    Batch,
+}
+
+impl NormKind {
+    /// Parses `none`, `layer`, `batch`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "none" => Some(Self::None),
+            "layer" | "layernorm" => Some(Self::Layer),
+            "batch" | "batchnorm" => Some(Self::Batch),
+            _ => None,
+        }
+    }
+}
+
+/// A LayerNorm or BatchNorm over `[batch, features]`, or nothing.
+#[derive(Module, Debug)]
+pub struct Norm1d {
+    layer: Option<LayerNorm>,
+    batch: Option<BatchNorm>,
+}
+
+impl Norm1d {
+    /// A norm of `kind` over `features`.
+    pub fn new(kind: NormKind, features: usize, device: &Device) -> Self {
+        Self {
+            layer: (kind == NormKind::Layer).then(|| LayerNormConfig::new(features).init(device)),
+            batch: (kind == NormKind::Batch).then(|| BatchNormConfig::new(features).init(device)),
+        }
+    }
+
+    /// Applies the norm (identity for none).
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        if let Some(l) = &self.layer {
+            return l.forward(x);
+        }
+        if let Some(b) = &self.batch {
+            // BatchNorm wants [batch, channels, ...]
+            let [n, f] = x.dims();
+            return b.forward(x.reshape([n, f, 1])).reshape([n, f]);
+        }
+        x
+    }
+}

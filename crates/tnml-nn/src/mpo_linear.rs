@@ -1,0 +1,271 @@
+//! [`MpoLinear`]: a dense layer `y = W x + b` whose weight is a matrix product operator.
+//!
+//! Cores are burn parameters `G_k[r_{k-1}, I_k, J_k, r_k]` (the tnml-core `Mpo` layout), the bias is
+//! dense and not counted in the compression ratio (Gao's Eq. 6). The input vector is split
+//! row-major as `(i_1, .., i_d)`, the output as `(j_1, .., j_d)`.
+//!
+//! Forward plans ([`Plan`]), all built from burn tensor ops so that autodiff gives exact gradients:
+//!
+//! * right to left: the state `[B * prod_{j<k} I_j, I_k r_k, prod_{j>k} J_j]` is multiplied from
+//!   the left by core k viewed as `[r_{k-1} J_k, I_k r_k]`: one broadcast batched GEMM per core and
+//!   no transposes, `(prod_{j<=k} I_j)(prod_{j>=k} J_j) r_{k-1} r_k` multiply-adds per sample;
+//! * left to right: the mirror image, state `[B * prod_{j<k} J_j, r_{k-1} I_k, prod_{j>k} I_j]`;
+//! * dense: rebuild `W^T` (`[prod I, prod J]`, `sum_k prod_{j<=k}(I_j J_j) r_{k-1} r_k` multiply-adds,
+//!   independent of the batch) and do one GEMM.
+//!
+//! [`MpoLinear::forward`] picks the cheapest by the cost model of [`MpoSpec::plan_costs`].
+
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Tensor, TensorData};
+use tnml_core::faer::MatRef;
+use tnml_core::{Mpo, TruncParams, TruncReport};
+
+use crate::error::{NnError, Result};
+use crate::init::{random_cores, WeightInit};
+use crate::spec::{MpoSpec, Plan};
+
+/// A linear layer with an MPO weight and an optional dense bias.
+#[derive(Module, Debug)]
+pub struct MpoLinear {
+    /// Cores `[r_{k-1}, I_k, J_k, r_k]`.
+    pub cores: Vec<Param<Tensor<4>>>,
+    /// Dense bias of length `prod J_k`.
+    pub bias: Option<Param<Tensor<1>>>,
+}
+
+/// Reads a float tensor back as `Vec<f32>`.
+pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("float tensor data")
+}
+
+impl MpoLinear {
+    /// Random cores with `Var(W_ij)` at `init`'s target (see [`crate::init`]), zero bias.
+    pub fn new(spec: &MpoSpec, init: WeightInit, bias: bool, seed: u64, device: &Device) -> Self {
+        let cores = random_cores(spec, init, seed);
+        Self::from_core_data(spec, cores, bias.then(|| vec![0.0; spec.out_features()]), device)
+    }
+
+    fn from_core_data(spec: &MpoSpec, cores: Vec<Vec<f32>>, bias: Option<Vec<f32>>, device: &Device) -> Self {
+        let cores = cores
+            .into_iter()
+            .enumerate()
+            .map(|(k, data)| {
+                let shape = spec.core_shape(k);
+                Param::from_tensor(Tensor::from_data(TensorData::new(data, shape), device))
+            })
+            .collect();
+        let bias = bias.map(|b| {
+            let n = b.len();
+            Param::from_tensor(Tensor::from_data(TensorData::new(b, [n]), device))
+        });
+        Self { cores, bias }
+    }
+
+    /// Compresses a dense weight `w` (`prod J x prod I`, PyTorch's `Linear.weight` layout) by TT-SVD
+    /// (tnml-core), truncated by `params`; `bias` is copied.
+    ///
+    /// # Errors
+    /// Modes that do not multiply to the matrix size, invalid truncation parameters, a bias of the
+    /// wrong length, non-finite entries.
+    pub fn from_dense(
+        w: MatRef<'_, f64>,
+        in_modes: &[usize],
+        out_modes: &[usize],
+        params: &TruncParams,
+        bias: Option<&[f32]>,
+        device: &Device,
+    ) -> Result<(Self, TruncReport)> {
+        let (mpo, report) = Mpo::from_dense(w, in_modes, out_modes, params)?;
+        if let Some(b) = bias {
+            if b.len() != w.nrows() {
+                return Err(NnError::Shape(format!(
+                    "bias has {} entries, the layer has {} outputs",
+                    b.len(),
+                    w.nrows()
+                )));
+            }
+        }
+        Ok((Self::from_mpo(&mpo, bias, device)?, report))
+    }
+
+    /// A layer with the cores of a tnml-core [`Mpo`] (converted to f32).
+    ///
+    /// # Errors
+    /// A bias whose length is not the number of outputs.
+    pub fn from_mpo(mpo: &Mpo, bias: Option<&[f32]>, device: &Device) -> Result<Self> {
+        let spec = MpoSpec::new(mpo.in_modes(), mpo.out_modes(), &mpo.bond_dims())?;
+        if let Some(b) = bias {
+            if b.len() != spec.out_features() {
+                return Err(NnError::Shape(format!(
+                    "bias has {} entries, the layer has {} outputs",
+                    b.len(),
+                    spec.out_features()
+                )));
+            }
+        }
+        let cores = (0..mpo.len())
+            .map(|k| {
+                mpo.core(k)
+                    .map(|(_, data)| data.iter().map(|&v| v as f32).collect())
+            })
+            .collect::<std::result::Result<Vec<Vec<f32>>, _>>()?;
+        Ok(Self::from_core_data(
+            &spec,
+            cores,
+            bias.map(|b| b.to_vec()),
+            device,
+        ))
+    }
+
+    /// The cores as a tnml-core [`Mpo`] (f64) for analysis: entanglement, truncation, TT-SVD.
+    ///
+    /// # Errors
+    /// Non-finite entries (a diverged layer).
+    pub fn to_mpo(&self) -> Result<Mpo> {
+        let cores = self
+            .cores
+            .iter()
+            .map(|c| {
+                let t = c.val();
+                let shape = t.dims();
+                (shape, to_vec(t).into_iter().map(f64::from).collect())
+            })
+            .collect();
+        Ok(Mpo::from_cores(cores)?)
+    }
+
+    /// The layer's shape (modes and bond dimensions).
+    pub fn spec(&self) -> MpoSpec {
+        let shapes: Vec<[usize; 4]> = self.cores.iter().map(|c| c.val().dims()).collect();
+        let in_modes: Vec<usize> = shapes.iter().map(|s| s[1]).collect();
+        let out_modes: Vec<usize> = shapes.iter().map(|s| s[2]).collect();
+        let bonds: Vec<usize> = shapes[..shapes.len() - 1].iter().map(|s| s[3]).collect();
+        MpoSpec {
+            in_modes,
+            out_modes,
+            bonds,
+            clamps: Vec::new(),
+        }
+    }
+
+    /// `y = x W^T + b` for `x: [batch, prod I]`, with the plan chosen by the cost model.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let plan = self.spec().best_plan(x.dims()[0]);
+        self.forward_with(x, plan)
+    }
+
+    /// `y = x W^T + b` with an explicit contraction plan.
+    pub fn forward_with(&self, x: Tensor<2>, plan: Plan) -> Tensor<2> {
+        let spec = self.spec();
+        let [batch, n_in] = x.dims();
+        assert_eq!(
+            n_in,
+            spec.in_features(),
+            "MpoLinear {spec}: input has {n_in} features, the layer takes {}",
+            spec.in_features()
+        );
+        let y = match plan {
+            Plan::Dense => x.matmul(self.dense_transposed()),
+            Plan::RightToLeft => self.sweep_right_to_left(x, &spec, batch),
+            Plan::LeftToRight => self.sweep_left_to_right(x, &spec, batch),
+        };
+        match &self.bias {
+            Some(b) => y + b.val().unsqueeze::<2>(),
+            None => y,
+        }
+    }
+
+    fn sweep_right_to_left(&self, x: Tensor<2>, spec: &MpoSpec, batch: usize) -> Tensor<2> {
+        let d = spec.len();
+        let r = spec.full_bonds();
+        let n_before = |k: usize| spec.in_modes[..k].iter().product::<usize>();
+        // state [B * prod_{j<k} I_j, I_k r_k, prod_{j>k} J_j], starting at k = d-1 with r_d = 1.
+        let mut m_after = 1;
+        let mut state: Tensor<3> = x.reshape([batch * n_before(d - 1), spec.in_modes[d - 1], 1]);
+        for k in (0..d).rev() {
+            let [rl, i, j, rr] = spec.core_shape(k);
+            // core as [r_{k-1} J_k, I_k r_k]
+            let a = self.cores[k]
+                .val()
+                .permute([0, 2, 1, 3])
+                .reshape([1, rl * j, i * rr]);
+            let p = batch * n_before(k);
+            let out = if m_after == 1 {
+                // [P, I r] @ [I r, r' J]: one plain GEMM
+                let s2: Tensor<2> = state.reshape([p, i * rr]);
+                s2.matmul(a.reshape([rl * j, i * rr]).transpose())
+                    .reshape([p, rl * j, 1])
+            } else {
+                a.matmul(state) // [P, r_{k-1} J_k, M_{>k}]
+            };
+            m_after *= j;
+            state = if k > 0 {
+                let i_prev = spec.in_modes[k - 1];
+                out.reshape([p / i_prev, i_prev * r[k], m_after])
+            } else {
+                out
+            };
+        }
+        state.reshape([batch, spec.out_features()])
+    }
+
+    fn sweep_left_to_right(&self, x: Tensor<2>, spec: &MpoSpec, batch: usize) -> Tensor<2> {
+        let d = spec.len();
+        let n_after = |k: usize| spec.in_modes[k + 1..].iter().product::<usize>();
+        // state [B * prod_{j<k} J_j, r_{k-1} I_k, prod_{j>k} I_j], starting at k = 0 with r_0 = 1.
+        let mut m_before = 1;
+        let mut state: Tensor<3> = x.reshape([batch, spec.in_modes[0], n_after(0)]);
+        for k in 0..d {
+            let [rl, i, j, rr] = spec.core_shape(k);
+            // core as [J_k r_k, r_{k-1} I_k]
+            let a = self.cores[k]
+                .val()
+                .permute([2, 3, 0, 1])
+                .reshape([1, j * rr, rl * i]);
+            let p = batch * m_before;
+            let rest = n_after(k);
+            let out = a.matmul(state); // [P, J_k r_k, prod_{j>k} I_j]
+            m_before *= j;
+            state = if k + 1 < d {
+                let i_next = spec.in_modes[k + 1];
+                out.reshape([p * j, rr * i_next, rest / i_next])
+            } else {
+                out
+            };
+        }
+        state.reshape([batch, spec.out_features()])
+    }
+
+    /// `W^T` as a `[prod I, prod J]` tensor, rebuilt from the cores (differentiable).
+    pub fn dense_transposed(&self) -> Tensor<2> {
+        let spec = self.spec();
+        // t: [prod_{j<k} I_j, prod_{j<k} J_j, r_{k-1}]
+        let mut t: Tensor<3> = Tensor::ones([1, 1, 1], &self.cores[0].val().device());
+        let (mut n, mut m) = (1, 1);
+        for k in 0..spec.len() {
+            let [rl, i, j, rr] = spec.core_shape(k);
+            let g: Tensor<2> = self.cores[k].val().reshape([rl, i * j * rr]);
+            let prod: Tensor<2> = t.reshape([n * m, rl]).matmul(g);
+            t = prod
+                .reshape([n, m, i, j * rr])
+                .swap_dims(1, 2)
+                .reshape([n * i, m * j, rr]);
+            n *= i;
+            m *= j;
+        }
+        t.reshape([n, m])
+    }
+
+    /// The dense weight `W` (`prod J x prod I`, row-major), as f32.
+    pub fn to_dense(&self) -> Vec<f32> {
+        to_vec(self.dense_transposed().transpose())
+    }
+
+    /// Parameters of the cores (no bias).
+    pub fn num_core_params(&self) -> usize {
+        self.spec().num_params()
+    }
+}

@@ -1,0 +1,354 @@
+//! [`MpoSpec`]: the shape of an MPO layer (input and output factorizations, bond dimensions), its
+//! parameter count and the cost model that picks a contraction plan.
+//!
+//! Notation (Gao et al. 2020, Eq. 8): `M^{J1..Jd}_{I1..Id}(D)` maps `prod I_k` inputs to `prod J_k`
+//! outputs; the superscript is the *output* factorization, the subscript the *input* one. Core `k`
+//! is `G_k[r_{k-1}, I_k, J_k, r_k]` with `r_0 = r_d = 1`, and
+//!
+//! ```text
+//! params = sum_k r_{k-1} I_k J_k r_k
+//! ```
+//!
+//! A requested bond dimension above the rank cap
+//! `min(prod_{j<=k} I_j J_j, prod_{j>k} I_j J_j)` adds parameters and nothing else, so it is clamped
+//! to the cap and the clamp is reported ([`MpoSpec::clamps`]).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use tnml_core::{clamp_bond_dims, BondClamp};
+
+use crate::error::{NnError, Result};
+
+/// The shape of one MPO layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MpoSpec {
+    /// Input factorization `I_1..I_d` (row-major split of the input vector).
+    pub in_modes: Vec<usize>,
+    /// Output factorization `J_1..J_d`.
+    pub out_modes: Vec<usize>,
+    /// Bond dimensions `r_1..r_{d-1}` after clamping to the rank caps.
+    pub bonds: Vec<usize>,
+    /// Requested bonds that were above their cap.
+    #[serde(skip)]
+    pub clamps: Vec<BondClamp>,
+}
+
+impl MpoSpec {
+    /// A spec with one bond dimension for every bond, clamped to the rank caps.
+    ///
+    /// # Errors
+    /// Empty or zero modes, different numbers of input and output modes, a bond dimension of 0.
+    pub fn uniform(in_modes: &[usize], out_modes: &[usize], bond: usize) -> Result<Self> {
+        let n = in_modes.len();
+        Self::new(in_modes, out_modes, &vec![bond; n.saturating_sub(1)])
+    }
+
+    /// A spec with per-bond dimensions (`in_modes.len() - 1` of them), clamped to the rank caps.
+    ///
+    /// # Errors
+    /// As [`MpoSpec::uniform`], and a wrong number of bonds.
+    pub fn new(in_modes: &[usize], out_modes: &[usize], bonds: &[usize]) -> Result<Self> {
+        if in_modes.is_empty() || in_modes.len() != out_modes.len() {
+            return Err(NnError::Shape(format!(
+                "an MPO needs as many input modes as output modes (at least one): got {} input modes {:?} and {} output modes {:?}",
+                in_modes.len(),
+                in_modes,
+                out_modes.len(),
+                out_modes
+            )));
+        }
+        if let Some(k) = in_modes.iter().chain(out_modes).position(|&m| m == 0) {
+            return Err(NnError::Shape(format!("mode {k} is 0: modes must be positive")));
+        }
+        if bonds.len() + 1 != in_modes.len() {
+            return Err(NnError::Shape(format!(
+                "{} cores need {} bond dimensions, got {}",
+                in_modes.len(),
+                in_modes.len() - 1,
+                bonds.len()
+            )));
+        }
+        if let Some(k) = bonds.iter().position(|&b| b == 0) {
+            return Err(NnError::Shape(format!(
+                "bond dimension {} (bond {}) is 0: bonds must be at least 1",
+                bonds[k],
+                k + 1
+            )));
+        }
+        let dims: Vec<usize> = in_modes.iter().zip(out_modes).map(|(i, o)| i * o).collect();
+        let (bonds, clamps) = clamp_bond_dims(bonds, &dims)?;
+        Ok(Self {
+            in_modes: in_modes.to_vec(),
+            out_modes: out_modes.to_vec(),
+            bonds,
+            clamps,
+        })
+    }
+
+    /// Parses `M^{4,4,4,4}_{4,7,7,4}(16)` (Gao's notation: output modes up, input modes down) or
+    /// `4,7,7,4->4,4,4,4:16` (input -> output : bond). A bond list `(4,8,4)` / `:4,8,4` is accepted too.
+    ///
+    /// # Errors
+    /// [`NnError::Spec`] for malformed text; shape errors as [`MpoSpec::new`].
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = |why: &str| NnError::Spec {
+            spec: text.to_string(),
+            why: why.to_string(),
+        };
+        let s: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        let (ins, outs, bond_text) = if let Some(rest) = s.strip_prefix("M^{") {
+            let (outs, rest) = rest
+                .split_once("}_{")
+                .ok_or_else(|| bad("expected M^{out modes}_{in modes}(D)"))?;
+            let (ins, rest) = rest
+                .split_once("}(")
+                .ok_or_else(|| bad("expected (D) after the input modes"))?;
+            let bond = rest
+                .strip_suffix(')')
+                .ok_or_else(|| bad("missing closing parenthesis"))?;
+            (ins.to_string(), outs.to_string(), bond.to_string())
+        } else {
+            let (ins, rest) = s
+                .split_once("->")
+                .ok_or_else(|| bad("expected IN->OUT:D or M^{OUT}_{IN}(D)"))?;
+            let (outs, bond) = rest
+                .split_once(':')
+                .ok_or_else(|| bad("expected :D after the output modes"))?;
+            (ins.to_string(), outs.to_string(), bond.to_string())
+        };
+        let list = |t: &str, what: &str| -> Result<Vec<usize>> {
+            t.split(',')
+                .map(|v| {
+                    v.parse::<usize>()
+                        .map_err(|_| bad(&format!("{what}: {v:?} is not a non-negative integer")))
+                })
+                .collect()
+        };
+        let in_modes = list(&ins, "input modes")?;
+        let out_modes = list(&outs, "output modes")?;
+        let bonds = list(&bond_text, "bond dimension")?;
+        if bonds.len() == 1 {
+            Self::uniform(&in_modes, &out_modes, bonds[0])
+        } else {
+            Self::new(&in_modes, &out_modes, &bonds)
+        }
+    }
+
+    /// Number of cores `d`.
+    pub fn len(&self) -> usize {
+        self.in_modes.len()
+    }
+
+    /// Always false (a spec has at least one core).
+    pub fn is_empty(&self) -> bool {
+        self.in_modes.is_empty()
+    }
+
+    /// `prod I_k`.
+    pub fn in_features(&self) -> usize {
+        self.in_modes.iter().product()
+    }
+
+    /// `prod J_k`.
+    pub fn out_features(&self) -> usize {
+        self.out_modes.iter().product()
+    }
+
+    /// Bond dimensions with the boundaries: `[1, r_1, .., r_{d-1}, 1]`.
+    pub fn full_bonds(&self) -> Vec<usize> {
+        let mut b = vec![1];
+        b.extend(&self.bonds);
+        b.push(1);
+        b
+    }
+
+    /// Shape `[r_{k-1}, I_k, J_k, r_k]` of core `k`.
+    pub fn core_shape(&self, k: usize) -> [usize; 4] {
+        let b = self.full_bonds();
+        [b[k], self.in_modes[k], self.out_modes[k], b[k + 1]]
+    }
+
+    /// Parameters of the cores (no bias): `sum_k r_{k-1} I_k J_k r_k`.
+    pub fn num_params(&self) -> usize {
+        (0..self.len())
+            .map(|k| self.core_shape(k).iter().product::<usize>())
+            .sum()
+    }
+
+    /// Parameters of the dense matrix it replaces, `prod I_k * prod J_k`.
+    pub fn dense_params(&self) -> usize {
+        self.in_features() * self.out_features()
+    }
+
+    /// Checks that the spec fits a layer of `in_features -> out_features`.
+    ///
+    /// # Errors
+    /// [`NnError::Shape`] naming the products and the layer size.
+    pub fn check_layer(&self, in_features: usize, out_features: usize) -> Result<()> {
+        if self.in_features() != in_features || self.out_features() != out_features {
+            return Err(NnError::Shape(format!(
+                "MPO {self}: input modes multiply to {}, output modes to {}, but the layer is {in_features} -> {out_features}",
+                self.in_features(),
+                self.out_features()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Multiply-adds per sample of the left-to-right sweep (first input index first):
+    /// `sum_k (prod_{j>=k} I_j)(prod_{j<=k} J_j) r_{k-1} r_k`.
+    pub fn macs_left_to_right(&self) -> u64 {
+        let b = self.full_bonds();
+        (0..self.len())
+            .map(|k| {
+                let n: u64 = self.in_modes[k..].iter().map(|&v| v as u64).product();
+                let m: u64 = self.out_modes[..=k].iter().map(|&v| v as u64).product();
+                n * m * b[k] as u64 * b[k + 1] as u64
+            })
+            .sum()
+    }
+
+    /// Multiply-adds per sample of the right-to-left sweep (last input index first):
+    /// `sum_k (prod_{j<=k} I_j)(prod_{j>=k} J_j) r_{k-1} r_k`.
+    pub fn macs_right_to_left(&self) -> u64 {
+        let b = self.full_bonds();
+        (0..self.len())
+            .map(|k| {
+                let n: u64 = self.in_modes[..=k].iter().map(|&v| v as u64).product();
+                let m: u64 = self.out_modes[k..].iter().map(|&v| v as u64).product();
+                n * m * b[k] as u64 * b[k + 1] as u64
+            })
+            .sum()
+    }
+
+    /// Multiply-adds to rebuild the dense matrix from the cores:
+    /// `sum_k (prod_{j<=k} I_j J_j) r_{k-1} r_k` (independent of the batch).
+    pub fn macs_reconstruct(&self) -> u64 {
+        let b = self.full_bonds();
+        let mut acc = 1u64;
+        (0..self.len())
+            .map(|k| {
+                acc *= (self.in_modes[k] * self.out_modes[k]) as u64;
+                acc * b[k] as u64 * b[k + 1] as u64
+            })
+            .sum()
+    }
+}
+
+impl fmt::Display for MpoSpec {
+    /// Gao's notation, with the bond list when the bonds differ: `M^{4,4,4,4}_{4,7,7,4}(16)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let join = |v: &[usize]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+        let bonds = match self.bonds.first() {
+            Some(&b0) if self.bonds.iter().all(|&b| b == b0) => b0.to_string(),
+            Some(_) => join(&self.bonds),
+            None => "-".to_string(),
+        };
+        write!(
+            f,
+            "M^{{{}}}_{{{}}}({})",
+            join(&self.out_modes),
+            join(&self.in_modes),
+            bonds
+        )
+    }
+}
+
+/// How a forward pass contracts the cores with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Plan {
+    /// Contract core 1 first (the slowest input index).
+    LeftToRight,
+    /// Contract core d first (the fastest input index).
+    RightToLeft,
+    /// Rebuild the dense `prod I x prod J` matrix, then one GEMM.
+    Dense,
+}
+
+/// Cost of the sweep's small batched products relative to one big GEMM, per multiply-add
+/// (memory-bound K = r*I_k inner dimensions against a compute-bound GEMM). Measured by the
+/// `mpo_linear` benchmark; it only tips the plan choice when the two are close.
+pub const SWEEP_PENALTY: f64 = 3.0;
+
+impl MpoSpec {
+    /// Estimated multiply-adds (weighted by [`SWEEP_PENALTY`] for the sweeps) of each plan for a
+    /// batch of `batch` samples.
+    pub fn plan_costs(&self, batch: usize) -> [(Plan, f64); 3] {
+        let b = batch as f64;
+        [
+            (
+                Plan::LeftToRight,
+                SWEEP_PENALTY * b * self.macs_left_to_right() as f64,
+            ),
+            (
+                Plan::RightToLeft,
+                SWEEP_PENALTY * b * self.macs_right_to_left() as f64,
+            ),
+            (
+                Plan::Dense,
+                self.macs_reconstruct() as f64 + b * self.dense_params() as f64,
+            ),
+        ]
+    }
+
+    /// The cheapest plan for `batch` samples by [`MpoSpec::plan_costs`].
+    pub fn best_plan(&self, batch: usize) -> Plan {
+        let costs = self.plan_costs(batch);
+        costs
+            .iter()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|c| c.0)
+            .unwrap_or(Plan::Dense)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gao_fc2_parameter_counts() {
+        let l2 = MpoSpec::parse("M^{1,1,10,1}_{4,4,4,4}(4)").unwrap();
+        assert_eq!(l2.num_params(), 736);
+        let l1 = MpoSpec::parse("M^{4,4,4,4}_{4,7,7,4}(2)").unwrap();
+        assert_eq!(l1.num_params(), 288);
+        let l1 = MpoSpec::parse("4,7,7,4 -> 4,4,4,4 : 16").unwrap();
+        assert_eq!(l1.num_params() + l2.num_params(), 15_584);
+        assert_eq!(l1.to_string(), "M^{4,4,4,4}_{4,7,7,4}(16)");
+    }
+
+    #[test]
+    fn bonds_above_the_cap_are_clamped_and_reported() {
+        let s = MpoSpec::uniform(&[4, 7, 7, 4], &[4, 4, 4, 4], 22).unwrap();
+        assert_eq!(s.bonds, vec![16, 22, 16]);
+        assert_eq!(s.clamps.len(), 2);
+    }
+
+    #[test]
+    fn bad_specs_name_the_numbers() {
+        let e = MpoSpec::uniform(&[4, 7], &[4, 4], 0).unwrap_err().to_string();
+        assert!(e.contains("is 0"), "{e}");
+        let e = MpoSpec::uniform(&[4, 7, 7], &[4, 4], 2).unwrap_err().to_string();
+        assert!(e.contains("3 input modes"), "{e}");
+        let s = MpoSpec::uniform(&[4, 7, 7, 4], &[4, 4, 4, 4], 2).unwrap();
+        let e = s.check_layer(780, 256).unwrap_err().to_string();
+        assert!(e.contains("multiply to 784") && e.contains("780 -> 256"), "{e}");
+        assert!(MpoSpec::parse("M^{4,4}_{4,x}(2)").is_err());
+        assert!(MpoSpec::parse("4,4:2").is_err());
+    }
+
+    #[test]
+    fn cost_formulas_match_the_digest() {
+        // Gao's 256 -> 10 layer: 4768 (right to left in the digest's convention = our left to right).
+        let l2 = MpoSpec::parse("M^{1,1,10,1}_{4,4,4,4}(4)").unwrap();
+        let (a, b) = (l2.macs_left_to_right(), l2.macs_right_to_left());
+        assert_eq!(a.min(b), 4768);
+        assert_eq!(a.max(b), 13_984);
+        // Batch 1 on a large layer prefers a sweep, a large batch the dense product.
+        let big = MpoSpec::uniform(&[4, 4, 8, 8, 4], &[4, 4, 8, 8, 4], 4).unwrap();
+        assert_ne!(big.best_plan(1), Plan::Dense);
+        let fc2 = MpoSpec::uniform(&[4, 7, 7, 4], &[4, 4, 4, 4], 16).unwrap();
+        assert_eq!(fc2.best_plan(100), Plan::Dense);
+    }
+}

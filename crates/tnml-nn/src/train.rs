@@ -1,0 +1,329 @@
+//! Supervised training of a [`Net`] on labelled images: SGD (momentum, Nesterov) or Adam, weight
+//! decay, exponential or step learning-rate decay, per-epoch metrics, NaN detection.
+//!
+//! The loop reports through a [`TrainObserver`] (progress, checkpoints, entanglement tracking live
+//! in the caller), and never prints.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use tnml_data::transform::{shuffled_indices, Images};
+
+use crate::error::{NnError, Result};
+use crate::models::Net;
+
+/// Images with their labels.
+#[derive(Debug, Clone)]
+pub struct LabeledImages {
+    /// The images, `[len, C, H, W]`.
+    pub images: Images,
+    /// One label per image.
+    pub labels: Vec<u8>,
+}
+
+impl LabeledImages {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Checks that the images fit `[C, H, W]` and the labels `< classes`.
+    ///
+    /// # Errors
+    /// [`NnError::Data`] naming the shapes.
+    pub fn check(&self, shape: [usize; 3], classes: usize) -> Result<()> {
+        let got = [self.images.channels, self.images.height, self.images.width];
+        if got != shape {
+            return Err(NnError::Data(format!(
+                "the model takes {}x{}x{} images (channels x height x width), the data has {}x{}x{}",
+                shape[0], shape[1], shape[2], got[0], got[1], got[2]
+            )));
+        }
+        if self.images.len != self.labels.len() {
+            return Err(NnError::Data(format!(
+                "{} images but {} labels",
+                self.images.len,
+                self.labels.len()
+            )));
+        }
+        if let Some(l) = self.labels.iter().find(|&&l| l as usize >= classes) {
+            return Err(NnError::Data(format!(
+                "label {l} out of range for {classes} classes"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Images `idx` as a `[n, C, H, W]` tensor and their labels.
+    pub fn batch(&self, idx: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+        let sel = self.images.select(idx);
+        let x = Tensor::from_data(
+            TensorData::new(sel.data, [idx.len(), sel.channels, sel.height, sel.width]),
+            device,
+        );
+        let labels: Vec<i64> = idx.iter().map(|&i| i64::from(self.labels[i])).collect();
+        let y = Tensor::from_data(TensorData::new(labels, [idx.len()]), device);
+        (x, y)
+    }
+}
+
+/// Optimizer choice.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum OptimizerKind {
+    /// SGD, with heavy-ball or Nesterov momentum when `momentum > 0`.
+    Sgd {
+        /// Momentum (0 = plain SGD).
+        momentum: f64,
+        /// Nesterov's variant.
+        nesterov: bool,
+    },
+    /// Adam (beta 0.9, 0.999).
+    Adam,
+}
+
+/// Learning rate as a function of the epoch (0-based).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum LrSchedule {
+    /// `lr`.
+    Constant,
+    /// `lr * gamma^epoch`.
+    Exponential {
+        /// Factor per epoch.
+        gamma: f64,
+    },
+    /// `lr * gamma^(epoch / every)`.
+    Step {
+        /// Epochs per step.
+        every: usize,
+        /// Factor per step.
+        gamma: f64,
+    },
+}
+
+impl LrSchedule {
+    /// The learning rate of `epoch` (0-based) for base rate `lr`.
+    pub fn at(&self, lr: f64, epoch: usize) -> f64 {
+        match *self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Exponential { gamma } => lr * gamma.powi(epoch as i32),
+            LrSchedule::Step { every, gamma } => lr * gamma.powi((epoch / every.max(1)) as i32),
+        }
+    }
+}
+
+/// Training hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Total epochs.
+    pub epochs: usize,
+    /// Minibatch size.
+    pub batch_size: usize,
+    /// Optimizer.
+    pub optimizer: OptimizerKind,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Decay schedule.
+    pub schedule: LrSchedule,
+    /// L2 weight decay (gradient += wd * w), 0 for none.
+    pub weight_decay: f64,
+    /// Seed of the shuffling and augmentation.
+    pub seed: u64,
+    /// Random crop (pad 4) and horizontal flip each epoch (CIFAR).
+    pub augment: bool,
+}
+
+impl TrainConfig {
+    /// Checks the numbers.
+    ///
+    /// # Errors
+    /// Zero epochs or batch size, a non-positive learning rate, a negative weight decay.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            return Err(NnError::Data("batch size must be at least 1".into()));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(NnError::Data(format!(
+                "learning rate must be positive, got {}",
+                self.lr
+            )));
+        }
+        if self.weight_decay < 0.0 || !self.weight_decay.is_finite() {
+            return Err(NnError::Data(format!(
+                "weight decay must be >= 0, got {}",
+                self.weight_decay
+            )));
+        }
+        Ok(())
+    }
+
+    /// The burn optimizer.
+    pub fn build_optimizer(&self) -> ModuleOptimizer {
+        let wd = (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32));
+        match self.optimizer {
+            OptimizerKind::Sgd { momentum, nesterov } => {
+                let m = (momentum > 0.0).then(|| {
+                    MomentumConfig::new()
+                        .with_momentum(momentum)
+                        .with_dampening(0.0)
+                        .with_nesterov(nesterov)
+                });
+                SgdConfig::new().with_weight_decay(wd).with_momentum(m).init()
+            }
+            OptimizerKind::Adam => AdamConfig::new().with_weight_decay(wd).init(),
+        }
+    }
+}
+
+/// Metrics of one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Mean training loss over the epoch's steps.
+    pub train_loss: f64,
+    /// Training accuracy over the epoch (on the fly, with the weights as they were at each step).
+    pub train_acc: f64,
+    /// Test loss (if a test set was given).
+    pub test_loss: Option<f64>,
+    /// Test accuracy.
+    pub test_acc: Option<f64>,
+    /// Seconds of training (without evaluation).
+    pub train_seconds: f64,
+}
+
+/// Receives the training progress.
+pub trait TrainObserver {
+    /// After each step: `step` of `steps` in `epoch` (1-based), its loss.
+    fn on_step(&mut self, _epoch: usize, _step: usize, _steps: usize, _loss: f32) {}
+    /// After each epoch, with the model and optimizer (to checkpoint or analyse).
+    ///
+    /// # Errors
+    /// Whatever the observer fails with stops the training.
+    fn on_epoch(&mut self, _record: &EpochRecord, _net: &Net, _optim: &ModuleOptimizer) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// An observer that does nothing.
+pub struct Silent;
+impl TrainObserver for Silent {}
+
+/// Loss and accuracy of `net` on `data` (evaluation mode: BatchNorm running statistics, no dropout).
+pub fn evaluate(net: &Net, data: &LabeledImages, batch_size: usize, device: &Device) -> (f64, f64) {
+    let net = net.valid();
+    let dev = device.clone().without_autodiff();
+    let loss_fn = CrossEntropyLossConfig::new().init(&dev);
+    let idx: Vec<usize> = (0..data.len()).collect();
+    let (mut loss, mut correct) = (0.0f64, 0usize);
+    for chunk in idx.chunks(batch_size.max(1)) {
+        let (x, y) = data.batch(chunk, &dev);
+        let logits = net.forward(x);
+        correct += count_correct(logits.clone(), y.clone());
+        loss += loss_fn.forward(logits, y).into_scalar::<f32>() as f64 * chunk.len() as f64;
+    }
+    let n = data.len().max(1) as f64;
+    (loss / n, correct as f64 / n)
+}
+
+fn count_correct(logits: Tensor<2>, y: Tensor<1, Int>) -> usize {
+    let pred = logits.argmax(1).flatten::<1>(0, 1);
+    pred.equal(y).int().sum().into_scalar::<i64>() as usize
+}
+
+/// Trains from `first_epoch` (1-based; > 1 when resuming) to `cfg.epochs`.
+///
+/// `device` must have autodiff enabled. The returned records hold the epochs run here.
+///
+/// # Errors
+/// Invalid config or data, a non-finite loss ([`NnError::NonFiniteLoss`]: the model of the last
+/// finished epoch is what the observer last saw), or an observer error.
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    mut net: Net,
+    mut optim: ModuleOptimizer,
+    cfg: &TrainConfig,
+    train: &LabeledImages,
+    test: Option<&LabeledImages>,
+    first_epoch: usize,
+    device: &Device,
+    observer: &mut dyn TrainObserver,
+) -> Result<(Net, Vec<EpochRecord>)> {
+    cfg.validate()?;
+    if train.is_empty() {
+        return Err(NnError::Data("no training samples".into()));
+    }
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let mut records = Vec::new();
+    for epoch in first_epoch.max(1)..=cfg.epochs {
+        let lr = cfg.schedule.at(cfg.lr, epoch - 1);
+        let epoch_seed = cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64);
+        let order = shuffled_indices(train.len(), epoch_seed);
+        let augmented;
+        let source = if cfg.augment {
+            let mut rng = StdRng::seed_from_u64(epoch_seed ^ 0x5eed);
+            augmented = LabeledImages {
+                images: train.images.random_crop_flip(4, &mut rng),
+                labels: train.labels.clone(),
+            };
+            &augmented
+        } else {
+            train
+        };
+        let start = Instant::now();
+        let steps = order.len().div_ceil(cfg.batch_size);
+        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        for (s, chunk) in order.chunks(cfg.batch_size).enumerate() {
+            let (x, y) = source.batch(chunk, device);
+            let logits = net.forward(x);
+            correct += count_correct(logits.clone().detach(), y.clone());
+            let loss = loss_fn.forward(logits, y);
+            let value = loss.clone().into_scalar::<f32>();
+            if !value.is_finite() {
+                return Err(NnError::NonFiniteLoss {
+                    loss: value,
+                    epoch,
+                    step: s + 1,
+                });
+            }
+            loss_sum += value as f64 * chunk.len() as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optim.step(lr, net, grads);
+            observer.on_step(epoch, s + 1, steps, value);
+        }
+        let train_seconds = start.elapsed().as_secs_f64();
+        let (test_loss, test_acc) = match test {
+            Some(t) => {
+                let (l, a) = evaluate(&net, t, 1000, device);
+                (Some(l), Some(a))
+            }
+            None => (None, None),
+        };
+        let record = EpochRecord {
+            epoch,
+            lr,
+            train_loss: loss_sum / train.len() as f64,
+            train_acc: correct as f64 / train.len() as f64,
+            test_loss,
+            test_acc,
+            train_seconds,
+        };
+        observer.on_epoch(&record, &net, &optim)?;
+        records.push(record);
+    }
+    Ok((net, records))
+}
