@@ -341,7 +341,7 @@ impl TrainObserver for EpochPrinter<'_> {
         });
         bar.set_prefix(epoch.to_string());
         bar.set_position(step as u64);
-        if step % 10 == 0 || step == steps {
+        if step.is_multiple_of(10) || step == steps {
             bar.set_message(format!("{loss:.4}"));
         }
     }
@@ -624,7 +624,11 @@ fn compress(args: &NetCompressArgs) -> Result<()> {
         100.0 * acc0,
         loss0
     );
-    let (net, cfg, reports) = tnml_nn::compress::compress_dense(&dense, &header.net, &modes, &params, &dev)?;
+    let tnml_nn::compress::Compressed {
+        net,
+        config: cfg,
+        reports,
+    } = tnml_nn::compress::compress_dense(&dense, &header.net, &modes, &params, &dev)?;
     let mut run = RunDir::create(args.out.as_deref(), "net-compress")?;
     for (name, r) in &reports {
         eprintln!(

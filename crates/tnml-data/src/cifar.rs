@@ -15,7 +15,7 @@ pub const RECORD: usize = 1 + 3 * 32 * 32;
 /// # Errors
 /// A length that is not a whole number of records, or a label outside 0..10.
 pub fn parse_cifar_batch(bytes: &[u8], file: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(DataError::CifarRecordLength {
             file: file.into(),
             len: bytes.len(),

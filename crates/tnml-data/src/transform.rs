@@ -59,7 +59,7 @@ impl Images {
     /// # Errors
     /// An odd height or width.
     pub fn avg_pool2x2(&self) -> Result<Self> {
-        if self.height % 2 != 0 || self.width % 2 != 0 {
+        if !self.height.is_multiple_of(2) || !self.width.is_multiple_of(2) {
             return Err(DataError::Invalid(format!(
                 "2x2 pooling needs even sides, images are {}x{}",
                 self.height, self.width

@@ -91,7 +91,7 @@ pub struct SiteFeatures {
 /// [`MpsError::PixelOutOfRange`] for a value outside `[0, 1]` or NaN.
 pub fn embed_batch(map: FeatureMap, pixels: &[f32], num_sites: usize) -> Result<SiteFeatures> {
     map.validate()?;
-    if num_sites == 0 || pixels.len() % num_sites != 0 {
+    if num_sites == 0 || !pixels.len().is_multiple_of(num_sites) {
         return Err(MpsError::Shape(format!(
             "{} pixel values do not split into samples of {num_sites} pixels",
             pixels.len()

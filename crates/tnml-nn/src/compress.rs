@@ -11,6 +11,16 @@ use crate::models::{Affine, Net, NetConfig};
 use crate::mpo_linear::{to_vec, MpoLinear};
 use crate::spec::MpoSpec;
 
+/// The result of [`compress_dense`].
+pub struct Compressed {
+    /// The model with MPO layers.
+    pub net: Net,
+    /// Its configuration, with the bond dimensions TT-SVD kept.
+    pub config: NetConfig,
+    /// What each layer's truncation dropped, by layer name.
+    pub reports: Vec<(String, TruncReport)>,
+}
+
 /// Compresses `dense` (built from `cfg`, without MPO layers) with the modes of `modes` (one spec per
 /// replaceable layer). A layer's maximum bond is `params.max_bond`, or, when that is unlimited, the
 /// largest bond of its spec. Returns the MPO model, its config (actual bond dimensions) and the
@@ -24,7 +34,7 @@ pub fn compress_dense(
     modes: &[MpoSpec],
     params: &TruncParams,
     device: &Device,
-) -> Result<(Net, NetConfig, Vec<(String, TruncReport)>)> {
+) -> Result<Compressed> {
     let layers = cfg.arch.replaceable();
     if cfg.mpo.is_some() {
         return Err(NnError::Shape("the model already has MPO layers".into()));
@@ -51,7 +61,7 @@ pub fn compress_dense(
         let wt = to_vec(lin.weight.val());
         let w = Mat::from_fn(*fout, *fin, |j, i| f64::from(wt[i * fout + j]));
         let bias = lin.bias.as_ref().map(|b| to_vec(b.val()));
-        let mut p = params.clone();
+        let mut p = *params;
         if p.max_bond == usize::MAX {
             p.max_bond = spec.bonds.iter().copied().max().unwrap_or(1);
         }
@@ -79,5 +89,9 @@ pub fn compress_dense(
     for (name, layer) in new_layers {
         *net.affine_mut(&name).expect("replaceable layer exists") = Affine::Mpo(layer);
     }
-    Ok((net, new_cfg, reports))
+    Ok(Compressed {
+        net,
+        config: new_cfg,
+        reports,
+    })
 }

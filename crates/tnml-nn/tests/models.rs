@@ -250,7 +250,8 @@ fn compressing_a_dense_model_at_full_rank_keeps_its_predictions() {
         max_bond: 10_000,
         ..TruncParams::exact()
     };
-    let (mpo, mcfg, reports) = tnml_nn::compress::compress_dense(&dense, &cfg, &modes, &full, &dev).unwrap();
+    let c = tnml_nn::compress::compress_dense(&dense, &cfg, &modes, &full, &dev).unwrap();
+    let (mpo, mcfg, reports) = (c.net, c.config, c.reports);
     assert!(reports.iter().all(|(_, r)| r.total_discarded_weight() < 1e-8));
     assert!(mcfg.mpo.is_some());
     let x = te.batch(&(0..20).collect::<Vec<_>>(), &dev).0;
@@ -262,7 +263,8 @@ fn compressing_a_dense_model_at_full_rank_keeps_its_predictions() {
         .fold(0.0f32, f32::max);
     assert!(err < 1e-3, "max logit difference {err}");
     // truncated to bond 2, it still runs and reports what it dropped
-    let (_, _, reports) =
-        tnml_nn::compress::compress_dense(&dense, &cfg, &modes, &TruncParams::max_bond(2), &dev).unwrap();
+    let reports = tnml_nn::compress::compress_dense(&dense, &cfg, &modes, &TruncParams::max_bond(2), &dev)
+        .unwrap()
+        .reports;
     assert!(reports[0].1.total_discarded_weight() > 1e-3);
 }

@@ -226,6 +226,8 @@ pub struct CompressionReport {
 }
 
 /// A model of any architecture.
+// The variants differ in size (VGG holds many layers); a model exists once, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Net {
     /// FC2.
