@@ -131,11 +131,17 @@ pub fn image_grid(
             }
         }
     }
+    write_rgb_png(path, img_w, img_h, &rgb)?;
+    Ok((img_w as u32, img_h as u32))
+}
+
+/// Writes an 8-bit RGB buffer (`width * height * 3` bytes, row-major) as a PNG file.
+pub(crate) fn write_rgb_png(path: &Path, width: usize, height: usize, rgb: &[u8]) -> Result<(), PlotError> {
     let file = std::fs::File::create(path).map_err(|source| PlotError::Io {
         path: path.into(),
         source,
     })?;
-    let mut enc = png::Encoder::new(BufWriter::new(file), img_w as u32, img_h as u32);
+    let mut enc = png::Encoder::new(BufWriter::new(file), width as u32, height as u32);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
     let encode = |e: png::EncodingError| PlotError::Encode {
@@ -143,9 +149,8 @@ pub fn image_grid(
         message: e.to_string(),
     };
     let mut writer = enc.write_header().map_err(encode)?;
-    writer.write_image_data(&rgb).map_err(encode)?;
-    writer.finish().map_err(encode)?;
-    Ok((img_w as u32, img_h as u32))
+    writer.write_image_data(rgb).map_err(encode)?;
+    writer.finish().map_err(encode)
 }
 
 #[cfg(test)]
