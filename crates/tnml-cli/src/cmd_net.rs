@@ -44,6 +44,9 @@ pub enum ModelArg {
     Vgg16,
     /// VGG-19 (CIFAR-10).
     Vgg19,
+    /// The seed talk's model: MPO 1024 -> 1024 (default (4,4,4,4,4), bond 12), ReLU, dense
+    /// 1024 -> 10, on MNIST zero-padded to 32x32.
+    Talk,
 }
 
 impl From<ModelArg> for Arch {
@@ -53,6 +56,7 @@ impl From<ModelArg> for Arch {
             ModelArg::Lenet5 => Arch::Lenet5,
             ModelArg::Vgg16 => Arch::Vgg16,
             ModelArg::Vgg19 => Arch::Vgg19,
+            ModelArg::Talk => Arch::Talk,
         }
     }
 }
@@ -127,12 +131,17 @@ pub struct NetTrainArgs {
     /// Learning-rate decay: none, exp:GAMMA (per epoch), step:EVERY:GAMMA.
     #[arg(long, default_value = "none")]
     pub lr_decay: String,
-    /// Random crop (pad 4) and horizontal flip each epoch (default: on for CIFAR-10).
+    /// Augment each epoch: random crop (pad 4) + flip for CIFAR-10 (default on), shifts of up to 2
+    /// pixels for digits (default off).
     #[arg(long)]
     pub augment: Option<bool>,
     /// Seed of initialization, subset, shuffling and augmentation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Record the entanglement of every MPO layer every K epochs (0 = never) into
+    /// entanglement.jsonl, with a random-initialization baseline; plots go to plots/.
+    #[arg(long, default_value_t = 1)]
+    pub entangle_every: usize,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -223,6 +232,10 @@ fn load_data(data: &NetData, arch: Arch, seed: u64) -> Result<(LabeledImages, La
             }
         }
         let mut images = Images::from_set(&set);
+        let [_, h, w] = arch.input_shape();
+        if images.channels == 1 && (images.height, images.width) == (28, 28) && (h, w) == (32, 32) {
+            images = images.pad_to(32, 32)?; // the talk model: MNIST zero-padded to 32x32
+        }
         if images.channels == 3 {
             images.normalize(&CIFAR10_MEAN, &CIFAR10_STD)?;
         }
@@ -316,6 +329,7 @@ fn describe(net: &Net, cfg: &NetConfig) -> (String, Option<CompressionReport>) {
 struct EpochPrinter<'a> {
     run: &'a mut RunDir,
     header: CheckpointHeader,
+    entangle_every: usize,
     bar: Option<ProgressBar>,
     write_error: Option<anyhow::Error>,
 }
@@ -375,8 +389,53 @@ impl TrainObserver for EpochPrinter<'_> {
         if let Err(e) = self.run.log_metric(record) {
             self.write_error = Some(e);
         }
+        if self.entangle_every > 0 && record.epoch % self.entangle_every == 0 {
+            if let Err(e) = record_entanglement(self.run, net, record.epoch) {
+                self.write_error = Some(e);
+            }
+        }
         Ok(())
     }
+}
+
+/// Appends the entanglement of every MPO layer of `net` to `entanglement.jsonl`; returns the records.
+fn record_entanglement(run: &RunDir, net: &Net, epoch: usize) -> Result<Vec<tnml_nn::entangle::BondRecord>> {
+    let recs = tnml_nn::entangle::net_records(net, epoch)?;
+    if !recs.is_empty() {
+        let lines = recs
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        run.append_lines("entanglement.jsonl", &lines)?;
+    }
+    Ok(recs)
+}
+
+/// Entropy per bond of each layer, as a markdown table (last recorded epoch vs baseline).
+fn entanglement_table(
+    recs: &[tnml_nn::entangle::BondRecord],
+    baselines: &[tnml_nn::entangle::Baseline],
+) -> String {
+    let mut s = String::from(
+        "| layer | bond | D | S | bound | S/bound | random init S |\n|---|---|---|---|---|---|---|\n",
+    );
+    for r in recs {
+        let base = baselines
+            .iter()
+            .find(|b| b.layer == r.layer)
+            .and_then(|b| {
+                b.mean
+                    .get(r.bond - 1)
+                    .map(|m| format!("{m:.4} +- {:.4}", b.std[r.bond - 1]))
+            })
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.4} | {:.4} | {:.3} | {base} |",
+            r.layer, r.bond, r.bond_dim, r.entropy, r.bound, r.ratio
+        );
+    }
+    s
 }
 
 fn summary_table(history: &[EpochRecord]) -> String {
@@ -450,6 +509,7 @@ fn train(args: &NetTrainArgs) -> Result<()> {
             norm,
             init,
             seed: args.seed,
+            pairing: None,
         };
         let cifar = arch.input_shape()[0] == 3;
         let train_cfg = TrainConfig {
@@ -479,6 +539,15 @@ fn train(args: &NetTrainArgs) -> Result<()> {
             }
         }
         let run = RunDir::create(args.out.as_deref(), "net-train")?;
+        if args.entangle_every > 0 && !net.mpo_layers().is_empty() {
+            let baselines = net
+                .mpo_layers()
+                .iter()
+                .map(|(name, l)| tnml_nn::entangle::random_baseline(name, &l.spec(), net_cfg.init, 5))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            run.write_json("entanglement-baseline.json", &baselines)?;
+            record_entanglement(&run, &net, 0)?;
+        }
         let header = CheckpointHeader {
             format: checkpoint::FORMAT.into(),
             version: 1,
@@ -518,6 +587,7 @@ fn train(args: &NetTrainArgs) -> Result<()> {
     let mut printer = EpochPrinter {
         run: &mut run,
         header,
+        entangle_every: args.entangle_every,
         bar: None,
         write_error: None,
     };
@@ -551,6 +621,30 @@ fn train(args: &NetTrainArgs) -> Result<()> {
     }
     let mut summary = format!("# net train: {:?}\n\n```\n{description}```\n\n", net_cfg.arch);
     summary.push_str(&summary_table(&history));
+    if let Ok(text) = std::fs::read_to_string(run.path().join("entanglement.jsonl")) {
+        let recs: Vec<tnml_nn::entangle::BondRecord> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let last = recs.iter().map(|r| r.epoch).max().unwrap_or(0);
+        let last_recs: Vec<_> = recs.into_iter().filter(|r| r.epoch == last).collect();
+        let baselines: Vec<tnml_nn::entangle::Baseline> =
+            std::fs::read(run.path().join("entanglement-baseline.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+        let _ = write!(
+            summary,
+            "\n## Entanglement after epoch {last}\n\n{}",
+            entanglement_table(&last_recs, &baselines)
+        );
+    }
+    match crate::cmd_plot::plot_run(run.path(), &["png", "svg"]) {
+        Ok(files) => {
+            let _ = write!(summary, "\nPlots: {} files in plots/.\n", files.len());
+        }
+        Err(e) => eprintln!("warning: plotting failed: {e:#}"),
+    }
     run.write_summary(&summary)?;
     if let Some(e) = write_error {
         return Err(e.context("writing metrics.jsonl"));
@@ -684,6 +778,7 @@ fn compress(args: &NetCompressArgs) -> Result<()> {
         let mut printer = EpochPrinter {
             run: &mut run,
             header,
+            entangle_every: 1,
             bar: None,
             write_error: None,
         };

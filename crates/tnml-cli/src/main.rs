@@ -4,6 +4,7 @@ mod cmd_data;
 mod cmd_mpo;
 mod cmd_mps;
 mod cmd_net;
+mod cmd_plot;
 mod matrix_source;
 mod progress;
 mod run_dir;
@@ -40,6 +41,9 @@ enum Command {
     /// evaluate, compress a dense model by TT-SVD.
     #[command(subcommand)]
     Net(cmd_net::NetCommand),
+    /// Redraw the figures of a run directory (accuracy, loss, entanglement per bond with bound
+    /// and random baseline, spectra, truncation error) from its recorded files; PNG and SVG.
+    Plot(cmd_plot::PlotArgs),
     /// Datasets: fetch (checked download), info (counts, histograms, checksums), show (PNG grid).
     #[command(subcommand)]
     Data(cmd_data::DataCommand),
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Command::Data(cmd) => cmd_data::run(cmd),
         Command::Mps(cmd) => cmd_mps::run(cmd),
         Command::Net(cmd) => cmd_net::run(cmd),
+        Command::Plot(args) => cmd_plot::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

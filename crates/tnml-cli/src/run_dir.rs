@@ -125,6 +125,16 @@ impl RunDir {
         self.write_file("metrics.jsonl", text.as_bytes())
     }
 
+    /// Appends lines to a JSON-lines file in the run directory (rewritten atomically).
+    pub fn append_lines(&self, name: &str, lines: &[String]) -> Result<()> {
+        let mut text = fs::read_to_string(self.path.join(name)).unwrap_or_default();
+        for l in lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        self.write_file(name, text.as_bytes())
+    }
+
     /// Writes `summary.md`.
     pub fn write_summary(&self, markdown: &str) -> Result<()> {
         self.write_file("summary.md", markdown.as_bytes())

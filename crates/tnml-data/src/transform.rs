@@ -165,11 +165,21 @@ impl Images {
     /// CIFAR-style augmentation: zero-pad by `pad` on each side, crop a random window of the
     /// original size, and flip horizontally with probability 1/2, independently per image.
     pub fn random_crop_flip(&self, pad: usize, rng: &mut StdRng) -> Self {
+        self.random_crop(pad, true, rng)
+    }
+
+    /// Random translation by up to `pad` pixels in each direction (zero fill), no flip: the
+    /// augmentation for digits, where a mirror image is another symbol.
+    pub fn random_shift(&self, pad: usize, rng: &mut StdRng) -> Self {
+        self.random_crop(pad, false, rng)
+    }
+
+    fn random_crop(&self, pad: usize, allow_flip: bool, rng: &mut StdRng) -> Self {
         let (h, w) = (self.height, self.width);
         let mut out = vec![0.0; self.data.len()];
         for i in 0..self.len {
             let (dy, dx) = (rng.random_range(0..=2 * pad), rng.random_range(0..=2 * pad));
-            let flip = rng.random_bool(0.5);
+            let flip = allow_flip && rng.random_bool(0.5);
             for c in 0..self.channels {
                 let base = (i * self.channels + c) * h * w;
                 for y in 0..h {

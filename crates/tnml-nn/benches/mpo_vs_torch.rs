@@ -143,6 +143,7 @@ fn main() {
         norm: NormKind::None,
         init: WeightInit::He,
         seed: 0,
+        pairing: None,
     };
     let tc = TrainConfig {
         epochs: 1,

@@ -6,6 +6,7 @@
 
 pub mod checkpoint;
 pub mod compress;
+pub mod entangle;
 pub mod error;
 pub mod init;
 pub mod models;

@@ -141,7 +141,8 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Seed of the shuffling and augmentation.
     pub seed: u64,
-    /// Random crop (pad 4) and horizontal flip each epoch (CIFAR).
+    /// Fresh random augmentation each epoch: crop (pad 4) and horizontal flip for colour images
+    /// (CIFAR), shifts of up to 2 pixels without flip for grey ones (digits).
     pub augment: bool,
 }
 
@@ -277,7 +278,11 @@ pub fn train(
         let source = if cfg.augment {
             let mut rng = StdRng::seed_from_u64(epoch_seed ^ 0x5eed);
             augmented = LabeledImages {
-                images: train.images.random_crop_flip(4, &mut rng),
+                images: if train.images.channels == 3 {
+                    train.images.random_crop_flip(4, &mut rng)
+                } else {
+                    train.images.random_shift(2, &mut rng)
+                },
                 labels: train.labels.clone(),
             };
             &augmented

@@ -27,6 +27,7 @@ fn config(arch: Arch, mpo: bool, bond: Option<usize>) -> NetConfig {
         norm: NormKind::None,
         init: WeightInit::He,
         seed: 1,
+        pairing: None,
     }
 }
 

@@ -226,23 +226,33 @@ pub fn draw_heatmap(map: &Heatmap, path: &Path) -> Result<(), PlotError> {
             let root = $root;
             root.fill(&WHITE).map_err(|e| draw_err(path, e))?;
             let (main, bar) = root.split_horizontally(SIZE.0 - 110);
+            // cell j spans x_j +- h/2 (h = the smallest spacing), row k spans k+1 +- 1/2
+            let xs = &map.x_values;
+            let h = xs
+                .windows(2)
+                .map(|w| (w[1] - w[0]).abs())
+                .filter(|d| *d > 0.0)
+                .fold(f64::INFINITY, f64::min);
+            let h = if h.is_finite() { h } else { 1.0 };
+            let (x0, x1) = (
+                xs.iter().copied().fold(f64::INFINITY, f64::min) - h / 2.0,
+                xs.iter().copied().fold(f64::NEG_INFINITY, f64::max) + h / 2.0,
+            );
             let mut ctx = ChartBuilder::on(&main)
                 .caption(&map.title, ("sans-serif", 22))
                 .margin(12)
                 .x_label_area_size(44)
                 .y_label_area_size(60)
-                .build_cartesian_2d(0.0..cols as f64, 0.0..rows as f64)
+                .build_cartesian_2d(x0..x1, 0.5..rows as f64 + 0.5)
                 .map_err(|e| draw_err(path, e))?;
-            let xv = map.x_values.clone();
             ctx.configure_mesh()
                 .disable_mesh()
                 .x_desc(map.x_label.as_str())
                 .y_desc(map.y_label.as_str())
-                .x_label_formatter(&|x| {
-                    let i = (x.floor() as usize).min(cols - 1);
-                    format!("{}", xv[i])
-                })
-                .y_label_formatter(&|y| format!("{}", y.floor() as usize + 1))
+                .x_labels(cols.min(12))
+                .y_labels(rows.min(12))
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .y_label_formatter(&|y| format!("{y:.0}"))
                 .label_style(("sans-serif", 14))
                 .axis_desc_style(("sans-serif", 16))
                 .draw()
@@ -253,10 +263,8 @@ pub fn draw_heatmap(map: &Heatmap, path: &Path) -> Result<(), PlotError> {
                     .filter(|(_, v)| v.is_finite())
                     .map(move |(c, v)| {
                         let t = (v - lo) / (hi - lo);
-                        Rectangle::new(
-                            [(c as f64, r as f64), (c as f64 + 1.0, r as f64 + 1.0)],
-                            colormap(t).filled(),
-                        )
+                        let (xa, ya) = (xs[c] - h / 2.0, r as f64 + 0.5);
+                        Rectangle::new([(xa, ya), (xa + h, ya + 1.0)], colormap(t).filled())
                     })
             });
             ctx.draw_series(cells).map_err(|e| draw_err(path, e))?;

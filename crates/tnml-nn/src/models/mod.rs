@@ -9,6 +9,7 @@
 mod fc2;
 pub mod layers;
 mod lenet5;
+pub mod talk;
 pub mod vgg;
 
 use burn::module::Module;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use fc2::Fc2;
 pub use layers::{Affine, NormKind};
 pub use lenet5::LeNet5;
+pub use talk::Talk;
 pub use vgg::Vgg;
 
 use crate::error::{NnError, Result};
@@ -37,6 +39,8 @@ pub enum Arch {
     Vgg16,
     /// VGG-19 (CIFAR-10).
     Vgg19,
+    /// The seed talk's model: MPO 1024 -> 1024, ReLU, dense 1024 -> 10 on 32x32-padded MNIST.
+    Talk,
 }
 
 impl Arch {
@@ -47,6 +51,7 @@ impl Arch {
             "lenet5" | "lenet" => Some(Self::Lenet5),
             "vgg16" => Some(Self::Vgg16),
             "vgg19" => Some(Self::Vgg19),
+            "talk" => Some(Self::Talk),
             _ => None,
         }
     }
@@ -56,6 +61,7 @@ impl Arch {
         match self {
             Arch::Fc2 | Arch::Lenet5 => [1, 28, 28],
             Arch::Vgg16 | Arch::Vgg19 => [3, 32, 32],
+            Arch::Talk => [1, 32, 32],
         }
     }
 
@@ -64,6 +70,7 @@ impl Arch {
     pub fn replaceable(&self) -> Vec<(&'static str, usize, usize, usize)> {
         match self {
             Arch::Fc2 => vec![("fc1", 784, 256, 784 * 256), ("fc2", 256, 10, 2560)],
+            Arch::Talk => vec![("hidden", 1024, 1024, 1024 * 1024)],
             Arch::Lenet5 => vec![
                 ("fc3", 400, 120, 48_000),
                 ("fc4", 120, 84, 10_080),
@@ -86,7 +93,7 @@ impl Arch {
         }
     }
 
-    /// Gao's MPO shapes. `bond` overrides D of FC2's first layer (Gao sweeps it, default 16), or of
+    /// Gao's MPO shapes (for the talk model, (4,4,4,4,4) -> (4,4,4,4,4) at bond 12). `bond` overrides D of FC2's first layer (Gao sweeps it, default 16), or of
     /// every layer for the other models.
     ///
     /// # Errors
@@ -99,6 +106,7 @@ impl Arch {
                 m(&[4, 7, 7, 4], &[4, 4, 4, 4], or(16))?,
                 m(&[4, 4, 4, 4], &[1, 1, 10, 1], 4)?,
             ]),
+            Arch::Talk => Ok(vec![m(&[4, 4, 4, 4, 4], &[4, 4, 4, 4, 4], or(12))?]),
             Arch::Lenet5 => Ok(vec![
                 m(&[2, 10, 10, 2], &[2, 5, 6, 2], or(4))?,
                 m(&[2, 5, 6, 2], &[2, 3, 7, 2], or(4))?,
@@ -131,6 +139,9 @@ pub struct NetConfig {
     pub init: WeightInit,
     /// Seed of the initialization.
     pub seed: u64,
+    /// Talk model only: site `k` of the MPO takes input axis `pairing[k]` (None = natural order).
+    #[serde(default)]
+    pub pairing: Option<Vec<usize>>,
 }
 
 impl NetConfig {
@@ -169,6 +180,7 @@ impl NetConfig {
             Arch::Lenet5 => Net::Lenet5(LeNet5::new(self, device)?),
             Arch::Vgg16 => Net::Vgg(Vgg::new(self, 16, device)?),
             Arch::Vgg19 => Net::Vgg(Vgg::new(self, 19, device)?),
+            Arch::Talk => Net::Talk(Talk::new(self, device)?),
         })
     }
 
@@ -236,6 +248,8 @@ pub enum Net {
     Lenet5(LeNet5),
     /// VGG-16 or VGG-19.
     Vgg(Vgg),
+    /// The seed talk's model.
+    Talk(Talk),
 }
 
 impl Net {
@@ -245,6 +259,7 @@ impl Net {
             Net::Fc2(m) => m.forward(x),
             Net::Lenet5(m) => m.forward(x),
             Net::Vgg(m) => m.forward(x),
+            Net::Talk(m) => m.forward(x),
         }
     }
 
@@ -259,6 +274,7 @@ impl Net {
             (Net::Vgg(m), "fc6") => Some(&m.fc6),
             (Net::Vgg(m), "fc7") => Some(&m.fc7),
             (Net::Vgg(m), "fc8") => Some(&m.fc8),
+            (Net::Talk(m), "hidden") => Some(&m.hidden),
             _ => None,
         }
     }
@@ -274,6 +290,7 @@ impl Net {
             (Net::Vgg(m), "fc6") => Some(&mut m.fc6),
             (Net::Vgg(m), "fc7") => Some(&mut m.fc7),
             (Net::Vgg(m), "fc8") => Some(&mut m.fc8),
+            (Net::Talk(m), "hidden") => Some(&mut m.hidden),
             _ => None,
         }
     }
@@ -292,6 +309,7 @@ impl Net {
                 }
                 vec![("fc6", &m.fc6), ("fc7", &m.fc7), ("fc8", &m.fc8)]
             }
+            Net::Talk(m) => vec![("hidden", &m.hidden)],
         };
         for (name, a) in affines {
             if let Some(m) = a.as_mpo() {
