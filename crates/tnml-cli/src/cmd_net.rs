@@ -95,6 +95,10 @@ pub struct NetTrainArgs {
     /// `;` (`M^{4,4,4,4}_{4,7,7,4}(16);4,4,4,4->1,1,10,1:4`). Omit for the dense model.
     #[arg(long)]
     pub mpo: Option<String>,
+    /// Talk model: MPO site k takes input axis PAIRING[k] (a permutation, e.g. 4,3,2,1,0 pairs the
+    /// least significant pixel digit with the most significant output digit).
+    #[arg(long, value_delimiter = ',')]
+    pub pairing: Vec<usize>,
     /// Bond dimension D for `--mpo gao`: FC2's first layer (Gao sweeps 2..22; default 16), every
     /// layer for LeNet-5 and VGG.
     #[arg(long)]
@@ -209,7 +213,7 @@ fn device() -> burn::tensor::Device {
 }
 
 /// Train and test data as the model wants them (CIFAR normalized per channel).
-fn load_data(data: &NetData, arch: Arch, seed: u64) -> Result<(LabeledImages, LabeledImages)> {
+pub fn load_data(data: &NetData, arch: Arch, seed: u64) -> Result<(LabeledImages, LabeledImages)> {
     let (dataset, dir, _) = data.location.resolve();
     let mut out = Vec::new();
     for (split, limit) in [(Split::Train, data.train_limit), (Split::Test, data.test_limit)] {
@@ -466,7 +470,7 @@ fn set_threads(threads: Option<usize>) -> Result<()> {
     Ok(())
 }
 
-fn train(args: &NetTrainArgs) -> Result<()> {
+pub fn train(args: &NetTrainArgs) -> Result<()> {
     set_threads(args.threads)?;
     let dev = device();
     let (net_cfg, train_cfg, mut run, first_epoch, header, net, optim) = if let Some(dir) = &args.resume {
@@ -509,7 +513,7 @@ fn train(args: &NetTrainArgs) -> Result<()> {
             norm,
             init,
             seed: args.seed,
-            pairing: None,
+            pairing: (!args.pairing.is_empty()).then(|| args.pairing.clone()),
         };
         let cifar = arch.input_shape()[0] == 3;
         let train_cfg = TrainConfig {
@@ -660,7 +664,7 @@ fn train(args: &NetTrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn checkpoint_dir(path: &Path) -> PathBuf {
+pub fn checkpoint_dir(path: &Path) -> PathBuf {
     if path.join("checkpoint").join("checkpoint.json").exists() {
         path.join("checkpoint")
     } else {

@@ -1,6 +1,8 @@
 //! `tnml`: the command-line front end. Every subcommand is a thin layer over the library crates.
 
 mod cmd_data;
+mod cmd_entangle;
+mod cmd_experiment;
 mod cmd_mpo;
 mod cmd_mps;
 mod cmd_net;
@@ -41,6 +43,13 @@ enum Command {
     /// evaluate, compress a dense model by TT-SVD.
     #[command(subcommand)]
     Net(cmd_net::NetCommand),
+    /// Entanglement per bond of a model's MPO layers or of any dense matrix (safetensors), with
+    /// bound, spectrum, truncation error and compression vs bond dimension, and accuracy after
+    /// truncation (with and without retraining) for tnml models.
+    Entangle(cmd_entangle::EntangleArgs),
+    /// Run one of the seed talk's experiments (a TOML config in experiments/): several trainings,
+    /// one comparison table and plots.
+    Experiment(cmd_experiment::ExperimentArgs),
     /// Redraw the figures of a run directory (accuracy, loss, entanglement per bond with bound
     /// and random baseline, spectra, truncation error) from its recorded files; PNG and SVG.
     Plot(cmd_plot::PlotArgs),
@@ -64,6 +73,8 @@ fn main() -> ExitCode {
         Command::Mps(cmd) => cmd_mps::run(cmd),
         Command::Net(cmd) => cmd_net::run(cmd),
         Command::Plot(args) => cmd_plot::run(args),
+        Command::Entangle(args) => cmd_entangle::run(args),
+        Command::Experiment(args) => cmd_experiment::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

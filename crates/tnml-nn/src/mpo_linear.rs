@@ -34,7 +34,7 @@ pub struct MpoLinear {
 }
 
 /// Reads a float tensor back as `Vec<f32>`.
-pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
         .try_to_vec::<f32>()

@@ -1,0 +1,243 @@
+//! `tnml entangle <model or safetensors>`: entanglement per bond of every MPO layer of a tnml model,
+//! or of any dense matrix (e.g. a PyTorch layer saved as safetensors) viewed as an MPO; truncation
+//! error and compression versus bond dimension; for tnml models, test accuracy after truncation,
+//! with and without retraining.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use tnml_core::{Mpo, TruncParams};
+use tnml_nn::checkpoint;
+use tnml_nn::entangle::{mpo_records, truncation_curve, BondRecord, TruncationPoint};
+use tnml_nn::models::Affine;
+use tnml_nn::train::{evaluate, train, LrSchedule, OptimizerKind, Silent, TrainConfig};
+use tnml_nn::{MpoLinear, Net, NetConfig};
+
+use crate::cmd_net::{checkpoint_dir, load_data, NetData};
+use crate::matrix_source::read_safetensors_matrix;
+use crate::run_dir::RunDir;
+
+/// Arguments of `tnml entangle`.
+#[derive(Debug, Args)]
+pub struct EntangleArgs {
+    /// A tnml run or checkpoint directory, or a .safetensors file holding a dense matrix
+    /// (rows = outputs, as PyTorch's Linear.weight).
+    pub input: PathBuf,
+    /// Tensor name in the safetensors file (default: the only 2-D tensor).
+    #[arg(long)]
+    pub tensor: Option<String>,
+    /// Input modes for a dense matrix (multiply to its columns), e.g. 4,7,7,4.
+    #[arg(long, value_delimiter = ',')]
+    pub in_modes: Vec<usize>,
+    /// Output modes for a dense matrix (multiply to its rows), e.g. 4,4,4,4.
+    #[arg(long, value_delimiter = ',')]
+    pub out_modes: Vec<usize>,
+    /// Bond dimensions for the truncation table (default 1, 2, 4, 8, ... up to the largest bond).
+    #[arg(long, value_delimiter = ',')]
+    pub bonds: Vec<usize>,
+    /// tnml models: test accuracy after truncating every MPO layer to each bond dimension.
+    #[arg(long)]
+    pub accuracy: bool,
+    /// tnml models: epochs of retraining (Adam 1e-3) after each truncation (implies --accuracy).
+    #[arg(long, default_value_t = 0)]
+    pub retrain_epochs: usize,
+    #[command(flatten)]
+    pub data: NetData,
+    /// Run directory (default runs/entangle-<time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn default_bonds(max: usize) -> Vec<usize> {
+    let mut v = Vec::new();
+    let mut d = 1;
+    while d < max {
+        v.push(d);
+        d *= 2;
+    }
+    v.push(max);
+    v
+}
+
+fn table(recs: &[BondRecord]) -> String {
+    let mut s = String::from("| layer | bond | D | S | bound | S/bound | Renyi-2 | discarded at D/2 |\n|---|---|---|---|---|---|---|---|\n");
+    for r in recs {
+        let half = (r.bond_dim / 2).max(1);
+        let disc = r.discarded.get(half - 1).copied().unwrap_or(0.0);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.4} | {:.4} | {:.3} | {:.4} | {:.3e} |",
+            r.layer, r.bond, r.bond_dim, r.entropy, r.bound, r.ratio, r.renyi2, disc
+        );
+    }
+    s
+}
+
+/// Runs `tnml entangle`.
+pub fn run(args: &EntangleArgs) -> Result<()> {
+    let is_file = args.input.is_file();
+    let (layers, model): (Vec<(String, Mpo)>, Option<(NetConfig, Net)>) = if is_file {
+        if args.in_modes.is_empty() || args.out_modes.is_empty() {
+            bail!("a dense matrix needs --in-modes and --out-modes (e.g. --in-modes 4,7,7,4 --out-modes 4,4,4,4)");
+        }
+        let (name, w) = read_safetensors_matrix(&args.input, args.tensor.as_deref())?;
+        let (mpo, _) = Mpo::from_dense(w.as_ref(), &args.in_modes, &args.out_modes, &TruncParams::exact())
+            .with_context(|| format!("tensor {name} ({} x {})", w.nrows(), w.ncols()))?;
+        (vec![(name, mpo)], None)
+    } else if args.input.is_dir() {
+        let dev = burn::tensor::Device::flex().autodiff();
+        let (header, net) = checkpoint::load(&checkpoint_dir(&args.input), &dev)?;
+        let layers = net
+            .mpo_layers()
+            .iter()
+            .map(|(n, l)| l.to_mpo().map(|m| (n.clone(), m)))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        if layers.is_empty() {
+            bail!(
+                "{} has no MPO layers (a dense model: use `tnml net compress` first)",
+                args.input.display()
+            );
+        }
+        (layers, Some((header.net, net)))
+    } else {
+        bail!(
+            "{} is neither a safetensors file nor a run directory",
+            args.input.display()
+        );
+    };
+    let run = RunDir::create(args.out.as_deref(), "entangle")?;
+    let mut recs = Vec::new();
+    let mut curve: Vec<TruncationPoint> = Vec::new();
+    for (name, mpo) in &layers {
+        recs.extend(mpo_records(mpo, name, 0)?);
+        let max = mpo.bond_dims().into_iter().max().unwrap_or(1);
+        let bonds = if args.bonds.is_empty() {
+            default_bonds(max)
+        } else {
+            args.bonds.clone()
+        };
+        curve.extend(truncation_curve(mpo, name, &bonds)?);
+    }
+    let mut csv = String::from("layer,max_bond,rel_error,params,rho\n");
+    for p in &curve {
+        let _ = writeln!(
+            csv,
+            "{},{},{:.6e},{},{:.6e}",
+            p.layer, p.max_bond, p.rel_error, p.params, p.rho
+        );
+    }
+    run.write_file("truncation.csv", csv.as_bytes())?;
+    run.write_json("entanglement.json", &recs)?;
+    let lines = recs
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    run.append_lines("entanglement.jsonl", &lines)?;
+    let mut summary = format!("# tnml entangle {}\n\n{}\n", args.input.display(), table(&recs));
+    summary.push_str("\n| layer | max bond | relative error | params | rho |\n|---|---|---|---|---|\n");
+    for p in &curve {
+        let _ = writeln!(
+            summary,
+            "| {} | {} | {:.3e} | {} | {:.4} |",
+            p.layer, p.max_bond, p.rel_error, p.params, p.rho
+        );
+    }
+    print!("{}", table(&recs));
+    for p in &curve {
+        println!(
+            "{:<10} D <= {:<4} relative error {:.3e}  params {:>8}  rho {:.4}",
+            p.layer, p.max_bond, p.rel_error, p.params, p.rho
+        );
+    }
+    if let Some((cfg, net)) = model.filter(|_| args.accuracy || args.retrain_epochs > 0) {
+        let acc = accuracy_vs_bond(args, &cfg, &net, &layers)?;
+        let mut csv = String::from("max_bond,test_acc_truncated,test_acc_retrained\n");
+        summary.push_str("\n| max bond | test acc truncated | after retraining |\n|---|---|---|\n");
+        for (d, a, r) in &acc {
+            let rs = r.map_or(String::new(), |v| format!("{v:.4}"));
+            let _ = writeln!(csv, "{d},{a:.4},{rs}");
+            let _ = writeln!(
+                summary,
+                "| {d} | {:.2}% | {} |",
+                100.0 * a,
+                r.map_or("-".into(), |v| format!("{:.2}%", 100.0 * v))
+            );
+            println!(
+                "D <= {d}: test accuracy {:.2}% truncated{}",
+                100.0 * a,
+                r.map_or(String::new(), |v| format!(", {:.2}% after retraining", 100.0 * v))
+            );
+        }
+        run.write_file("accuracy.csv", csv.as_bytes())?;
+    }
+    let files = crate::cmd_plot::plot_run(run.path(), &["png", "svg"])?;
+    let _ = write!(summary, "\nPlots: {} files in plots/.\n", files.len());
+    run.write_summary(&summary)?;
+    eprintln!("run directory {}", run.path().display());
+    Ok(())
+}
+
+/// Test accuracy with every MPO layer truncated to each bond, and after retraining.
+fn accuracy_vs_bond(
+    args: &EntangleArgs,
+    cfg: &NetConfig,
+    net: &Net,
+    layers: &[(String, Mpo)],
+) -> Result<Vec<(usize, f64, Option<f64>)>> {
+    let dev = burn::tensor::Device::flex().autodiff();
+    let (train_set, test_set) = load_data(&args.data, cfg.arch, 0)?;
+    let max = layers.iter().flat_map(|(_, m)| m.bond_dims()).max().unwrap_or(1);
+    let bonds = if args.bonds.is_empty() {
+        default_bonds(max)
+    } else {
+        args.bonds.clone()
+    };
+    let mut out = Vec::new();
+    for &d in &bonds {
+        let mut t = net.clone();
+        for (name, mpo) in layers {
+            let mut m = mpo.clone();
+            m.truncate(&TruncParams::max_bond(d))?;
+            let bias = t
+                .mpo_layers()
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, l)| l.bias.as_ref().map(|b| tnml_nn::mpo_linear::to_vec(b.val())));
+            let layer = MpoLinear::from_mpo(&m, bias.as_deref(), &dev)?;
+            match t.affine_mut(name) {
+                Some(a) => *a = Affine::Mpo(layer),
+                None => bail!("layer {name}: truncation of VGG's conv5 MPOs is not supported here"),
+            }
+        }
+        let (_, acc) = evaluate(&t, &test_set, 1000, &dev);
+        let retrained = if args.retrain_epochs > 0 {
+            let tc = TrainConfig {
+                epochs: args.retrain_epochs,
+                batch_size: 100,
+                optimizer: OptimizerKind::Adam,
+                lr: 1e-3,
+                schedule: LrSchedule::Constant,
+                weight_decay: 0.0,
+                seed: 0,
+                augment: false,
+            };
+            let (n, _) = train(
+                t,
+                tc.build_optimizer(),
+                &tc,
+                &train_set,
+                None,
+                1,
+                &dev,
+                &mut Silent,
+            )?;
+            Some(evaluate(&n, &test_set, 1000, &dev).1)
+        } else {
+            None
+        };
+        out.push((d, acc, retrained));
+    }
+    Ok(out)
+}
