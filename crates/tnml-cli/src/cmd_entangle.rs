@@ -19,6 +19,9 @@ use crate::cmd_net::{checkpoint_dir, load_data, NetData};
 use crate::matrix_source::read_safetensors_matrix;
 use crate::run_dir::RunDir;
 
+/// MPO layers by name.
+type NamedMpos = Vec<(String, Mpo)>;
+
 /// Arguments of `tnml entangle`.
 #[derive(Debug, Args)]
 pub struct EntangleArgs {
@@ -78,7 +81,7 @@ fn table(recs: &[BondRecord]) -> String {
 /// Runs `tnml entangle`.
 pub fn run(args: &EntangleArgs) -> Result<()> {
     let is_file = args.input.is_file();
-    let (layers, model): (Vec<(String, Mpo)>, Option<(NetConfig, Net)>) = if is_file {
+    let (layers, model): (NamedMpos, Option<(NetConfig, Net)>) = if is_file {
         if args.in_modes.is_empty() || args.out_modes.is_empty() {
             bail!("a dense matrix needs --in-modes and --out-modes (e.g. --in-modes 4,7,7,4 --out-modes 4,4,4,4)");
         }

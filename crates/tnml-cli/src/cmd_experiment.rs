@@ -146,6 +146,10 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         argv.extend(to_flags(&t)?);
         let parsed =
             TrainCli::try_parse_from(&argv).map_err(|e| anyhow::anyhow!("variant {:?}: {e}", v.name))?;
+        parsed
+            .args
+            .check()
+            .with_context(|| format!("variant {:?}", v.name))?;
         plans.push((v.name.clone(), parsed.args));
     }
     let run = RunDir::create(args.out.as_deref(), &format!("experiment-{}", slug(&cfg.name)))?;

@@ -236,8 +236,8 @@ pub fn load_data(data: &NetData, arch: Arch, seed: u64) -> Result<(LabeledImages
             }
         }
         let mut images = Images::from_set(&set);
-        let [_, h, w] = arch.input_shape();
-        if images.channels == 1 && (images.height, images.width) == (28, 28) && (h, w) == (32, 32) {
+        let [c, h, w] = arch.input_shape();
+        if (c, h, w) == (1, 32, 32) && images.channels == 1 && (images.height, images.width) == (28, 28) {
             images = images.pad_to(32, 32)?; // the talk model: MNIST zero-padded to 32x32
         }
         if images.channels == 3 {
@@ -393,7 +393,7 @@ impl TrainObserver for EpochPrinter<'_> {
         if let Err(e) = self.run.log_metric(record) {
             self.write_error = Some(e);
         }
-        if self.entangle_every > 0 && record.epoch % self.entangle_every == 0 {
+        if self.entangle_every > 0 && record.epoch.is_multiple_of(self.entangle_every) {
             if let Err(e) = record_entanglement(self.run, net, record.epoch) {
                 self.write_error = Some(e);
             }
@@ -468,6 +468,25 @@ fn set_threads(threads: Option<usize>) -> Result<()> {
         rayon::ThreadPoolBuilder::new().num_threads(t).build_global().ok();
     }
     Ok(())
+}
+
+impl NetTrainArgs {
+    /// Checks the options that are parsed from text (norm, init, decay, MPO specs) without training.
+    pub fn check(&self) -> Result<()> {
+        NormKind::parse(&self.norm)
+            .with_context(|| format!("--norm {:?}: use none, layer or batch", self.norm))?;
+        WeightInit::parse(&self.init).with_context(|| {
+            format!(
+                "--init {:?}: use he, glorot, lecun or a positive standard deviation",
+                self.init
+            )
+        })?;
+        parse_schedule(&self.lr_decay)?;
+        if let Some(text) = &self.mpo {
+            parse_specs(text, Arch::from(self.model), self.bond)?;
+        }
+        Ok(())
+    }
 }
 
 pub fn train(args: &NetTrainArgs) -> Result<()> {

@@ -217,3 +217,178 @@ fn bad_input_names_the_numbers() {
         .failure()
         .stderr(contains("--lr-decay"));
 }
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG", "{}", path.display());
+    let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    (w, h)
+}
+
+#[test]
+fn entanglement_is_recorded_plotted_and_analysed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("talk");
+    tnml()
+        .args([
+            "net", "train", "--model", "talk", "--mpo", "gao", "--bond", "4", "--epochs", "2",
+        ])
+        .args(["--train-limit", "600", "--test-limit", "200"])
+        .arg("--out")
+        .arg(&run)
+        .assert()
+        .success();
+    // epochs 0, 1, 2 x 4 bonds
+    let ee = std::fs::read_to_string(run.join("entanglement.jsonl")).unwrap();
+    assert_eq!(ee.lines().count(), 12);
+    let first: serde_json::Value = serde_json::from_str(ee.lines().next().unwrap()).unwrap();
+    assert!(first["entropy"].as_f64().unwrap() <= first["bound"].as_f64().unwrap() + 1e-12);
+    let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
+    assert!(summary.contains("random init S"), "{summary}");
+    for f in [
+        "entropy-hidden.png",
+        "spectrum-hidden-bond2.svg",
+        "accuracy.png",
+        "loss.svg",
+    ] {
+        assert!(run.join("plots").join(f).is_file(), "{f}");
+    }
+    assert_eq!(png_size(&run.join("plots/entropy-hidden.png")), (900, 560));
+    // redraw from the records
+    std::fs::remove_dir_all(run.join("plots")).unwrap();
+    tnml()
+        .arg("plot")
+        .arg(&run)
+        .args(["--format", "png"])
+        .assert()
+        .success()
+        .stdout(contains("entropy-hidden.png"));
+    assert!(run.join("plots/spectrum-hidden-bond1.png").is_file());
+
+    // tnml entangle on the model: truncation table and accuracy vs bond with retraining
+    let ent = tmp.path().join("ent");
+    tnml()
+        .arg("entangle")
+        .arg(&run)
+        .args([
+            "--bonds",
+            "1,2,4",
+            "--retrain-epochs",
+            "1",
+            "--train-limit",
+            "300",
+            "--test-limit",
+            "100",
+        ])
+        .arg("--out")
+        .arg(&ent)
+        .assert()
+        .success()
+        .stdout(contains("D <= 4").and(contains("after retraining")));
+    let csv = std::fs::read_to_string(ent.join("truncation.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    assert!(ent.join("accuracy.csv").is_file() && ent.join("plots/truncation.png").is_file());
+}
+
+#[test]
+fn entangle_reads_a_dense_safetensors_matrix() {
+    let tmp = tempfile::tempdir().unwrap();
+    // a 16 x 12 matrix of rank 1 in the (in 3,4; out 4,4) split: zero entanglement
+    let (rows, cols) = (16usize, 12usize);
+    let data: Vec<u8> = (0..rows * cols)
+        .flat_map(|k| {
+            let (r, c) = (k / cols, k % cols);
+            (((r % 4) as f32 + 1.0)
+                * ((r / 4) as f32 + 2.0)
+                * ((c % 4) as f32 + 1.0)
+                * ((c / 4) as f32 - 0.5))
+                .to_le_bytes()
+        })
+        .collect();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![rows, cols], &data).unwrap();
+    let path = tmp.path().join("w.safetensors");
+    std::fs::write(
+        &path,
+        safetensors::serialize([("layer.weight", view)], None).unwrap(),
+    )
+    .unwrap();
+    let out = tnml()
+        .arg("entangle")
+        .arg(&path)
+        .args(["--in-modes", "3,4", "--out-modes", "4,4"])
+        .arg("--out")
+        .arg(tmp.path().join("e"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("| layer.weight | 1 | 1 | 0.0000 |"), "{text}");
+    tnml()
+        .arg("entangle")
+        .arg(&path)
+        .args(["--in-modes", "3,5", "--out-modes", "4,4"])
+        .assert()
+        .failure()
+        .stderr(contains("15").and(contains("12")));
+}
+
+#[test]
+fn experiment_config_runs_every_variant() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("e.toml");
+    std::fs::write(
+        &cfg,
+        "name = \"mini\"\n[base]\nmodel = \"talk\"\nmpo = \"gao\"\nbond = 2\nepochs = 1\ntrain_limit = 300\ntest_limit = 100\n\
+         [[variant]]\nname = \"a\"\n[[variant]]\nname = \"b\"\nnorm = \"layer\"\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("x");
+    tnml()
+        .arg("experiment")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(contains("| a |").and(contains("| b |")));
+    assert!(out.join("comparison.csv").is_file() && out.join("plots/entropy-by-bond.png").is_file());
+    assert!(out.join("b/metrics.jsonl").is_file());
+    // a bad option is refused before anything trains
+    std::fs::write(
+        &cfg,
+        "name = \"bad\"\n[[variant]]\nname = \"a\"\nnorm = \"sideways\"\n",
+    )
+    .unwrap();
+    tnml()
+        .arg("experiment")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(tmp.path().join("y"))
+        .assert()
+        .failure()
+        .stderr(contains("--norm"));
+    assert!(!tmp.path().join("y").exists());
+}
+
+#[test]
+fn shipped_experiment_configs_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let t: toml::Table = toml::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            assert!(
+                t.contains_key("name") && t.contains_key("variant"),
+                "{}",
+                p.display()
+            );
+            n += 1;
+        }
+    }
+    assert_eq!(n, 5);
+}
