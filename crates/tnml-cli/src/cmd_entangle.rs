@@ -90,7 +90,7 @@ pub fn run(args: &EntangleArgs) -> Result<()> {
             .with_context(|| format!("tensor {name} ({} x {})", w.nrows(), w.ncols()))?;
         (vec![(name, mpo)], None)
     } else if args.input.is_dir() {
-        let dev = burn::tensor::Device::flex().autodiff();
+        let dev = crate::cmd_net::device();
         let (header, net) = checkpoint::load(&checkpoint_dir(&args.input), &dev)?;
         let layers = net
             .mpo_layers()
@@ -189,7 +189,7 @@ fn accuracy_vs_bond(
     net: &Net,
     layers: &[(String, Mpo)],
 ) -> Result<Vec<(usize, f64, Option<f64>)>> {
-    let dev = burn::tensor::Device::flex().autodiff();
+    let dev = crate::cmd_net::device();
     let (train_set, test_set) = load_data(&args.data, cfg.arch, 0)?;
     let max = layers.iter().flat_map(|(_, m)| m.bond_dims()).max().unwrap_or(1);
     let bonds = if args.bonds.is_empty() {
