@@ -13,7 +13,7 @@ use burn::nn::LinearConfig;
 use burn::tensor::{Device, Tensor, TensorData};
 use tnml_nn::init::Normal;
 use tnml_nn::train::{train, LabeledImages, LrSchedule, OptimizerKind, Silent, TrainConfig};
-use tnml_nn::{Arch, MpoLinear, MpoSpec, NetConfig, NormKind, WeightInit};
+use tnml_nn::{Arch, MpoLinear, MpoSpec, NetConfig, NormKind, Plan, WeightInit};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -68,8 +68,18 @@ fn main() {
     let dev = Device::flex().autodiff();
     println!("threads {threads} (tnml rayon, torch set_num_threads)");
     println!(
-        "{:<34} {:>6} {:>8} {:>11} {:>11} {:>11} {:>8} {:>9}",
-        "layer (forward+backward)", "batch", "plan", "tnml ms", "torch ms", "burn dense", "ratio", "vs dense"
+        "{:<30} {:>5} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>7} {:>8}",
+        "layer (forward+backward)",
+        "batch",
+        "plan",
+        "tnml ms",
+        "L->R ms",
+        "R->L ms",
+        "W ms",
+        "torch ms",
+        "nn.Linear",
+        "ratio",
+        "vs dense"
     );
     let shapes: [(&[usize], &[usize], usize); 3] = [
         (&[4, 7, 7, 4], &[4, 4, 4, 4], 4),
@@ -88,10 +98,18 @@ fn main() {
                 ),
                 &dev,
             );
-            let reps = if batch == 1024 { 7 } else { 21 };
+            let reps = if batch == 1024 { 5 } else { 15 };
             let t_mpo = time(reps, || {
                 let _ = layer.forward(x.clone()).sum().backward();
             });
+            let plan_ms: Vec<f64> = [Plan::LeftToRight, Plan::RightToLeft, Plan::Dense]
+                .into_iter()
+                .map(|plan| {
+                    1e3 * time(reps, || {
+                        let _ = layer.forward_with(x.clone(), plan).sum().backward();
+                    })
+                })
+                .collect();
             let t_dense = time(reps, || {
                 let _ = dense.forward(x.clone()).sum().backward();
             });
@@ -114,14 +132,18 @@ fn main() {
                 .and_then(|v| v["mpo_s"].as_f64())
                 .map(|s| s * 1e3);
             println!(
-                "{:<34} {:>6} {:>8} {:>11.3} {:>11} {:>11.3} {:>8} {:>9.2}",
+                "{:<30} {:>5} {:>6} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9} {:>10.3} {:>7} {:>8.2}",
                 spec.to_string(),
                 batch,
-                format!("{:?}", spec.best_plan(batch))
-                    .chars()
-                    .take(8)
-                    .collect::<String>(),
+                match spec.best_plan(batch) {
+                    Plan::LeftToRight => "L->R",
+                    Plan::RightToLeft => "R->L",
+                    Plan::Dense => "W",
+                },
                 t_mpo * 1e3,
+                plan_ms[0],
+                plan_ms[1],
+                plan_ms[2],
                 torch_ms.map_or("-".into(), |v| format!("{v:.3}")),
                 t_dense * 1e3,
                 torch_ms.map_or("-".into(), |v| format!("{:.2}x", v / (t_mpo * 1e3))),

@@ -9,7 +9,9 @@
 //! * right to left: the state `[B * prod_{j<k} I_j, I_k r_k, prod_{j>k} J_j]` is multiplied from
 //!   the left by core k viewed as `[r_{k-1} J_k, I_k r_k]`: one broadcast batched GEMM per core and
 //!   no transposes, `(prod_{j<=k} I_j)(prod_{j>=k} J_j) r_{k-1} r_k` multiply-adds per sample;
-//! * left to right: the mirror image, state `[B * prod_{j<k} J_j, r_{k-1} I_k, prod_{j>k} I_j]`;
+//! * left to right: state `[B * prod_{j<k} J_j, r_{k-1}, I_k, prod_{j>k} I_j]`, one transpose, one
+//!   GEMM `[(B * prod_{j<k} J_j * prod_{j>k} I_j), r_{k-1} I_k] x [r_{k-1} I_k, J_k r_k]` and one
+//!   transpose per core (`(prod_{j>=k} I_j)(prod_{j<=k} J_j) r_{k-1} r_k` multiply-adds per sample);
 //! * dense: rebuild `W^T` (`[prod I, prod J]`, `sum_k prod_{j<=k}(I_j J_j) r_{k-1} r_k` multiply-adds,
 //!   independent of the batch) and do one GEMM.
 //!
@@ -214,26 +216,23 @@ impl MpoLinear {
 
     fn sweep_left_to_right(&self, x: Tensor<2>, spec: &MpoSpec, batch: usize) -> Tensor<2> {
         let d = spec.len();
-        let n_after = |k: usize| spec.in_modes[k + 1..].iter().product::<usize>();
-        // state [B * prod_{j<k} J_j, r_{k-1} I_k, prod_{j>k} I_j], starting at k = 0 with r_0 = 1.
-        let mut m_before = 1;
-        let mut state: Tensor<3> = x.reshape([batch, spec.in_modes[0], n_after(0)]);
+        // state [B * prod_{j<k} J_j, r_{k-1}, I_k, prod_{j>k} I_j]; each step is one GEMM
+        // [(P rest), r I] x [r I, J r'] between two transposes, so the GEMM sees all samples at once.
+        let mut p = batch;
+        let mut state: Tensor<4> =
+            x.reshape([batch, 1, spec.in_modes[0], spec.in_features() / spec.in_modes[0]]);
         for k in 0..d {
             let [rl, i, j, rr] = spec.core_shape(k);
-            // core as [J_k r_k, r_{k-1} I_k]
-            let a = self.cores[k]
-                .val()
-                .permute([2, 3, 0, 1])
-                .reshape([1, j * rr, rl * i]);
-            let p = batch * m_before;
-            let rest = n_after(k);
-            let out = a.matmul(state); // [P, J_k r_k, prod_{j>k} I_j]
-            m_before *= j;
+            let rest = state.dims()[3];
+            let g: Tensor<2> = self.cores[k].val().reshape([rl * i, j * rr]);
+            let flat: Tensor<2> = state.permute([0, 3, 1, 2]).reshape([p * rest, rl * i]);
+            let out = flat.matmul(g).reshape([p, rest, j, rr]).permute([0, 2, 3, 1]); // [P, J, r', rest]
+            p *= j;
             state = if k + 1 < d {
                 let i_next = spec.in_modes[k + 1];
-                out.reshape([p * j, rr * i_next, rest / i_next])
+                out.reshape([p, rr, i_next, rest / i_next])
             } else {
-                out
+                out.reshape([p, 1, 1, 1])
             };
         }
         state.reshape([batch, spec.out_features()])

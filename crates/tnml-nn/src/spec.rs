@@ -266,9 +266,9 @@ pub enum Plan {
     Dense,
 }
 
-/// Cost of the sweep's small batched products relative to one big GEMM, per multiply-add
-/// (memory-bound K = r*I_k inner dimensions against a compute-bound GEMM). Measured by the
-/// `mpo_linear` benchmark; it only tips the plan choice when the two are close.
+/// Cost of the sweep's small products relative to one big GEMM, per multiply-add (memory-bound
+/// K = r*I_k inner dimensions and transposes against a compute-bound GEMM). A rough factor: the
+/// `mpo_vs_torch` benchmark prints every plan's time next to the chosen one.
 pub const SWEEP_PENALTY: f64 = 3.0;
 
 impl MpoSpec {
