@@ -200,11 +200,12 @@ fn summarize(run: &RunDir, name: &str, description: &str, rows: &[(String, PathB
             .map_or("-".into(), |a| format!("{:.2}%", 100.0 * a));
         let train = last.map_or("-".into(), |r| format!("{:.2}%", 100.0 * r.train_acc));
         let last_epoch = ee.iter().map(|r| r.epoch).max().unwrap_or(0);
-        let layers: Vec<String> = {
-            let mut l: Vec<String> = ee.iter().map(|r| r.layer.clone()).collect();
-            l.dedup();
-            l
-        };
+        let mut layers: Vec<String> = Vec::new();
+        for r in &ee {
+            if !layers.contains(&r.layer) {
+                layers.push(r.layer.clone());
+            }
+        }
         if layers.is_empty() {
             let _ = writeln!(md, "| {variant} | {test} | {train} | (dense) | - | - | - |");
         }
