@@ -267,12 +267,20 @@ pub enum Plan {
 }
 
 /// Cost of the sweep's small products relative to one big GEMM, per multiply-add (memory-bound
-/// K = r*I_k inner dimensions and transposes against a compute-bound GEMM). A rough factor: the
-/// `mpo_vs_torch` benchmark prints every plan's time next to the chosen one.
-pub const SWEEP_PENALTY: f64 = 3.0;
+/// K = r*I_k inner dimensions and transposes against a compute-bound GEMM).
+pub const SWEEP_PENALTY: f64 = 6.0;
+
+/// Cost of rebuilding `W` (a chain of small products, and its backward) relative to one big GEMM,
+/// per multiply-add.
+///
+/// Both factors are rough fits to the `mpo_vs_torch` benchmark on two cores (which prints every
+/// plan's time next to the chosen one): they pick the fastest plan for Gao's FC2 layers at D=4
+/// and D=16 at batch 1, 100 and 1024 and for 4096x4096 at D=4 at batch 1 and 100; at batch 1024
+/// the 4096x4096 layer gets the sweep where rebuilding was 1.3x faster.
+pub const RECONSTRUCT_PENALTY: f64 = 10.0;
 
 impl MpoSpec {
-    /// Estimated multiply-adds (weighted by [`SWEEP_PENALTY`] for the sweeps) of each plan for a
+    /// Estimated multiply-adds (weighted by [`SWEEP_PENALTY`] and [`RECONSTRUCT_PENALTY`]) of each plan for a
     /// batch of `batch` samples.
     pub fn plan_costs(&self, batch: usize) -> [(Plan, f64); 3] {
         let b = batch as f64;
