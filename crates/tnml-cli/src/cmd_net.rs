@@ -303,11 +303,33 @@ fn parse_schedule(text: &str) -> Result<LrSchedule> {
 /// One line per layer and the compression ratio, as printed and recorded.
 fn describe(net: &Net, cfg: &NetConfig) -> (String, Option<CompressionReport>) {
     let mut text = String::new();
-    let total: usize = checkpoint::named_tensors(net)
-        .values()
-        .map(|(s, _)| s.iter().product::<usize>())
-        .sum();
+    let tensors = checkpoint::named_tensors(net);
+    let total: usize = tensors.values().map(|(s, _)| s.iter().product::<usize>()).sum();
     let _ = writeln!(text, "model {:?}: {} parameters in all", cfg.arch, total);
+    // per layer: the second path component (`Lenet5.conv1.weight` -> conv1, `Vgg.features.3...` -> features.3)
+    let mut per_layer: Vec<(String, usize)> = Vec::new();
+    for (name, (shape, _)) in &tensors {
+        let parts: Vec<&str> = name.split('.').collect();
+        let layer = match parts.as_slice() {
+            [_, "features", i, ..] => format!("features.{i}"),
+            [_, l, ..] => l.to_string(),
+            _ => name.clone(),
+        };
+        let n: usize = shape.iter().product();
+        match per_layer.iter_mut().find(|(l, _)| *l == layer) {
+            Some(e) => e.1 += n,
+            None => per_layer.push((layer, n)),
+        }
+    }
+    let _ = writeln!(
+        text,
+        "  per layer: {}",
+        per_layer
+            .iter()
+            .map(|(l, n)| format!("{l} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let report = cfg.compression();
     if let Some(r) = &report {
         for l in &r.layers {
