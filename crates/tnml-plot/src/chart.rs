@@ -169,6 +169,17 @@ pub fn draw_lines(chart: &LineChart, path: &Path) -> Result<(), PlotError> {
                         let color = palette(s.color);
                         let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| ok(p)).collect();
                         let style = ShapeStyle::from(&color).stroke_width(2);
+                        if !s.dashed {
+                            // markers, so that a single point (a one-bond layer) is visible too
+                            ctx.draw_series(
+                                s.points
+                                    .iter()
+                                    .copied()
+                                    .filter(|p| ok(p))
+                                    .map(|p| Circle::new(p, 3, color.filled())),
+                            )
+                            .map_err(|e| draw_err(path, e))?;
+                        }
                         let anno = if s.dashed {
                             ctx.draw_series(DashedLineSeries::new(pts, 8, 5, style))
                                 .map_err(|e| draw_err(path, e))?
