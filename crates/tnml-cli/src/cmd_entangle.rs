@@ -12,7 +12,7 @@ use tnml_core::{Mpo, TruncParams};
 use tnml_nn::checkpoint;
 use tnml_nn::entangle::{mpo_records, truncation_curve, BondRecord, TruncationPoint};
 use tnml_nn::models::Affine;
-use tnml_nn::train::{evaluate, train, LrSchedule, OptimizerKind, Silent, TrainConfig};
+use tnml_nn::train::{evaluate, train, Silent, TrainConfig};
 use tnml_nn::{MpoLinear, Net, NetConfig};
 
 use crate::cmd_net::{checkpoint_dir, load_data, NetData};
@@ -216,16 +216,7 @@ fn accuracy_vs_bond(
         }
         let (_, acc) = evaluate(&t, &test_set, 1000, &dev);
         let retrained = if args.retrain_epochs > 0 {
-            let tc = TrainConfig {
-                epochs: args.retrain_epochs,
-                batch_size: 100,
-                optimizer: OptimizerKind::Adam,
-                lr: 1e-3,
-                schedule: LrSchedule::Constant,
-                weight_decay: 0.0,
-                seed: 0,
-                augment: false,
-            };
+            let tc = TrainConfig::adam(args.retrain_epochs, 100, 1e-3, 0);
             let (n, _) = train(
                 t,
                 tc.build_optimizer(),

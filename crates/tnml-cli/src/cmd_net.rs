@@ -600,14 +600,7 @@ pub fn train(args: &NetTrainArgs) -> Result<()> {
             run.write_json("entanglement-baseline.json", &baselines)?;
             record_entanglement(&run, &net, 0)?;
         }
-        let header = CheckpointHeader {
-            format: checkpoint::FORMAT.into(),
-            version: 1,
-            net: net_cfg.clone(),
-            train: Some(train_cfg.clone()),
-            epoch: 0,
-            history: Vec::new(),
-        };
+        let header = CheckpointHeader::new(net_cfg.clone(), Some(train_cfg.clone()));
         let optim = train_cfg.build_optimizer();
         (net_cfg, train_cfg, run, 1, header, net, optim)
     };
@@ -808,25 +801,9 @@ fn compress(args: &NetCompressArgs) -> Result<()> {
     );
     let final_net = net;
     if args.finetune_epochs > 0 {
-        let tc = TrainConfig {
-            epochs: args.finetune_epochs,
-            batch_size: 100,
-            optimizer: OptimizerKind::Adam,
-            lr: args.lr,
-            schedule: LrSchedule::Constant,
-            weight_decay: 0.0,
-            seed: args.seed,
-            augment: false,
-        };
+        let tc = TrainConfig::adam(args.finetune_epochs, 100, args.lr, args.seed);
         let (train_set, _) = load_data(&args.data, arch, args.seed)?;
-        let header = CheckpointHeader {
-            format: checkpoint::FORMAT.into(),
-            version: 1,
-            net: cfg.clone(),
-            train: Some(tc.clone()),
-            epoch: 0,
-            history: Vec::new(),
-        };
+        let header = CheckpointHeader::new(cfg.clone(), Some(tc.clone()));
         let mut printer = EpochPrinter {
             run: &mut run,
             header,
@@ -855,14 +832,7 @@ fn compress(args: &NetCompressArgs) -> Result<()> {
             );
         }
     } else {
-        let header = CheckpointHeader {
-            format: checkpoint::FORMAT.into(),
-            version: 1,
-            net: cfg.clone(),
-            train: None,
-            epoch: 0,
-            history: Vec::new(),
-        };
+        let header = CheckpointHeader::new(cfg.clone(), None);
         checkpoint::save(&run.path().join("checkpoint"), &header, &final_net, None)?;
         checkpoint::export_safetensors(&run.path().join("model.safetensors"), &final_net, &cfg)?;
     }

@@ -12,7 +12,7 @@ use std::time::Instant;
 use burn::nn::LinearConfig;
 use burn::tensor::{Device, Tensor, TensorData};
 use tnml_nn::init::Normal;
-use tnml_nn::train::{train, LabeledImages, LrSchedule, OptimizerKind, Silent, TrainConfig};
+use tnml_nn::train::{train, LabeledImages, Silent, TrainConfig};
 use tnml_nn::{Arch, MpoLinear, MpoSpec, NetConfig, NormKind, Plan, WeightInit};
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -167,16 +167,7 @@ fn main() {
         seed: 0,
         pairing: None,
     };
-    let tc = TrainConfig {
-        epochs: 1,
-        batch_size: 100,
-        optimizer: OptimizerKind::Adam,
-        lr: 1e-3,
-        schedule: LrSchedule::Constant,
-        weight_decay: 0.0,
-        seed: 0,
-        augment: false,
-    };
+    let tc = TrainConfig::adam(1, 100, 1e-3, 0);
     let net = cfg.init(&dev).unwrap();
     let t = Instant::now();
     let _ = train(net, tc.build_optimizer(), &tc, &data, None, 1, &dev, &mut Silent).unwrap();

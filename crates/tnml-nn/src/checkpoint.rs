@@ -40,6 +40,20 @@ pub struct CheckpointHeader {
     pub history: Vec<EpochRecord>,
 }
 
+impl CheckpointHeader {
+    /// The header of a model before its first epoch.
+    pub fn new(net: NetConfig, train: Option<TrainConfig>) -> Self {
+        Self {
+            format: FORMAT.into(),
+            version: 1,
+            net,
+            train,
+            epoch: 0,
+            history: Vec::new(),
+        }
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> NnError + '_ {
     move |source| NnError::Io {
         path: path.display().to_string(),

@@ -81,15 +81,7 @@ impl MpoLinear {
         device: &Device,
     ) -> Result<(Self, TruncReport)> {
         let (mpo, report) = Mpo::from_dense(w, in_modes, out_modes, params)?;
-        if let Some(b) = bias {
-            if b.len() != w.nrows() {
-                return Err(NnError::Shape(format!(
-                    "bias has {} entries, the layer has {} outputs",
-                    b.len(),
-                    w.nrows()
-                )));
-            }
-        }
+        // `from_mpo` checks the bias length.
         Ok((Self::from_mpo(&mpo, bias, device)?, report))
     }
 

@@ -147,6 +147,20 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// Plain Adam at a constant rate, no weight decay, no augmentation (fine-tuning, retraining).
+    pub fn adam(epochs: usize, batch_size: usize, lr: f64, seed: u64) -> Self {
+        Self {
+            epochs,
+            batch_size,
+            optimizer: OptimizerKind::Adam,
+            lr,
+            schedule: LrSchedule::Constant,
+            weight_decay: 0.0,
+            seed,
+            augment: false,
+        }
+    }
+
     /// Checks the numbers.
     ///
     /// # Errors

@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use tnml_core::TruncParams;
 use tnml_data::{load, Dataset, Images, Split};
 use tnml_nn::checkpoint::{self, CheckpointHeader};
-use tnml_nn::train::{evaluate, train, LabeledImages, LrSchedule, OptimizerKind, Silent, TrainConfig};
+use tnml_nn::train::{evaluate, train, LabeledImages, OptimizerKind, Silent, TrainConfig};
 use tnml_nn::{Arch, Net, NetConfig, NnError, NormKind, WeightInit};
 
 fn sample(split: Split, n: usize) -> LabeledImages {
@@ -32,16 +32,7 @@ fn config(arch: Arch, mpo: bool, bond: Option<usize>) -> NetConfig {
 }
 
 fn adam(epochs: usize, lr: f64) -> TrainConfig {
-    TrainConfig {
-        epochs,
-        batch_size: 50,
-        optimizer: OptimizerKind::Adam,
-        lr,
-        schedule: LrSchedule::Constant,
-        weight_decay: 0.0,
-        seed: 3,
-        augment: false,
-    }
+    TrainConfig::adam(epochs, 50, lr, 3)
 }
 
 fn logits(net: &Net, x: Tensor<4>) -> Vec<f32> {

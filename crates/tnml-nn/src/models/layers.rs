@@ -1,7 +1,7 @@
 //! Building blocks shared by the models: a linear map that is dense or MPO, and optional norms.
 
 use burn::module::Module;
-use burn::nn::{BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -39,13 +39,14 @@ impl Affine {
             None => {
                 let std = init.std(fan_in, fan_out);
                 let w = crate::init::Normal::new(seed).vec(fan_in * fan_out, std);
-                let mut lin = LinearConfig::new(fan_in, fan_out).init(device);
-                lin.weight = burn::module::Param::from_tensor(Tensor::from_data(
-                    burn::tensor::TensorData::new(w, [fan_in, fan_out]),
-                    device,
-                ));
-                lin.bias = Some(burn::module::Param::from_tensor(Tensor::zeros([fan_out], device)));
-                Affine::Dense(lin)
+                // burn's row layout: weight [in, out]; built directly (no throw-away default init)
+                Affine::Dense(Linear {
+                    weight: burn::module::Param::from_tensor(Tensor::from_data(
+                        burn::tensor::TensorData::new(w, [fan_in, fan_out]),
+                        device,
+                    )),
+                    bias: Some(burn::module::Param::from_tensor(Tensor::zeros([fan_out], device))),
+                })
             }
         })
     }
