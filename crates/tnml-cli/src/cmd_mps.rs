@@ -161,6 +161,18 @@ pub struct EvalArgs {
     pub limit: Option<usize>,
 }
 
+/// Candidate penalties of the softmax refit, tried on a validation split.
+const SOFTMAX_LAMBDAS: [f64; 5] = [1e-3, 1e-4, 1e-5, 1e-6, 1e-7];
+
+/// How `tnml mps project` refits the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RefitArg {
+    /// Ridge least squares on one-hot targets (the sweeps' quadratic cost).
+    Ridge,
+    /// Multinomial logistic regression (cross-entropy), L-BFGS.
+    Softmax,
+}
+
 /// Arguments of `tnml mps project`.
 #[derive(Debug, Args)]
 pub struct ProjectArgs {
@@ -172,9 +184,18 @@ pub struct ProjectArgs {
     /// Bond to project on (number of sites to its left; default: the middle).
     #[arg(long)]
     pub bond: Option<usize>,
-    /// Refit the core by ridge least squares on the reduced training features, with this lambda.
+    /// Refit the core on the reduced training features: `ridge` (least squares on one-hot
+    /// targets, the sweeps' cost; predicts argmax |f|) or `softmax` (multinomial logistic
+    /// regression by L-BFGS; predicts argmax f). Given only --refit-lambda, ridge.
+    #[arg(long, value_enum)]
+    pub refit: Option<RefitArg>,
+    /// L2 penalty of the refit. Default: 1e-3 for ridge; for softmax, the best of 1e-3 .. 1e-7
+    /// on a validation set (the last sixth of the training images), then refit on all of them.
     #[arg(long)]
     pub refit_lambda: Option<f64>,
+    /// Maximum L-BFGS iterations of the softmax refit.
+    #[arg(long, default_value_t = 500)]
+    pub refit_iters: usize,
     /// Use at most this many training images for the refit.
     #[arg(long)]
     pub train_limit: Option<usize>,
@@ -518,39 +539,61 @@ fn project(args: &ProjectArgs) -> Result<()> {
     let bond = args.bond.unwrap_or(model.num_sites() / 2);
     let mut proj = model.project(bond)?;
     let (phi, phi_t) = (proj.reduced_features(&feats)?, proj.reduced_features(&test)?);
-    let err = |f: &[f64], labels: &[usize]| {
-        let wrong = f
-            .chunks_exact(model.num_labels())
-            .zip(labels)
-            .filter(|(r, &l)| {
-                r.iter()
-                    .enumerate()
-                    .fold(
-                        (0, -1.0),
-                        |b, (i, v)| if v.abs() > b.1 { (i, v.abs()) } else { b },
-                    )
-                    .0
-                    != l
-            })
-            .count();
-        wrong as f64 / labels.len().max(1) as f64
-    };
     let run = RunDir::create(args.out.as_deref(), "mps-project")?;
     let mut md = format!(
         "# Projection at bond {bond}\n\n- reduced feature dimension m_l x m_r = {} x {} = {}\n- before refit: train error {:.4}, test error {:.4}\n",
         proj.left_dim,
         proj.right_dim,
         phi.dim,
-        err(&proj.scores(&phi), &y),
-        err(&proj.scores(&phi_t), &yt)
+        proj.error_rate(&phi, &y),
+        proj.error_rate(&phi_t, &yt)
     );
-    if let Some(lambda) = args.refit_lambda {
-        let cost = proj.refit(&phi, &y, lambda)?;
+    let refit = args.refit.or(args.refit_lambda.map(|_| RefitArg::Ridge));
+    if let Some(kind) = refit {
+        let t0 = Instant::now();
+        let what = match kind {
+            RefitArg::Ridge => {
+                let lambda = args.refit_lambda.unwrap_or(1e-3);
+                let cost = proj.refit(&phi, &y, lambda)?;
+                format!("ridge refit (lambda {lambda}): cost {cost:.5}")
+            }
+            RefitArg::Softmax => {
+                let lambda = match args.refit_lambda {
+                    Some(l) => l,
+                    None => {
+                        let holdout = y.len() / 6;
+                        let (table, best) = proj.select_softmax_lambda(
+                            &phi,
+                            &y,
+                            &SOFTMAX_LAMBDAS,
+                            holdout,
+                            args.refit_iters,
+                        )?;
+                        let _ = writeln!(
+                            md,
+                            "- softmax penalty chosen on the last {holdout} training images (fit on the other {}):",
+                            y.len() - holdout
+                        );
+                        for (l, e) in table {
+                            let _ = writeln!(md, "  - lambda {l:e}: validation error {e:.4}");
+                        }
+                        best
+                    }
+                };
+                let fit = proj.refit_softmax(&phi, &y, lambda, args.refit_iters)?;
+                format!(
+                    "softmax refit (lambda {lambda}, {} L-BFGS iterations, gradient norm {:.1e}): cross-entropy {:.5}",
+                    fit.iterations, fit.grad_norm, fit.loss
+                )
+            }
+        };
         let _ = writeln!(
             md,
-            "- after ridge refit (lambda {lambda}): cost {cost:.5}, train error {:.4}, test error {:.4}",
-            err(&proj.scores(&phi), &y),
-            err(&proj.scores(&phi_t), &yt)
+            "- after {what}, {}: train error {:.4}, test error {:.4} ({:.1} s)",
+            proj.decision.name(),
+            proj.error_rate(&phi, &y),
+            proj.error_rate(&phi_t, &yt),
+            t0.elapsed().as_secs_f64()
         );
         let refitted = proj.clone().into_model()?;
         atomic_write(

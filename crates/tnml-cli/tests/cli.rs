@@ -336,6 +336,55 @@ fn mps_train_eval_project_on_the_shipped_sample() {
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("after ridge refit"), "{text}");
     assert!(proj.join("core.safetensors").is_file() && proj.join("model-refit.safetensors").is_file());
+
+    let soft = tmp.path().join("soft");
+    let out = tnml()
+        .args([
+            "mps",
+            "project",
+            "--refit",
+            "softmax",
+            "--train-limit",
+            "300",
+            "--test-limit",
+            "100",
+        ])
+        .arg("--model")
+        .arg(&model)
+        .arg("--out")
+        .arg(&soft)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("after softmax refit") && text.contains("argmax f:"),
+        "{text}"
+    );
+    // the refitted model file carries its decision rule: eval agrees with the projection's error
+    let refit_test: f64 = text
+        .lines()
+        .find(|l| l.contains("after softmax refit"))
+        .and_then(|l| l.split("test error ").nth(1))
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .unwrap();
+    let out = tnml()
+        .args(["mps", "eval", "--limit", "100"])
+        .arg("--model")
+        .arg(soft.join("model-refit.safetensors"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains(&format!("error {refit_test:.4}")),
+        "{refit_test} vs {text}"
+    );
 }
 
 #[test]

@@ -90,6 +90,126 @@ pub fn gemm_at(a: &[f32], m: usize, k: usize, z: &[f32], n: usize) -> Vec<f32> {
     partial.into_iter().map(|v| v as f32).collect()
 }
 
+/// Rows per block of the fused products: small enough that a block's `rows x (p q)`
+/// intermediate stays in the core's cache.
+fn fused_block_rows(width: usize) -> usize {
+    (65_536 / width.max(1)).clamp(16, 1024)
+}
+
+/// `out[n, i] = sum_j (A B)[n, (i, j)] * c[n, j]` for row-major `A` (`m x k`), `B`
+/// (`k x (p q)`) and `c` (`m x q`): a GEMM followed by a row-wise contraction, fused per block of
+/// rows so the `m x (p q)` product never goes through main memory.
+///
+/// # Complexity
+/// `2 m k p q + 2 m p q` flops.
+pub fn gemm_contract_rows(
+    a: &[f32],
+    m: usize,
+    k: usize,
+    b: &[f32],
+    p: usize,
+    c: &[f32],
+    q: usize,
+) -> Vec<f32> {
+    debug_assert_eq!(a.len(), m * k);
+    debug_assert_eq!(b.len(), k * p * q);
+    debug_assert_eq!(c.len(), m * q);
+    let mut out = vec![0f32; m * p];
+    if m == 0 || p == 0 {
+        return out;
+    }
+    let rows = fused_block_rows(p * q);
+    let bm = MatRef::from_row_major_slice(b, k, p * q);
+    out.par_chunks_mut(rows * p)
+        .zip(a.par_chunks(rows * k))
+        .zip(c.par_chunks(rows * q))
+        .for_each_init(Vec::new, |t, ((o, ab), cb)| {
+            let mm = ab.len() / k.max(1);
+            t.resize(mm * p * q, 0.0);
+            matmul(
+                MatMut::from_row_major_slice_mut(t, mm, p * q),
+                Accum::Replace,
+                MatRef::from_row_major_slice(ab, mm, k),
+                bm,
+                1.0f32,
+                Par::Seq,
+            );
+            for ((orow, trow), crow) in o
+                .chunks_exact_mut(p)
+                .zip(t.chunks_exact(p * q))
+                .zip(cb.chunks_exact(q))
+            {
+                for (oi, ti) in orow.iter_mut().zip(trow.chunks_exact(q)) {
+                    *oi = ti.iter().zip(crow).map(|(x, y)| x * y).sum();
+                }
+            }
+        });
+    out
+}
+
+/// `G = A^T (E (x)_row c)`, i.e. `G[i, (l, j)] = sum_n A[n, i] E[n, l] c[n, j]`, for row-major
+/// `A` (`m x k`), `E` (`m x p`), `c` (`m x q`): the row-wise outer product is built per block of
+/// rows in cache and fed straight into the GEMM. Accumulated per block in f32, across blocks
+/// in f64. Returns row-major `k x (p q)`.
+///
+/// # Complexity
+/// `2 m k p q + m p q` flops.
+pub fn gemm_at_outer(a: &[f32], m: usize, k: usize, e: &[f32], p: usize, c: &[f32], q: usize) -> Vec<f32> {
+    debug_assert_eq!(a.len(), m * k);
+    debug_assert_eq!(e.len(), m * p);
+    debug_assert_eq!(c.len(), m * q);
+    let width = p * q;
+    if m == 0 {
+        return vec![0f32; k * width];
+    }
+    // blocks of the sum, each accumulated into one f32 partial by consecutive GEMMs
+    let outer_rows = block_rows(m);
+    let rows = fused_block_rows(width);
+    let partial: Vec<f64> = a
+        .par_chunks(outer_rows * k)
+        .zip(e.par_chunks(outer_rows * p))
+        .zip(c.par_chunks(outer_rows * q))
+        .map(|((ab, eb), cb)| {
+            let mut g = vec![0f32; k * width];
+            let mut z = Vec::new();
+            for (i, ((aa, ee), cc)) in ab
+                .chunks(rows * k)
+                .zip(eb.chunks(rows * p))
+                .zip(cb.chunks(rows * q))
+                .enumerate()
+            {
+                let mm = aa.len() / k.max(1);
+                z.resize(mm * width, 0.0);
+                for ((zrow, erow), crow) in z
+                    .chunks_exact_mut(width)
+                    .zip(ee.chunks_exact(p))
+                    .zip(cc.chunks_exact(q))
+                {
+                    for (zl, &el) in zrow.chunks_exact_mut(q).zip(erow) {
+                        zl.iter_mut().zip(crow).for_each(|(z, &cj)| *z = el * cj);
+                    }
+                }
+                matmul(
+                    MatMut::from_row_major_slice_mut(&mut g, k, width),
+                    if i == 0 { Accum::Replace } else { Accum::Add },
+                    MatRef::from_row_major_slice(aa, mm, k).transpose(),
+                    MatRef::from_row_major_slice(&z, mm, width),
+                    1.0f32,
+                    Par::Seq,
+                );
+            }
+            g.into_iter().map(f64::from).collect::<Vec<f64>>()
+        })
+        .reduce(
+            || vec![0f64; k * width],
+            |mut x, y| {
+                x.iter_mut().zip(&y).for_each(|(a, b)| *a += b);
+                x
+            },
+        );
+    partial.into_iter().map(|v| v as f32).collect()
+}
+
 /// Row-wise outer products: `out[n, (i, j)] = a[n, i] * b[n, j]` for `a` (`m x p`), `b` (`m x q`).
 pub fn row_outer(a: &[f32], p: usize, b: &[f32], q: usize) -> Vec<f32> {
     let m = a.len().checked_div(p).unwrap_or(0);
@@ -178,6 +298,27 @@ mod tests {
             }
         }
         assert_eq!(gemm_bt(&a, m, k, &bt, n), c);
+    }
+
+    #[test]
+    fn fused_products_match_the_unfused_ones() {
+        let (m, k, p, q) = (2500, 6, 3, 4);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 19) as f32) / 9.0 - 1.0).collect();
+        let b: Vec<f32> = (0..k * p * q)
+            .map(|i| ((i * 13 % 7) as f32) / 3.0 - 1.0)
+            .collect();
+        let c: Vec<f32> = (0..m * q).map(|i| ((i * 11 % 5) as f32) / 2.0 - 1.0).collect();
+        let e: Vec<f32> = (0..m * p).map(|i| ((i * 7 % 3) as f32) - 1.0).collect();
+        let want = row_contract_last(&gemm(&a, m, k, &b, p * q), p, &c, q);
+        let got = gemm_contract_rows(&a, m, k, &b, p, &c, q);
+        for (x, y) in got.iter().zip(&want) {
+            assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0), "{x} vs {y}");
+        }
+        let want = gemm_at(&a, m, k, &row_outer(&e, p, &c, q), p * q);
+        let got = gemm_at_outer(&a, m, k, &e, p, &c, q);
+        for (x, y) in got.iter().zip(&want) {
+            assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0), "{x} vs {y}");
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ use tnml_core::SiteTensor;
 use crate::error::{MpsError, Result};
 use crate::feature::{FeatureMap, SiteFeatures};
 use crate::gemm::{gemm, gemm_at, gemm_bt, normalize_rows, row_contract_last, row_outer};
-use crate::model::{check_labels, check_training_data, site_f32, MpsClassifier};
+use crate::model::{check_labels, check_training_data, site_f32, Decision, MpsClassifier};
 
 /// Loss on the model outputs `f^l(x)` used as logits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +34,17 @@ pub enum Loss {
     CrossEntropy,
     /// `1/2 sum_l (f^l - y^l)^2` with one-hot `y`.
     Squared,
+}
+
+impl Loss {
+    /// The decision rule that fits the loss: softmax logits predict `argmax f`, the quadratic
+    /// fit to one-hot targets `argmax |f|`.
+    pub fn decision(self) -> Decision {
+        match self {
+            Self::CrossEntropy => Decision::Signed,
+            Self::Squared => Decision::Magnitude,
+        }
+    }
 }
 
 /// Settings of the gradient trainer.
@@ -175,6 +186,7 @@ pub fn loss_and_gradients(
     model.check_features(feats)?;
     check_labels(labels, model.num_labels)?;
     let (n, d, big_l, c) = (feats.samples, feats.dim, model.num_labels, model.label_site);
+    let decision = loss.decision();
     let sites = &model.sites;
     let n_sites = sites.len();
     // forward partial contractions, normalized with log-norms
@@ -217,7 +229,7 @@ pub fn loss_and_gradients(
             .map(|l| f64::from(f_hat[i * big_l + l]) * sigma[i].exp())
             .collect();
         let y = labels[i];
-        let best = (0..big_l).fold(0, |b, l| if f[l].abs() > f[b].abs() { l } else { b });
+        let best = decision.pick(&f);
         wrong += usize::from(best != y);
         match loss {
             Loss::CrossEntropy => {
@@ -345,6 +357,7 @@ pub fn train_gradient(
 ) -> Result<Vec<EpochSummary>> {
     config.validate()?;
     check_training_data(model, feats, labels)?;
+    model.set_decision(config.loss.decision());
     let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
     let mut m: Vec<Vec<f64>> = model.sites.iter().map(|s| vec![0.0; s.len()]).collect();
     let mut v = m.clone();

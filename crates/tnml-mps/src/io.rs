@@ -1,7 +1,8 @@
 //! Saving and loading a classifier as safetensors: tensors `site.000` .. (f64; `[left, d, right]`,
 //! the label site `[left, d, L, right]`) and the metadata (JSON strings in the header):
 //! `format = "tnml-mps-classifier"`, `num_labels`, `label_site`, `feature_map`, `image_height`,
-//! `image_width`, `tnml_version`. Values are stored bit-exactly.
+//! `image_width`, `decision` (`"magnitude"` or `"signed"`; files without it predate it and are
+//! `magnitude`), `tnml_version`. Values are stored bit-exactly.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,7 +13,7 @@ use tnml_core::SiteTensor;
 
 use crate::error::{MpsError, Result};
 use crate::feature::FeatureMap;
-use crate::model::MpsClassifier;
+use crate::model::{Decision, MpsClassifier};
 
 /// The `format` value written into every model file.
 pub const FORMAT: &str = "tnml-mps-classifier";
@@ -57,6 +58,10 @@ impl MpsClassifier {
             ),
             ("image_height".to_string(), self.image.0.to_string()),
             ("image_width".to_string(), self.image.1.to_string()),
+            (
+                "decision".to_string(),
+                serde_json::to_string(&self.decision).unwrap_or_default(),
+            ),
             ("tnml_version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
         ]);
         safetensors::serialize(views, Some(meta)).map_err(|e| MpsError::ModelFile {
@@ -136,8 +141,15 @@ impl MpsClassifier {
                 h * w
             )));
         }
-        MpsClassifier::from_sites(sites, label_site, num_labels, feature_map, (h, w))
-            .map_err(|e| bad(e.to_string()))
+        let decision: Decision = match meta.get("decision") {
+            None => Decision::Magnitude,
+            Some(v) => serde_json::from_str(v)
+                .map_err(|_| bad(format!("decision {v:?} is neither \"magnitude\" nor \"signed\"")))?,
+        };
+        let mut model = MpsClassifier::from_sites(sites, label_site, num_labels, feature_map, (h, w))
+            .map_err(|e| bad(e.to_string()))?;
+        model.decision = decision;
+        Ok(model)
     }
 
     /// Reads a model file.

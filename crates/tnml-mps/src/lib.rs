@@ -16,11 +16,13 @@ pub mod io;
 mod local;
 pub mod model;
 pub mod projection;
+pub mod softmax;
 pub mod sweep;
 
 pub use error::{MpsError, Result};
 pub use feature::{embed_batch, FeatureMap, SiteFeatures};
 pub use gradient::{loss_and_gradients, train_gradient, EpochObserver, EpochSummary, GradientConfig, Loss};
-pub use model::{MpsClassifier, Scores};
+pub use model::{Decision, MpsClassifier, Scores};
 pub use projection::{Projection, ReducedFeatures};
+pub use softmax::SoftmaxFit;
 pub use sweep::{train_sweeps, BondStep, Direction, Silent, SweepConfig, SweepObserver, SweepSummary};

@@ -14,9 +14,10 @@
 //! CGLS iterations warm-started at the current `B`: each iteration is one exact line search
 //! along a conjugate direction, so the step size adapts to every bond (a fixed gradient step is
 //! known to vanish or explode across bonds). Cost per iteration: two GEMMs of
-//! `2 n (D d^2)(L D)` flops.
+//! `2 n (D d^2)(L D)` flops, each fused with its row-wise contraction / outer product per block
+//! of samples, so the `n x (L D)` intermediates stay in cache.
 
-use crate::gemm::{gemm, gemm_at, row_contract_last, row_outer};
+use crate::gemm::{gemm_at_outer, gemm_contract_rows};
 
 /// The linear map `B -> (f^l_n)` of one bond.
 pub(crate) struct LocalOp<'a> {
@@ -33,14 +34,12 @@ pub(crate) struct LocalOp<'a> {
 impl LocalOp<'_> {
     /// `A B` for `B` of shape `k x (labels * right)`: returns `n x labels`.
     pub fn apply(&self, b: &[f32]) -> Vec<f32> {
-        let t = gemm(self.x, self.n, self.k, b, self.labels * self.right);
-        row_contract_last(&t, self.labels, self.r, self.right)
+        gemm_contract_rows(self.x, self.n, self.k, b, self.labels, self.r, self.right)
     }
 
     /// `A^T E` for `E` of shape `n x labels`: returns `k x (labels * right)`.
     pub fn adjoint(&self, e: &[f32]) -> Vec<f32> {
-        let z = row_outer(e, self.labels, self.r, self.right);
-        gemm_at(self.x, self.n, self.k, &z, self.labels * self.right)
+        gemm_at_outer(self.x, self.n, self.k, e, self.labels, self.r, self.right)
     }
 
     /// Flops of one `apply` or `adjoint`.

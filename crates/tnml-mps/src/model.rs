@@ -1,5 +1,7 @@
 //! [`MpsClassifier`]: an MPS over the pixels with a label index on one site,
-//! `f^l(x) = <W^l, Phi(x)>`, prediction `argmax_l |f^l(x)|`.
+//! `f^l(x) = <W^l, Phi(x)>`, prediction `argmax_l |f^l(x)|` (the paper's rule, for models fitted
+//! to one-hot targets by the quadratic cost) or `argmax_l f^l(x)` (for models fitted as softmax
+//! logits): see [`Decision`].
 //!
 //! ```text
 //!              l (label)
@@ -23,6 +25,50 @@ use crate::error::{MpsError, Result};
 use crate::feature::{FeatureMap, SiteFeatures};
 use crate::gemm::{gemm, gemm_bt, normalize_rows, row_contract_last, row_outer};
 
+/// How scores become a class.
+///
+/// A model fitted by the quadratic cost to one-hot targets predicts `argmax_l |f^l|`, as in the
+/// paper (a large negative score is as confident as a large positive one). A model whose scores
+/// are softmax logits (cross-entropy training, [`crate::Projection::refit_softmax`]) must predict
+/// `argmax_l f^l`: its wrong classes get large negative logits, which `|f|` would pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    /// `argmax_l |f^l(x)|` (quadratic cost, the paper).
+    Magnitude,
+    /// `argmax_l f^l(x)` (softmax logits).
+    Signed,
+}
+
+impl Decision {
+    /// The winning class of one row of scores.
+    pub fn pick<T: Copy + Into<f64>>(self, row: &[T]) -> usize {
+        let key = |v: T| match self {
+            Self::Magnitude => v.into().abs(),
+            Self::Signed => v.into(),
+        };
+        row.iter()
+            .enumerate()
+            .fold((0, f64::NEG_INFINITY), |b, (i, &v)| {
+                let k = key(v);
+                if k > b.1 {
+                    (i, k)
+                } else {
+                    b
+                }
+            })
+            .0
+    }
+
+    /// The rule that fits a training loss: signed for cross-entropy.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Magnitude => "argmax |f|",
+            Self::Signed => "argmax f",
+        }
+    }
+}
+
 /// An MPS classifier.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MpsClassifier {
@@ -32,6 +78,8 @@ pub struct MpsClassifier {
     pub(crate) feature_map: FeatureMap,
     /// Image height and width the sites stand for (row-major pixel order).
     pub(crate) image: (usize, usize),
+    /// How scores become a class.
+    pub(crate) decision: Decision,
 }
 
 /// Scores of a batch: `values[n * L + l]` is `f^l(x_n) / c_n` with `c_n = exp(log_scale[n])`.
@@ -43,25 +91,17 @@ pub struct Scores {
     pub log_scale: Vec<f64>,
     /// Number of labels.
     pub num_labels: usize,
+    /// The model's decision rule.
+    pub decision: Decision,
 }
 
 impl Scores {
-    /// `argmax_l |f^l|` per sample.
+    /// The predicted class per sample (`argmax_l |f^l|` or `argmax_l f^l`, see [`Decision`];
+    /// the per-sample positive scale changes neither).
     pub fn predictions(&self) -> Vec<usize> {
         self.values
             .chunks_exact(self.num_labels)
-            .map(|r| {
-                r.iter()
-                    .enumerate()
-                    .fold((0, f32::NEG_INFINITY), |b, (i, v)| {
-                        if v.abs() > b.1 {
-                            (i, v.abs())
-                        } else {
-                            b
-                        }
-                    })
-                    .0
-            })
+            .map(|r| self.decision.pick(r))
             .collect()
     }
 
@@ -164,6 +204,7 @@ impl MpsClassifier {
             num_labels,
             feature_map,
             image,
+            decision: Decision::Magnitude,
         })
     }
 
@@ -257,6 +298,16 @@ impl MpsClassifier {
     pub fn feature_map(&self) -> FeatureMap {
         self.feature_map
     }
+    /// How scores become a class.
+    pub fn decision(&self) -> Decision {
+        self.decision
+    }
+
+    /// Sets the decision rule (the trainers set it to fit their loss).
+    pub fn set_decision(&mut self, decision: Decision) {
+        self.decision = decision;
+    }
+
     /// `(height, width)` of the images.
     pub fn image(&self) -> (usize, usize) {
         self.image
@@ -322,6 +373,7 @@ impl MpsClassifier {
             values,
             log_scale,
             num_labels: big_l,
+            decision: self.decision,
         })
     }
 

@@ -175,7 +175,8 @@ pub struct Silent;
 impl SweepObserver for Silent {}
 
 /// Trains `model` on `feats` / `labels` by sweeps. The label is first moved (exactly) to the
-/// turn site and the model put in canonical form around it.
+/// turn site and the model put in canonical form around it. The quadratic cost fits one-hot
+/// targets, so the model predicts `argmax |f|` afterwards ([`crate::model::Decision::Magnitude`]).
 ///
 /// On a non-finite cost the update is not applied and [`MpsError::NonFiniteCost`] is returned:
 /// the model is left at its last good state.
@@ -202,6 +203,7 @@ pub fn train_sweeps(
         )));
     }
     move_label_to(model, start)?;
+    model.set_decision(crate::model::Decision::Magnitude);
     let mut state = State::new(model, feats, labels);
     let mut summaries = Vec::with_capacity(config.sweeps);
     let n_bonds = model.num_sites() - 1;

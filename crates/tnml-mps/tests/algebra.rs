@@ -3,7 +3,7 @@
 #![allow(clippy::needless_range_loop)] // the brute-force reference spells out every index
 
 use tnml_core::SiteTensor;
-use tnml_mps::{embed_batch, FeatureMap, MpsClassifier, MpsError, SiteFeatures};
+use tnml_mps::{embed_batch, Decision, FeatureMap, MpsClassifier, MpsError, SiteFeatures};
 
 fn lcg(state: &mut u64) -> f64 {
     *state = state
@@ -160,6 +160,55 @@ fn refit_never_increases_the_cost_and_predictions_are_gauge_invariant() {
         proj.refit(&phi, &labels[..10], 0.0),
         Err(MpsError::Shape(_))
     ));
+}
+
+#[test]
+fn softmax_refit_fits_logits_and_the_model_predicts_by_signed_argmax() {
+    let model = random_model(3, 4, 4, 3, 6, FeatureMap::Trig, 13);
+    let feats = embed_batch(FeatureMap::Trig, &random_pixels(90, 12, 9), 12).unwrap();
+    // labels a function of the pixels the reduced features can see: the brightest of 3 pixels
+    let px = random_pixels(90, 12, 9);
+    let labels: Vec<usize> = (0..90)
+        .map(|i| {
+            (0..3)
+                .max_by(|&a, &b| px[i * 12 + a * 4].total_cmp(&px[i * 12 + b * 4]))
+                .unwrap()
+        })
+        .collect();
+    let mut proj = model.project(6).unwrap();
+    let phi = proj.reduced_features(&feats).unwrap();
+    let mut ridge = proj.clone();
+    ridge.refit(&phi, &labels, 1e-6).unwrap();
+    assert_eq!(ridge.decision, Decision::Magnitude);
+    let start = (3f64).ln();
+    let fit = proj.refit_softmax(&phi, &labels, 1e-3, 1000).unwrap();
+    assert_eq!(proj.decision, Decision::Signed);
+    assert!(fit.loss < start && fit.grad_norm < 1e-5, "{fit:?}");
+    assert!(
+        proj.error_rate(&phi, &labels) <= ridge.error_rate(&phi, &labels),
+        "softmax {} vs ridge {}",
+        proj.error_rate(&phi, &labels),
+        ridge.error_rate(&phi, &labels)
+    );
+    // the refitted classifier predicts as the projection does, by argmax f, and keeps the rule
+    // through a save/load round trip
+    let refitted = proj.clone().into_model().unwrap();
+    assert_eq!(refitted.decision(), Decision::Signed);
+    assert_eq!(
+        refitted.scores(&feats).unwrap().predictions(),
+        proj.predictions(&phi)
+    );
+    let back = MpsClassifier::from_safetensors(&refitted.to_safetensors().unwrap(), "m").unwrap();
+    assert_eq!(back, refitted);
+    assert!(proj.refit_softmax(&phi, &labels, -1.0, 10).is_err());
+}
+
+#[test]
+fn decision_rules_differ_only_on_negative_scores() {
+    assert_eq!(Decision::Magnitude.pick(&[0.2f32, -0.9, 0.5]), 1);
+    assert_eq!(Decision::Signed.pick(&[0.2f32, -0.9, 0.5]), 2);
+    assert_eq!(Decision::Magnitude.pick(&[0.2f64, 0.1, 0.5]), 2);
+    assert_eq!(Decision::Signed.pick(&[0.2f64, 0.1, 0.5]), 2);
 }
 
 #[test]
