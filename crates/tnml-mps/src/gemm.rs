@@ -7,6 +7,39 @@ use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 use tnml_core::faer;
 
+/// `sum_i a_i b_i` in f32 with eight independent accumulators, so the compiler vectorizes it
+/// (a single running sum is a serial dependency chain).
+#[inline]
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    let mut acc = [0f32; 8];
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// `sum_i a_i^2` accumulated in f64 over four lanes.
+#[inline]
+fn norm2_f64(a: &[f32]) -> f64 {
+    let ca = a.chunks_exact(4);
+    let r = ca.remainder();
+    let mut acc = [0f64; 4];
+    for x in ca {
+        for k in 0..4 {
+            acc[k] += f64::from(x[k]) * f64::from(x[k]);
+        }
+    }
+    acc.iter().sum::<f64>() + r.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>()
+}
+
 /// Rows per parallel block.
 fn block_rows(m: usize) -> usize {
     let threads = rayon::current_num_threads().max(1);
@@ -140,7 +173,7 @@ pub fn gemm_contract_rows(
                 .zip(cb.chunks_exact(q))
             {
                 for (oi, ti) in orow.iter_mut().zip(trow.chunks_exact(q)) {
-                    *oi = ti.iter().zip(crow).map(|(x, y)| x * y).sum();
+                    *oi = dot_f32(ti, crow);
                 }
             }
         });
@@ -235,8 +268,8 @@ pub fn row_contract_last(t: &[f32], p: usize, b: &[f32], q: usize) -> Vec<f32> {
         .zip(t.par_chunks(p * q))
         .zip(b.par_chunks(q))
         .for_each(|((o, tr), br)| {
-            for (i, oi) in o.iter_mut().enumerate() {
-                *oi = tr[i * q..(i + 1) * q].iter().zip(br).map(|(x, y)| x * y).sum();
+            for (oi, ti) in o.iter_mut().zip(tr.chunks_exact(q)) {
+                *oi = dot_f32(ti, br);
             }
         });
     out
@@ -246,15 +279,25 @@ pub fn row_contract_last(t: &[f32], p: usize, b: &[f32], q: usize) -> Vec<f32> {
 /// norm (`-inf` for a zero row, which is left as is).
 pub fn normalize_rows(v: &mut [f32], width: usize) -> Vec<f64> {
     v.par_chunks_mut(width)
-        .map(|row| {
-            let n2: f64 = row.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
-            if n2 > 0.0 {
-                let inv = (1.0 / n2.sqrt()) as f32;
-                row.iter_mut().for_each(|x| *x *= inv);
-            }
-            0.5 * n2.ln()
-        })
+        .map(|row| 0.5 * unit_row(row).ln())
         .collect()
+}
+
+/// [`normalize_rows`] without the logarithms, for callers that drop the scale.
+pub fn normalize_rows_in_place(v: &mut [f32], width: usize) {
+    v.par_chunks_mut(width.max(1)).for_each(|row| {
+        unit_row(row);
+    });
+}
+
+/// Scales `row` to unit norm (unless zero); returns the old squared norm.
+fn unit_row(row: &mut [f32]) -> f64 {
+    let n2 = norm2_f64(row);
+    if n2 > 0.0 {
+        let inv = (1.0 / n2.sqrt()) as f32;
+        row.iter_mut().for_each(|x| *x *= inv);
+    }
+    n2
 }
 
 #[cfg(test)]
@@ -328,8 +371,15 @@ mod tests {
         let c = row_contract_last(&o, 2, &[1.0, 1.0, 0.0, 1.0], 2);
         assert_eq!(c, vec![11.0, 22.0, 3000.0, 4000.0]);
         let mut v = vec![3.0, 4.0, 0.0, 0.0];
+        let mut w = v.clone();
         let logs = normalize_rows(&mut v, 2);
         assert_eq!(v, vec![0.6, 0.8, 0.0, 0.0]);
+        normalize_rows_in_place(&mut w, 2);
+        assert_eq!(w, v);
+        let a: Vec<f32> = (0..21).map(|i| i as f32 * 0.5).collect();
+        let b: Vec<f32> = (0..21).map(|i| 3.0 - i as f32).collect();
+        let want: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!((dot_f32(&a, &b) - want).abs() < 1e-4);
         assert!((logs[0] - 5f64.ln()).abs() < 1e-12 && logs[1] == f64::NEG_INFINITY);
     }
 }

@@ -22,7 +22,7 @@ use tnml_core::{truncated_svd, SiteTensor, TruncParams};
 
 use crate::error::{MpsError, Result};
 use crate::feature::SiteFeatures;
-use crate::gemm::{gemm, gemm_bt, normalize_rows, row_contract_last, row_outer};
+use crate::gemm::{gemm, gemm_bt, normalize_rows_in_place, row_contract_last, row_outer};
 use crate::local::{cgls, LocalOp};
 use crate::model::{check_training_data, MpsClassifier};
 
@@ -460,7 +460,7 @@ impl<'a> State<'a> {
         let (left, right) = (site.left(), site.right());
         let x = row_outer(&self.envs[k - 1], left, &self.feats.sites[k - 1], d);
         let mut v = gemm(&x, n, left * d, &model.site_f32(k - 1), right);
-        normalize_rows(&mut v, right);
+        normalize_rows_in_place(&mut v, right);
         self.envs[k] = v;
         self.widths[k] = right;
         2.0 * (n * left * d * right) as f64
@@ -474,7 +474,7 @@ impl<'a> State<'a> {
         let (left, right) = (site.left(), site.right());
         let w = gemm_bt(&self.envs[k + 1], n, right, &model.site_f32(k), left * d);
         let mut v = row_contract_last(&w, left, &self.feats.sites[k], d);
-        normalize_rows(&mut v, left);
+        normalize_rows_in_place(&mut v, left);
         self.envs[k] = v;
         self.widths[k] = left;
         2.0 * (n * left * d * right) as f64
