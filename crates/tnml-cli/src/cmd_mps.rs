@@ -11,8 +11,8 @@ use serde::Serialize;
 use tnml_data::transform::shuffled_indices;
 use tnml_data::{load, Images, Split};
 use tnml_mps::{
-    embed_batch, train_sweeps, BondStep, FeatureMap, MpsClassifier, SiteFeatures, SweepConfig, SweepObserver,
-    SweepSummary,
+    embed_batch, train_sweeps, BondStep, FeatureMap, MpsClassifier, Projection, ReducedFeatures,
+    SiteFeatures, SweepConfig, SweepObserver, SweepSummary,
 };
 
 use crate::cmd_data::{DataLocation, SplitArg};
@@ -124,6 +124,15 @@ pub struct TrainArgs {
     /// left-to-right-and-back sweep; ending in the middle keeps the more expressive model.
     #[arg(long)]
     pub turn_site: Option<usize>,
+    /// After the sweeps, refit the core at the turn site on the reduced features (as `tnml mps
+    /// project --refit`): `softmax` fits it as logits (penalty chosen on a validation split
+    /// unless --final-refit-lambda is given) and saves model-refit.safetensors next to the
+    /// swept model.
+    #[arg(long, value_enum)]
+    pub final_refit: Option<RefitArg>,
+    /// Penalty of --final-refit.
+    #[arg(long)]
+    pub final_refit_lambda: Option<f64>,
     /// Trainer: sweep (DMRG-like, adaptive bond) or gradient (Adam on all cores, fixed bond).
     #[arg(long, value_enum, default_value = "sweep")]
     pub trainer: TrainerArg,
@@ -165,7 +174,8 @@ pub struct EvalArgs {
 const SOFTMAX_LAMBDAS: [f64; 5] = [1e-3, 1e-4, 1e-5, 1e-6, 1e-7];
 
 /// How `tnml mps project` refits the core.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum RefitArg {
     /// Ridge least squares on one-hot targets (the sweeps' quadratic cost).
     Ridge,
@@ -449,6 +459,28 @@ fn train(args: &TrainArgs) -> Result<()> {
             r.sweep, r.max_bond, r.max_bond_dim, r.train_error, r.test_error, r.cost, r.seconds
         );
     }
+    if let Some(kind) = args.final_refit {
+        let bond = model.label_site().max(1);
+        let mut proj = model.project(bond)?;
+        let (phi, phi_t) = (proj.reduced_features(&feats)?, proj.reduced_features(&test)?);
+        let _ = writeln!(
+            md,
+            "\n## Core refit at bond {bond} (reduced features {} x {})\n",
+            proj.left_dim, proj.right_dim
+        );
+        let data = RefitData {
+            phi: &phi,
+            labels: &y,
+            test_phi: &phi_t,
+            test_labels: &yt,
+        };
+        md.push_str(&refit_core(&mut proj, &data, kind, args.final_refit_lambda, 500)?);
+        atomic_write(
+            &run.path().join("model-refit.safetensors"),
+            &proj.into_model()?.to_safetensors()?,
+        )?;
+        let _ = writeln!(md, "- saved as model-refit.safetensors");
+    }
     run.write_summary(&md)?;
     print!("{md}");
     println!("\nwrote {}", run.path().display());
@@ -550,51 +582,19 @@ fn project(args: &ProjectArgs) -> Result<()> {
     );
     let refit = args.refit.or(args.refit_lambda.map(|_| RefitArg::Ridge));
     if let Some(kind) = refit {
-        let t0 = Instant::now();
-        let what = match kind {
-            RefitArg::Ridge => {
-                let lambda = args.refit_lambda.unwrap_or(1e-3);
-                let cost = proj.refit(&phi, &y, lambda)?;
-                format!("ridge refit (lambda {lambda}): cost {cost:.5}")
-            }
-            RefitArg::Softmax => {
-                let lambda = match args.refit_lambda {
-                    Some(l) => l,
-                    None => {
-                        let holdout = y.len() / 6;
-                        let (table, best) = proj.select_softmax_lambda(
-                            &phi,
-                            &y,
-                            &SOFTMAX_LAMBDAS,
-                            holdout,
-                            args.refit_iters,
-                        )?;
-                        let _ = writeln!(
-                            md,
-                            "- softmax penalty chosen on the last {holdout} training images (fit on the other {}):",
-                            y.len() - holdout
-                        );
-                        for (l, e) in table {
-                            let _ = writeln!(md, "  - lambda {l:e}: validation error {e:.4}");
-                        }
-                        best
-                    }
-                };
-                let fit = proj.refit_softmax(&phi, &y, lambda, args.refit_iters)?;
-                format!(
-                    "softmax refit (lambda {lambda}, {} L-BFGS iterations, gradient norm {:.1e}): cross-entropy {:.5}",
-                    fit.iterations, fit.grad_norm, fit.loss
-                )
-            }
+        let data = RefitData {
+            phi: &phi,
+            labels: &y,
+            test_phi: &phi_t,
+            test_labels: &yt,
         };
-        let _ = writeln!(
-            md,
-            "- after {what}, {}: train error {:.4}, test error {:.4} ({:.1} s)",
-            proj.decision.name(),
-            proj.error_rate(&phi, &y),
-            proj.error_rate(&phi_t, &yt),
-            t0.elapsed().as_secs_f64()
-        );
+        md.push_str(&refit_core(
+            &mut proj,
+            &data,
+            kind,
+            args.refit_lambda,
+            args.refit_iters,
+        )?);
         let refitted = proj.clone().into_model()?;
         atomic_write(
             &run.path().join("model-refit.safetensors"),
@@ -615,6 +615,68 @@ fn project(args: &ProjectArgs) -> Result<()> {
     print!("{md}");
     println!("\nwrote {}", run.path().display());
     Ok(())
+}
+
+/// Reduced features and labels of the training and test sets.
+struct RefitData<'a> {
+    phi: &'a ReducedFeatures,
+    labels: &'a [usize],
+    test_phi: &'a ReducedFeatures,
+    test_labels: &'a [usize],
+}
+
+/// Refits the core of `proj` (`kind`, penalty `lambda`; for softmax without one, chosen on the
+/// last sixth of the training images) and returns the summary lines.
+fn refit_core(
+    proj: &mut Projection,
+    data: &RefitData<'_>,
+    kind: RefitArg,
+    lambda: Option<f64>,
+    iters: usize,
+) -> Result<String> {
+    let (phi, y) = (data.phi, data.labels);
+    let mut md = String::new();
+    let t0 = Instant::now();
+    let what = match kind {
+        RefitArg::Ridge => {
+            let lambda = lambda.unwrap_or(1e-3);
+            let cost = proj.refit(phi, y, lambda)?;
+            format!("ridge refit (lambda {lambda}): cost {cost:.5}")
+        }
+        RefitArg::Softmax => {
+            let lambda = match lambda {
+                Some(l) => l,
+                None => {
+                    let holdout = y.len() / 6;
+                    let (table, best) =
+                        proj.select_softmax_lambda(phi, y, &SOFTMAX_LAMBDAS, holdout, iters)?;
+                    let _ = writeln!(
+                        md,
+                        "- softmax penalty chosen on the last {holdout} training images (fit on the other {}):",
+                        y.len() - holdout
+                    );
+                    for (l, e) in table {
+                        let _ = writeln!(md, "  - lambda {l:e}: validation error {e:.4}");
+                    }
+                    best
+                }
+            };
+            let fit = proj.refit_softmax(phi, y, lambda, iters)?;
+            format!(
+                "softmax refit (lambda {lambda}, {} L-BFGS iterations, gradient norm {:.1e}): cross-entropy {:.5}",
+                fit.iterations, fit.grad_norm, fit.loss
+            )
+        }
+    };
+    let _ = writeln!(
+        md,
+        "- after {what}, {}: train error {:.4}, test error {:.4} ({:.1} s)",
+        proj.decision.name(),
+        proj.error_rate(phi, y),
+        proj.error_rate(data.test_phi, data.test_labels),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(md)
 }
 
 struct EpochPrinter<'a> {

@@ -255,6 +255,8 @@ fn mps_train_eval_project_on_the_shipped_sample() {
             "100",
             "--threads",
             "2",
+            "--final-refit",
+            "softmax",
         ])
         .arg("--out")
         .arg(&run)
@@ -266,9 +268,23 @@ fn mps_train_eval_project_on_the_shipped_sample() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("sweep 1: train error"), "{stderr}");
     assert!(stdout.contains("| 1 | 4 | 4 |"), "{stdout}");
-    for f in ["config.json", "metrics.jsonl", "model.safetensors", "summary.md"] {
+    for f in [
+        "config.json",
+        "metrics.jsonl",
+        "model.safetensors",
+        "model-refit.safetensors",
+        "summary.md",
+    ] {
         assert!(run.join(f).is_file(), "missing {f}");
     }
+    // the final refit chose its penalty on held-out training images and predicts by argmax f
+    assert!(
+        stdout.contains("## Core refit at bond 98")
+            && stdout.contains("validation error")
+            && stdout.contains("after softmax refit")
+            && stdout.contains("argmax f:"),
+        "{stdout}"
+    );
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let rec: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
     assert!(rec["test_error"].as_f64().unwrap() < 0.6, "{rec}");
