@@ -295,7 +295,12 @@ struct CliObserver<'a> {
     run: &'a mut RunDir,
     records: Vec<SweepRecord>,
     failure: Option<anyhow::Error>,
+    /// When the last progress line went to a log (stderr not a terminal: the bar is hidden).
+    last_log: Instant,
 }
+
+/// Seconds between progress lines when the bar is hidden (output to a file).
+const LOG_EVERY_S: f64 = 60.0;
 
 impl SweepObserver for CliObserver<'_> {
     fn on_bond(&mut self, s: &BondStep) {
@@ -304,6 +309,13 @@ impl SweepObserver for CliObserver<'_> {
             self.bar.set_length(s.steps_per_sweep as u64);
         }
         self.bar.set_position(s.step as u64);
+        if self.bar.is_hidden() && self.last_log.elapsed().as_secs_f64() >= LOG_EVERY_S {
+            self.last_log = Instant::now();
+            eprintln!(
+                "sweep {} step {}/{} bond {} dim {} cost {:.5} train error {:.4}",
+                s.sweep, s.step, s.steps_per_sweep, s.bond, s.bond_dim, s.cost, s.train_error
+            );
+        }
         self.bar.set_message(format!(
             "sweep {} {} bond {:>3} dim {:>3} cost {:.4} train err {:.4}",
             s.sweep,
@@ -420,6 +432,7 @@ fn train(args: &TrainArgs) -> Result<()> {
         run: &mut run,
         records: Vec::new(),
         failure: None,
+        last_log: Instant::now(),
     };
     let result = train_sweeps(&mut model, &feats, &y, &config, &mut obs);
     obs.bar.finish_and_clear();

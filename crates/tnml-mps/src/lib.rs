@@ -2,8 +2,10 @@
 //!
 //! The matrix product state classifier of Stoudenmire & Schwab (2016), "Supervised Learning
 //! with Tensor Networks": local feature maps ([`FeatureMap`]), the model ([`MpsClassifier`]),
-//! the DMRG-like sweep trainer with the label index moving ([`train_sweeps`]), and the
-//! projection of the model onto its learned reduced feature space ([`projection`]).
+//! the DMRG-like sweep trainer with the label index moving ([`train_sweeps`]), the gradient
+//! trainer ([`train_gradient`]), and the projection of the model onto its learned reduced
+//! feature space ([`projection`]), where the core can be refitted by ridge least squares or as
+//! softmax logits ([`softmax`]). [`Decision`] says how scores become a class.
 //!
 //! Pixels are row-major, values in `[0, 1]`. The hot loops are batched GEMMs over samples
 //! (faer, f32), parallel over sample blocks with rayon; decompositions go through `tnml-core`.
