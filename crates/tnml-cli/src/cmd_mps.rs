@@ -71,6 +71,15 @@ pub enum LossArg {
     Squared,
 }
 
+impl From<LossArg> for tnml_mps::Loss {
+    fn from(l: LossArg) -> Self {
+        match l {
+            LossArg::CrossEntropy => Self::CrossEntropy,
+            LossArg::Squared => Self::Squared,
+        }
+    }
+}
+
 /// Data options shared by the mps commands.
 #[derive(Debug, Args, Serialize)]
 pub struct MpsData {
@@ -114,6 +123,10 @@ pub struct TrainArgs {
     /// Use at most this many test images (the first ones).
     #[arg(long)]
     pub test_limit: Option<usize>,
+    /// Hold out the last N images of the training subset: they are not trained on, and every
+    /// sweep reports their error (to choose options such as --lambda without the test set).
+    #[arg(long)]
+    pub validation: Option<usize>,
     /// Seed of the training subset and its order.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -145,9 +158,11 @@ pub struct TrainArgs {
     /// Gradient trainer: Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
-    /// Gradient trainer: loss.
-    #[arg(long, value_enum, default_value = "cross-entropy")]
-    pub loss: LossArg,
+    /// Loss. Sweep trainer: squared (the paper's quadratic cost; predicts argmax |f|, the
+    /// default) or cross-entropy (softmax logits, predicts argmax f). Gradient trainer:
+    /// cross-entropy by default.
+    #[arg(long, value_enum)]
+    pub loss: Option<LossArg>,
     /// Run directory (default: runs/mps-train-<UTC time>).
     #[arg(long)]
     #[serde(skip)]
@@ -282,6 +297,8 @@ struct SweepRecord {
     cost: f64,
     train_error: f64,
     test_error: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    validation_error: Option<f64>,
     max_bond_dim: usize,
     params: usize,
     seconds: f64,
@@ -292,6 +309,7 @@ struct CliObserver<'a> {
     bar: ProgressBar,
     test: &'a SiteFeatures,
     test_labels: &'a [usize],
+    validation: Option<(&'a SiteFeatures, &'a [usize])>,
     run: &'a mut RunDir,
     records: Vec<SweepRecord>,
     failure: Option<anyhow::Error>,
@@ -336,19 +354,27 @@ impl SweepObserver for CliObserver<'_> {
             .scores(self.test)
             .map(|sc| sc.error_rate(self.test_labels))
             .unwrap_or(f64::NAN);
+        let validation_error = self
+            .validation
+            .map(|(f, l)| model.scores(f).map(|sc| sc.error_rate(l)).unwrap_or(f64::NAN));
         let rec = SweepRecord {
             sweep: s.sweep,
             max_bond: s.max_bond,
             cost: s.cost,
             train_error: s.train_error,
             test_error,
+            validation_error,
             max_bond_dim: s.bond_dims.iter().copied().max().unwrap_or(1),
             params: model.num_params(),
             seconds: s.seconds,
             gflops: s.flops / s.seconds.max(1e-9) / 1e9,
         };
+        let valid = rec
+            .validation_error
+            .map(|v| format!(", validation error {v:.4}"))
+            .unwrap_or_default();
         let line = format!(
-            "sweep {}: train error {:.4}, test error {:.4}, cost {:.5}, max bond {} (cap {}), {} params, {:.1} s ({:.1} GFLOP/s)",
+            "sweep {}: train error {:.4}{valid}, test error {:.4}, cost {:.5}, max bond {} (cap {}), {} params, {:.1} s ({:.1} GFLOP/s)",
             rec.sweep, rec.train_error, rec.test_error, rec.cost, rec.max_bond_dim, rec.max_bond, rec.params, rec.seconds, rec.gflops
         );
         // printed even when the bar is hidden (not a terminal): logs keep the per-sweep line
@@ -374,6 +400,7 @@ fn train(args: &TrainArgs) -> Result<()> {
         cg_passes: args.cg_passes,
         lambda: args.lambda,
         refit_passes: args.refit_passes,
+        loss: args.loss.map_or(tnml_mps::Loss::Squared, tnml_mps::Loss::from),
         turn_site: None,
     };
     if args.trainer == TrainerArg::Gradient {
@@ -386,8 +413,25 @@ fn train(args: &TrainArgs) -> Result<()> {
     let (x, y, side) = load_pixels(&args.data, Split::Train, Some((train_n, args.seed)), None)?;
     let (xt, yt, _) = load_pixels(&args.data, Split::Test, None, args.test_limit)?;
     let sites = side * side;
+    let (x, y, x_val, y_val) = match args.validation {
+        None => (x, y, Vec::new(), Vec::new()),
+        Some(v) if v == 0 || v >= y.len() => bail!(
+            "--validation {v} must be between 1 and {} (the training images left for training)",
+            y.len().saturating_sub(1)
+        ),
+        Some(v) => {
+            let keep = y.len() - v;
+            (
+                x[..keep * sites].to_vec(),
+                y[..keep].to_vec(),
+                x[keep * sites..].to_vec(),
+                y[keep..].to_vec(),
+            )
+        }
+    };
     let feats = embed_batch(map, &x, sites)?;
     let test = embed_batch(map, &xt, sites)?;
+    let valid = embed_batch(map, &x_val, sites)?;
     let (dataset, dir, _) = args.data.location.resolve();
     let mut run = RunDir::create(args.out.as_deref(), "mps-train")?;
     run.write_config(&serde_json::json!({
@@ -429,6 +473,7 @@ fn train(args: &TrainArgs) -> Result<()> {
         bar,
         test: &test,
         test_labels: &yt,
+        validation: (!y_val.is_empty()).then_some((&valid, y_val.as_slice())),
         run: &mut run,
         records: Vec::new(),
         failure: None,
@@ -451,8 +496,14 @@ fn train(args: &TrainArgs) -> Result<()> {
     );
     let _ = writeln!(
         md,
-        "- bond schedule {:?}, cutoff {:e}, {} CG passes, {} refit passes, lambda {}",
-        args.bond, args.cutoff, args.cg_passes, args.refit_passes, args.lambda
+        "- bond schedule {:?}, cutoff {:e}, {} CG passes, {} refit passes, lambda {}, loss {:?} (predicts {})",
+        args.bond,
+        args.cutoff,
+        args.cg_passes,
+        args.refit_passes,
+        args.lambda,
+        config.loss,
+        model.decision().name()
     );
     let _ = writeln!(md, "- initial test error (class-mean init): {init_test:.4}");
     let _ = writeln!(
@@ -757,10 +808,9 @@ fn train_gradient_cmd(args: &TrainArgs) -> Result<()> {
         epochs: args.epochs,
         batch_size: args.batch_size,
         learning_rate: args.lr,
-        loss: match args.loss {
-            LossArg::CrossEntropy => tnml_mps::Loss::CrossEntropy,
-            LossArg::Squared => tnml_mps::Loss::Squared,
-        },
+        loss: args
+            .loss
+            .map_or(tnml_mps::Loss::CrossEntropy, tnml_mps::Loss::from),
         seed: args.seed,
     };
     config.validate()?;

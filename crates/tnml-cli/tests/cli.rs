@@ -7,6 +7,11 @@ fn tnml() -> Command {
     Command::cargo_bin("tnml").unwrap()
 }
 
+/// Runs `cmd`, asserts that it succeeds, returns its stdout.
+fn stdout_ok(cmd: &mut Command) -> String {
+    String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
+}
+
 #[test]
 fn help_and_version_describe_the_tool() {
     let out = tnml()
@@ -354,27 +359,15 @@ fn mps_train_eval_project_on_the_shipped_sample() {
     assert!(proj.join("core.safetensors").is_file() && proj.join("model-refit.safetensors").is_file());
 
     let soft = tmp.path().join("soft");
-    let out = tnml()
-        .args([
-            "mps",
-            "project",
-            "--refit",
-            "softmax",
-            "--train-limit",
-            "300",
-            "--test-limit",
-            "100",
-        ])
-        .arg("--model")
-        .arg(&model)
-        .arg("--out")
-        .arg(&soft)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = stdout_ok(
+        tnml()
+            .args(["mps", "project", "--refit", "softmax"])
+            .args(["--train-limit", "300", "--test-limit", "100"])
+            .arg("--model")
+            .arg(&model)
+            .arg("--out")
+            .arg(&soft),
+    );
     assert!(
         text.contains("after softmax refit") && text.contains("argmax f:"),
         "{text}"
@@ -387,16 +380,12 @@ fn mps_train_eval_project_on_the_shipped_sample() {
         .and_then(|t| t.split_whitespace().next())
         .and_then(|t| t.parse().ok())
         .unwrap();
-    let out = tnml()
-        .args(["mps", "eval", "--limit", "100"])
-        .arg("--model")
-        .arg(soft.join("model-refit.safetensors"))
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = stdout_ok(
+        tnml()
+            .args(["mps", "eval", "--limit", "100"])
+            .arg("--model")
+            .arg(soft.join("model-refit.safetensors")),
+    );
     assert!(
         text.contains(&format!("error {refit_test:.4}")),
         "{refit_test} vs {text}"
@@ -417,6 +406,13 @@ fn mps_bad_options_are_refused() {
         .stderr(predicates::str::contains(
             "--image-size 10 does not fit 28x28 images",
         ));
+    tnml()
+        .args(["mps", "train", "--validation", "50", "--train-limit", "50"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "--validation 50 must be between 1 and 49",
+        ));
     let tmp = tempfile::tempdir().unwrap();
     let junk = tmp.path().join("junk.safetensors");
     std::fs::write(&junk, b"not a model").unwrap();
@@ -427,4 +423,48 @@ fn mps_bad_options_are_refused() {
         .assert()
         .failure()
         .stderr(predicates::str::contains("not a valid safetensors file"));
+}
+
+#[test]
+fn mps_cross_entropy_sweep_reports_a_validation_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("ce");
+    let out = tnml()
+        .args([
+            "mps",
+            "train",
+            "--bond",
+            "3",
+            "--sweeps",
+            "1",
+            "--loss",
+            "cross-entropy",
+        ])
+        .args([
+            "--lambda",
+            "0.3",
+            "--train-limit",
+            "250",
+            "--validation",
+            "50",
+            "--test-limit",
+            "50",
+        ])
+        .arg("--out")
+        .arg(&run)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stderr.contains("validation error"), "{stderr}");
+    assert!(
+        stdout.contains("200 train") && stdout.contains("predicts argmax f"),
+        "{stdout}"
+    );
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let rec: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
+    let v = rec["validation_error"].as_f64().unwrap();
+    assert!((0.0..0.9).contains(&v), "{rec}");
 }

@@ -18,6 +18,7 @@
 //! of samples, so the `n x (L D)` intermediates stay in cache.
 
 use crate::gemm::{gemm_at_outer, gemm_contract_rows};
+use crate::softmax::exp_neg;
 
 /// The linear map `B -> (f^l_n)` of one bond.
 pub(crate) struct LocalOp<'a> {
@@ -105,9 +106,203 @@ pub(crate) fn cgls(
     (r, flops)
 }
 
+/// Softmax probabilities of each row of logits `z` (`n x L`), in f64.
+fn softmax_rows(z: &[f32], big_l: usize) -> Vec<f64> {
+    let mut p = vec![0f64; z.len()];
+    for (pr, zr) in p.chunks_exact_mut(big_l).zip(z.chunks_exact(big_l)) {
+        let max = zr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for (pi, &zi) in pr.iter_mut().zip(zr) {
+            *pi = exp_neg(f64::from(zi - max));
+            sum += *pi;
+        }
+        pr.iter_mut().for_each(|v| *v /= sum);
+    }
+    p
+}
+
+/// `sum_n CE(z_n, y_n)` for logits `z` (`n x L`).
+fn cross_entropy(z: &[f32], labels: &[usize], big_l: usize) -> f64 {
+    z.chunks_exact(big_l)
+        .zip(labels)
+        .map(|(zr, &y)| {
+            let max = zr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f64 = zr.iter().map(|&v| exp_neg(f64::from(v - max))).sum();
+            f64::from(max) + sum.ln() - f64::from(zr[y])
+        })
+        .sum()
+}
+
+/// Minimizes `sum_n CE(softmax(A b)_n, y_n) + lambda/2 ||b||^2` over `b` by `passes`
+/// iterations of nonlinear conjugate gradients (Polak-Ribiere+) warm-started at `b`. Along each
+/// direction `p` the logits move as `z + t q` with `q = A p`, so the line search is an exact
+/// one-dimensional Newton iteration on the `n x L` values, without further products: one
+/// `apply` and one `adjoint` per pass, as in [`cgls`]. Returns the logits `A b` of the final `b`,
+/// the summed cross-entropy and the flops spent.
+pub(crate) fn cg_softmax(
+    op: &LocalOp<'_>,
+    b: &mut [f32],
+    labels: &[usize],
+    passes: usize,
+    lambda: f64,
+) -> (Vec<f32>, f64, f64) {
+    let big_l = op.labels;
+    let mut flops = op.flops();
+    let mut z = op.apply(b);
+    let grad = |z: &[f32], b: &[f32]| -> Vec<f32> {
+        let mut e: Vec<f32> = softmax_rows(z, big_l).iter().map(|&v| v as f32).collect();
+        for (row, &y) in e.chunks_exact_mut(big_l).zip(labels) {
+            row[y] -= 1.0;
+        }
+        let mut g = op.adjoint(&e);
+        if lambda > 0.0 {
+            g.iter_mut().zip(b).for_each(|(g, b)| *g += (lambda as f32) * b);
+        }
+        g
+    };
+    let (mut g_prev, mut p): (Vec<f32>, Vec<f32>) = (Vec::new(), Vec::new());
+    for pass in 0..passes {
+        let g = grad(&z, b);
+        flops += op.flops();
+        let gg = dot(&g, &g);
+        if gg == 0.0 || !gg.is_finite() {
+            break;
+        }
+        let beta = if pass == 0 {
+            0.0
+        } else {
+            let num = gg - dot(&g, &g_prev);
+            (num / dot(&g_prev, &g_prev)).max(0.0)
+        };
+        if pass == 0 {
+            p = g.iter().map(|v| -v).collect();
+        } else {
+            p.iter_mut().zip(&g).for_each(|(p, g)| *p = -g + beta as f32 * *p);
+        }
+        if dot(&p, &g) >= 0.0 {
+            p = g.iter().map(|v| -v).collect();
+        }
+        let q = op.apply(&p);
+        flops += op.flops();
+        let t = line_search(&z, &q, labels, big_l, lambda, dot(b, &p), dot(&p, &p));
+        if t == 0.0 {
+            break;
+        }
+        b.iter_mut().zip(&p).for_each(|(b, p)| *b += t as f32 * p);
+        z.iter_mut().zip(&q).for_each(|(z, q)| *z += t as f32 * q);
+        g_prev = g;
+    }
+    let loss = cross_entropy(&z, labels, big_l);
+    (z, loss, flops)
+}
+
+/// Exact line search for `phi(t) = sum_n CE(z + t q) + lambda/2 ||b + t p||^2` (given `b.p` and
+/// `p.p`). `phi` is convex in `t`, so its minimizer is the root of `phi'`: Newton steps kept
+/// inside a bracket `[lo, hi]` with `phi'(lo) < 0 < phi'(hi)` (bisection when a step leaves it).
+/// Each step is one pass over the `n x L` logits. Returns 0 when `p` is not a descent direction.
+fn line_search(z: &[f32], q: &[f32], labels: &[usize], big_l: usize, lambda: f64, bp: f64, pp: f64) -> f64 {
+    let derivs = |t: f64| -> (f64, f64) {
+        let (mut d1, mut d2) = (0.0, 0.0);
+        let mut e = vec![0f64; big_l];
+        for ((zr, qr), &y) in z.chunks_exact(big_l).zip(q.chunks_exact(big_l)).zip(labels) {
+            let mut max = f64::NEG_INFINITY;
+            for (ei, (&zi, &qi)) in e.iter_mut().zip(zr.iter().zip(qr)) {
+                *ei = f64::from(zi) + t * f64::from(qi);
+                max = max.max(*ei);
+            }
+            let (mut sum, mut m1, mut m2) = (0.0, 0.0, 0.0);
+            for (&ei, &qi) in e.iter().zip(qr) {
+                let w = exp_neg(ei - max);
+                let qi = f64::from(qi);
+                sum += w;
+                m1 += w * qi;
+                m2 += w * qi * qi;
+            }
+            let (m1, m2) = (m1 / sum, m2 / sum);
+            d1 += m1 - f64::from(qr[y]);
+            d2 += m2 - m1 * m1;
+        }
+        (d1 + lambda * (bp + t * pp), d2 + lambda * pp)
+    };
+    let (d0, h0) = derivs(0.0);
+    let descent = d0 < 0.0 && h0 > 0.0;
+    if !descent {
+        return 0.0;
+    }
+    let (mut lo, mut hi) = (0.0f64, f64::INFINITY);
+    let (mut t, mut d1, mut d2) = (0.0, d0, h0);
+    for _ in 0..6 {
+        let mut next = t - d1 / d2;
+        if !(next > lo && next < hi) {
+            next = if hi.is_finite() {
+                0.5 * (lo + hi)
+            } else {
+                2.0 * t.max(-d0 / h0)
+            };
+        }
+        t = next;
+        (d1, d2) = derivs(t);
+        if !d1.is_finite() || !d2.is_finite() {
+            hi = t;
+            t = lo;
+            continue;
+        }
+        if d1 < 0.0 {
+            lo = t;
+        } else {
+            hi = t;
+        }
+        if d1.abs() <= 1e-6 * d0.abs() || d2 <= 0.0 {
+            break;
+        }
+    }
+    // a point with phi' <= 0 never overshoots the minimum; with phi' > 0 it may, so fall back
+    // to the bracket's left end (where phi is below phi(0))
+    if d1.is_finite() && (d1 <= 0.0 || d1.abs() <= 0.1 * d0.abs()) {
+        t
+    } else {
+        lo
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cg_softmax_lowers_the_cross_entropy_to_a_stationary_point() {
+        let (n, k) = (40, 3);
+        let x: Vec<f32> = (0..n * k).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();
+        let r: Vec<f32> = (0..n * 2).map(|i| ((i * 13 % 5) as f32 + 1.0) / 5.0).collect();
+        let labels: Vec<usize> = (0..n).map(|i| (i * 7) % 3).collect();
+        let op = LocalOp {
+            x: &x,
+            r: &r,
+            n,
+            k,
+            labels: 3,
+            right: 2,
+        };
+        let mut b = vec![0f32; k * 3 * 2];
+        let start = n as f64 * 3f64.ln();
+        let (z, loss, _) = cg_softmax(&op, &mut b, &labels, 60, 0.5);
+        assert!(loss < start, "{loss} vs {start}");
+        assert!((loss - cross_entropy(&op.apply(&b), &labels, 3)).abs() < 1e-3 * loss);
+        assert!(z.iter().zip(op.apply(&b)).all(|(a, c)| (a - c).abs() < 1e-3));
+        // stationary: A^T (softmax - Y) + lambda b = 0
+        let mut e: Vec<f32> = softmax_rows(&z, 3).iter().map(|&v| v as f32).collect();
+        for (row, &y) in e.chunks_exact_mut(3).zip(&labels) {
+            row[y] -= 1.0;
+        }
+        let g = op.adjoint(&e);
+        let norm: f64 = g
+            .iter()
+            .zip(&b)
+            .map(|(g, b)| f64::from(g + 0.5 * b).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        assert!(norm < 1e-2, "gradient norm {norm}");
+    }
 
     #[test]
     fn cgls_solves_a_small_least_squares_problem_exactly() {

@@ -183,6 +183,19 @@ impl Projection {
         out
     }
 
+    /// Labels that fit the classifier, one per row of `phi`.
+    fn check_refit_data(&self, phi: &ReducedFeatures, labels: &[usize]) -> Result<()> {
+        check_labels(labels, self.num_labels)?;
+        if labels.len() != phi.samples {
+            return Err(MpsError::Shape(format!(
+                "{} samples but {} labels",
+                phi.samples,
+                labels.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// The predicted class of each row of `phi`, by [`Projection::decision`].
     pub fn predictions(&self, phi: &ReducedFeatures) -> Vec<usize> {
         self.scores(phi)
@@ -221,14 +234,7 @@ impl Projection {
         lambda: f64,
         max_iters: usize,
     ) -> Result<SoftmaxFit> {
-        check_labels(labels, self.num_labels)?;
-        if labels.len() != phi.samples {
-            return Err(MpsError::Shape(format!(
-                "{} samples but {} labels",
-                phi.samples,
-                labels.len()
-            )));
-        }
+        self.check_refit_data(phi, labels)?;
         if !(lambda >= 0.0 && lambda.is_finite()) {
             return Err(MpsError::Config(format!(
                 "lambda {lambda} must be finite and >= 0"
@@ -295,14 +301,7 @@ impl Projection {
     /// # Complexity
     /// O(n (m_l m_r)^2 + (m_l m_r)^3).
     pub fn refit(&mut self, phi: &ReducedFeatures, labels: &[usize], lambda: f64) -> Result<f64> {
-        check_labels(labels, self.num_labels)?;
-        if labels.len() != phi.samples {
-            return Err(MpsError::Shape(format!(
-                "{} samples but {} labels",
-                phi.samples,
-                labels.len()
-            )));
-        }
+        self.check_refit_data(phi, labels)?;
         let p = phi.dim;
         let unit = phi.normalized();
         let x = tnml_core::faer::MatRef::from_row_major_slice(&unit.values, phi.samples, p);

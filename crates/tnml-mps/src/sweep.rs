@@ -23,7 +23,9 @@ use tnml_core::{truncated_svd, SiteTensor, TruncParams};
 use crate::error::{MpsError, Result};
 use crate::feature::SiteFeatures;
 use crate::gemm::{gemm, gemm_bt, normalize_rows_in_place, row_contract_last, row_outer};
-use crate::local::{cgls, LocalOp};
+use crate::gradient::Loss;
+use crate::local::{cg_softmax, cgls, LocalOp};
+use crate::model::Decision;
 use crate::model::{check_training_data, MpsClassifier};
 
 /// Settings of the sweep trainer.
@@ -43,6 +45,10 @@ pub struct SweepConfig {
     /// split (0 = off). The refit uses the new, normalized environment, so it repairs both the
     /// truncation loss and the change of per-sample scale before the next bond.
     pub refit_passes: usize,
+    /// The local cost: the paper's quadratic cost against one-hot targets ([`Loss::Squared`],
+    /// the model then predicts `argmax |f|`) or softmax cross-entropy ([`Loss::CrossEntropy`],
+    /// solved by nonlinear CG with exact line searches; the model predicts `argmax f`).
+    pub loss: Loss,
     /// Site where every sweep starts and ends (the label is moved there first):
     /// right to the end, back to the left end, and right again to this site. `None` starts at
     /// site 0 (the paper's plain left-right sweep). Ending in the middle keeps the model whose
@@ -59,6 +65,7 @@ impl Default for SweepConfig {
             cg_passes: 3,
             lambda: 0.0,
             refit_passes: 1,
+            loss: Loss::Squared,
             turn_site: None,
         }
     }
@@ -175,8 +182,8 @@ pub struct Silent;
 impl SweepObserver for Silent {}
 
 /// Trains `model` on `feats` / `labels` by sweeps. The label is first moved (exactly) to the
-/// turn site and the model put in canonical form around it. The quadratic cost fits one-hot
-/// targets, so the model predicts `argmax |f|` afterwards ([`crate::model::Decision::Magnitude`]).
+/// turn site and the model put in canonical form around it. The model's decision rule is set
+/// to fit the loss ([`Loss::decision`]).
 ///
 /// On a non-finite cost the update is not applied and [`MpsError::NonFiniteCost`] is returned:
 /// the model is left at its last good state.
@@ -203,7 +210,7 @@ pub fn train_sweeps(
         )));
     }
     move_label_to(model, start)?;
-    model.set_decision(crate::model::Decision::Magnitude);
+    model.set_decision(config.loss.decision());
     let mut state = State::new(model, feats, labels);
     let mut summaries = Vec::with_capacity(config.sweeps);
     let n_bonds = model.num_sites() - 1;
@@ -387,22 +394,11 @@ fn split(
     Ok((k, svd.truncation.discarded_weight))
 }
 
-/// Wrong predictions `argmax_l |f^l|` with `f = Y - residual`.
-fn count_wrong(residual: &[f32], one_hot: &[f32], labels: &[usize], big_l: usize) -> usize {
-    residual
-        .chunks_exact(big_l)
-        .zip(one_hot.chunks_exact(big_l))
+/// Wrong predictions of scores `f` (`n x L`) under `decision`.
+fn count_wrong(f: &[f32], labels: &[usize], big_l: usize, decision: Decision) -> usize {
+    f.chunks_exact(big_l)
         .zip(labels)
-        .filter(|((r, y), &l)| {
-            let mut best = (0, -1.0f32);
-            for (i, (r, y)) in r.iter().zip(y.iter()).enumerate() {
-                let v = (y - r).abs();
-                if v > best.1 {
-                    best = (i, v);
-                }
-            }
-            best.0 != l
-        })
+        .filter(|(r, &l)| decision.pick(r) != l)
         .count()
 }
 
@@ -506,13 +502,7 @@ impl<'a> State<'a> {
             right,
         };
         let mut b = merge(model, j, dir);
-        let (residual, mut flops) = cgls(&op, &mut b, &self.one_hot, config.cg_passes, config.lambda);
-        let cost = 0.5
-            * residual
-                .iter()
-                .map(|r| f64::from(*r) * f64::from(*r))
-                .sum::<f64>()
-            / n.max(1) as f64;
+        let (cost, wrong, mut flops) = self.solve(&op, &mut b, config.cg_passes, config);
         if !cost.is_finite() || b.iter().any(|v| !v.is_finite()) {
             return Err(MpsError::NonFiniteCost {
                 sweep,
@@ -521,7 +511,6 @@ impl<'a> State<'a> {
                 value: cost,
             });
         }
-        let wrong = count_wrong(&residual, &self.one_hot, self.labels, big_l);
         let (kept, discarded_weight) = split(model, j, &b, dir, params)?;
         flops += match dir {
             Direction::LeftToRight => self.extend_left(model, j + 1),
@@ -576,21 +565,50 @@ impl<'a> State<'a> {
             right,
         };
         let mut b = model.site_f32(site);
-        let (residual, flops) = cgls(&op, &mut b, &self.one_hot, config.refit_passes, config.lambda);
-        let cost = 0.5
-            * residual
-                .iter()
-                .map(|r| f64::from(*r) * f64::from(*r))
-                .sum::<f64>()
-            / n.max(1) as f64;
+        let (cost, wrong, flops) = self.solve(&op, &mut b, config.refit_passes, config);
         if cost.is_finite() && b.iter().all(|v| v.is_finite()) {
             model.sites[site] =
                 SiteTensor::new(left, d * big_l, right, b.iter().map(|&v| f64::from(v)).collect())?;
         }
-        Ok((
-            cost,
-            count_wrong(&residual, &self.one_hot, self.labels, big_l),
-            flops,
-        ))
+        Ok((cost, wrong, flops))
+    }
+
+    /// Minimizes the configured loss over `b` for the bond's linear map `op` by `passes`
+    /// iterations. Returns (mean cost per sample, wrong predictions, flops).
+    fn solve(
+        &self,
+        op: &LocalOp<'_>,
+        b: &mut [f32],
+        passes: usize,
+        config: &SweepConfig,
+    ) -> (f64, usize, f64) {
+        let n = self.labels.len().max(1) as f64;
+        let big_l = op.labels;
+        match config.loss {
+            Loss::Squared => {
+                let (residual, flops) = cgls(op, b, &self.one_hot, passes, config.lambda);
+                let cost = 0.5
+                    * residual
+                        .iter()
+                        .map(|r| f64::from(*r) * f64::from(*r))
+                        .sum::<f64>()
+                    / n;
+                // f = Y - residual
+                let f: Vec<f32> = self.one_hot.iter().zip(&residual).map(|(y, r)| y - r).collect();
+                (
+                    cost,
+                    count_wrong(&f, self.labels, big_l, Decision::Magnitude),
+                    flops,
+                )
+            }
+            Loss::CrossEntropy => {
+                let (z, loss, flops) = cg_softmax(op, b, self.labels, passes, config.lambda);
+                (
+                    loss / n,
+                    count_wrong(&z, self.labels, big_l, Decision::Signed),
+                    flops,
+                )
+            }
+        }
     }
 }

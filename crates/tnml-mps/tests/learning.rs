@@ -4,7 +4,7 @@ mod common;
 
 use common::sample_14x14;
 use tnml_data::Split;
-use tnml_mps::{embed_batch, train_sweeps, FeatureMap, MpsClassifier, Silent, SweepConfig};
+use tnml_mps::{embed_batch, train_sweeps, Decision, FeatureMap, Loss, MpsClassifier, Silent, SweepConfig};
 
 #[test]
 fn one_sweep_learns_far_below_chance() {
@@ -45,4 +45,44 @@ fn one_sweep_learns_far_below_chance() {
     assert!(test_err < 0.25, "test error {test_err} (chance is 0.9)");
     assert!(model.bond_dims().iter().all(|&b| b <= 6));
     assert_eq!(model.label_site(), 98);
+}
+
+#[test]
+fn a_cross_entropy_sweep_learns_and_predicts_by_signed_argmax() {
+    let (x, y) = sample_14x14(Split::Train, 1000);
+    let (xt, yt) = sample_14x14(Split::Test, 500);
+    let map = FeatureMap::Trig;
+    let mut model = MpsClassifier::from_class_means(&x, &y, (14, 14), 10, map, 6).unwrap();
+    let feats = embed_batch(map, &x, 196).unwrap();
+    let test = embed_batch(map, &xt, 196).unwrap();
+    let config = SweepConfig {
+        sweeps: 1,
+        max_bond: vec![6],
+        cg_passes: 2,
+        refit_passes: 1,
+        lambda: 0.3,
+        loss: Loss::CrossEntropy,
+        turn_site: Some(98),
+        ..SweepConfig::default()
+    };
+    let summary = train_sweeps(&mut model, &feats, &y, &config, &mut Silent).unwrap();
+    assert_eq!(model.decision(), Decision::Signed);
+    let scores = model.scores(&feats).unwrap();
+    let train_err = scores.error_rate(&y);
+    // the trainer's bookkeeping (signed argmax of its logits) agrees with a fresh contraction
+    assert!(
+        (summary[0].train_error - train_err).abs() < 1e-9,
+        "{} vs {train_err}",
+        summary[0].train_error
+    );
+    // the reported cost is the mean cross-entropy of the logits f (up to the per-sample scale
+    // of the normalized environments, which the trainer fits): below the uniform ln 10
+    assert!(
+        summary[0].cost < 10f64.ln() && summary[0].cost > 0.0,
+        "{}",
+        summary[0].cost
+    );
+    let test_err = model.scores(&test).unwrap().error_rate(&yt);
+    assert!(train_err < 0.1, "train error {train_err}");
+    assert!(test_err < 0.25, "test error {test_err} (chance is 0.9)");
 }
