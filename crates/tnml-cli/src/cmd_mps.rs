@@ -608,10 +608,11 @@ fn eval(args: &EvalArgs) -> Result<()> {
     let secs = t0.elapsed().as_secs_f64();
     let pred = scores.predictions();
     println!(
-        "{}: {} images, error {:.4} ({:.0} images/s)",
+        "{}: {} images, error {:.4} ({}, {:.0} images/s)",
         args.model.display(),
         y.len(),
         scores.error_rate(&y),
+        model.decision().name(),
         y.len() as f64 / secs
     );
     for l in 0..model.num_labels() {

@@ -305,7 +305,10 @@ fn mps_train_eval_project_on_the_shipped_sample() {
         .stdout
         .clone();
     let text = String::from_utf8(out).unwrap();
-    assert!(text.contains("100 images, error"), "{text}");
+    assert!(
+        text.contains("100 images, error") && text.contains("(argmax |f|,"),
+        "{text}"
+    );
     // the error eval reports is the one training recorded
     let err: f64 = text
         .split("error ")
@@ -387,7 +390,7 @@ fn mps_train_eval_project_on_the_shipped_sample() {
             .arg(soft.join("model-refit.safetensors")),
     );
     assert!(
-        text.contains(&format!("error {refit_test:.4}")),
+        text.contains(&format!("error {refit_test:.4} (argmax f,")),
         "{refit_test} vs {text}"
     );
 }

@@ -1,5 +1,6 @@
-//! The local problem of a two-site update, solved by conjugate gradients on the normal
-//! equations (CGLS).
+//! The local problem of a two-site update: the quadratic cost solved by conjugate gradients on
+//! the normal equations ([`cgls`]), or softmax cross-entropy solved by nonlinear conjugate
+//! gradients with exact line searches ([`cg_softmax`]).
 //!
 //! At bond (j, j+1) every training sample becomes the projected input
 //! `Phi~_n = l_n (x) phi(x_{n,j}) (x) phi(x_{n,j+1}) (x) r_n` and the model output is

@@ -4,7 +4,9 @@
 //! One *sweep* is a left-to-right pass over bonds (0,1) .. (N-2,N-1) followed by a right-to-left
 //! pass back. At bond (j, j+1):
 //! 1. merge `B = A_j A_{j+1}` (the label sits on one of them);
-//! 2. minimize the quadratic cost over `B` with the projected inputs (see [`crate::local`]);
+//! 2. minimize the cost over `B` with the projected inputs (see [`crate::local`]): the paper's
+//!    quadratic cost against one-hot targets (CGLS), or softmax cross-entropy (nonlinear CG with
+//!    exact line searches on the logits);
 //! 3. split `B` by a truncated SVD (`TruncParams`: max bond from the schedule, cutoff): going
 //!    right, `A_j = U` (left-orthogonal) and `A_{j+1} = S V^T` takes the label; going left,
 //!    `A_j = U S` takes the label and `A_{j+1} = V^T` (right-orthogonal);
