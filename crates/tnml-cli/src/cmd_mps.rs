@@ -11,12 +11,18 @@ use serde::Serialize;
 use tnml_data::transform::shuffled_indices;
 use tnml_data::{load, Images, Split};
 use tnml_mps::{
-    embed_batch, train_sweeps, BondStep, FeatureMap, MpsClassifier, Projection, ReducedFeatures,
-    SiteFeatures, SweepConfig, SweepObserver, SweepSummary,
+    embed_batch, train_sweeps, BondStep, FeatureMap, MpsClassifier, SiteFeatures, SweepConfig, SweepObserver,
+    SweepSummary,
 };
 
 use crate::cmd_data::{DataLocation, SplitArg};
 use crate::run_dir::{atomic_write, RunDir};
+
+mod gradient;
+mod project;
+
+use project::{refit_core, RefitData};
+pub use project::{ProjectArgs, RefitArg};
 
 /// `tnml mps` subcommands.
 #[derive(Debug, Subcommand)]
@@ -185,59 +191,12 @@ pub struct EvalArgs {
     pub limit: Option<usize>,
 }
 
-/// Candidate penalties of the softmax refit, tried on a validation split.
-const SOFTMAX_LAMBDAS: [f64; 5] = [1e-3, 1e-4, 1e-5, 1e-6, 1e-7];
-
-/// How `tnml mps project` refits the core.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RefitArg {
-    /// Ridge least squares on one-hot targets (the sweeps' quadratic cost).
-    Ridge,
-    /// Multinomial logistic regression (cross-entropy), L-BFGS.
-    Softmax,
-}
-
-/// Arguments of `tnml mps project`.
-#[derive(Debug, Args)]
-pub struct ProjectArgs {
-    /// Model file.
-    #[arg(long)]
-    pub model: PathBuf,
-    #[command(flatten)]
-    pub data: MpsData,
-    /// Bond to project on (number of sites to its left; default: the middle).
-    #[arg(long)]
-    pub bond: Option<usize>,
-    /// Refit the core on the reduced training features: `ridge` (least squares on one-hot
-    /// targets, the sweeps' cost; predicts argmax |f|) or `softmax` (multinomial logistic
-    /// regression by L-BFGS; predicts argmax f). Given only --refit-lambda, ridge.
-    #[arg(long, value_enum)]
-    pub refit: Option<RefitArg>,
-    /// L2 penalty of the refit. Default: 1e-3 for ridge; for softmax, the best of 1e-3 .. 1e-7
-    /// on a validation set (the last sixth of the training images), then refit on all of them.
-    #[arg(long)]
-    pub refit_lambda: Option<f64>,
-    /// Maximum L-BFGS iterations of the softmax refit.
-    #[arg(long, default_value_t = 500)]
-    pub refit_iters: usize,
-    /// Use at most this many training images for the refit.
-    #[arg(long)]
-    pub train_limit: Option<usize>,
-    /// Use at most this many test images.
-    #[arg(long)]
-    pub test_limit: Option<usize>,
-    /// Run directory (default: runs/mps-project-<UTC time>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-}
-
 /// Runs a `tnml mps` subcommand.
 pub fn run(cmd: &MpsCommand) -> Result<()> {
     match cmd {
         MpsCommand::Train(a) => train(a),
         MpsCommand::Eval(a) => eval(a),
-        MpsCommand::Project(a) => project(a),
+        MpsCommand::Project(a) => project::project(a),
     }
 }
 
@@ -404,7 +363,7 @@ fn train(args: &TrainArgs) -> Result<()> {
         turn_site: None,
     };
     if args.trainer == TrainerArg::Gradient {
-        return train_gradient_cmd(args);
+        return gradient::train_gradient_cmd(args);
     }
     config.validate()?;
     let map = FeatureMap::from(args.feature_map);
@@ -620,231 +579,5 @@ fn eval(args: &EvalArgs) -> Result<()> {
         let right = y.iter().zip(&pred).filter(|(t, p)| **t == l && **p == l).count();
         println!("  class {l}: {right}/{total} correct");
     }
-    Ok(())
-}
-
-fn project(args: &ProjectArgs) -> Result<()> {
-    let model = MpsClassifier::load(&args.model)?;
-    let (x, y, side) = load_pixels(&args.data, Split::Train, None, args.train_limit)?;
-    let (xt, yt, _) = load_pixels(&args.data, Split::Test, None, args.test_limit)?;
-    check_image(&model, side)?;
-    let map = model.feature_map();
-    let (feats, test) = (
-        embed_batch(map, &x, side * side)?,
-        embed_batch(map, &xt, side * side)?,
-    );
-    let bond = args.bond.unwrap_or(model.num_sites() / 2);
-    let mut proj = model.project(bond)?;
-    let (phi, phi_t) = (proj.reduced_features(&feats)?, proj.reduced_features(&test)?);
-    let run = RunDir::create(args.out.as_deref(), "mps-project")?;
-    let mut md = format!(
-        "# Projection at bond {bond}\n\n- reduced feature dimension m_l x m_r = {} x {} = {}\n- before refit: train error {:.4}, test error {:.4}\n",
-        proj.left_dim,
-        proj.right_dim,
-        phi.dim,
-        proj.error_rate(&phi, &y),
-        proj.error_rate(&phi_t, &yt)
-    );
-    let refit = args.refit.or(args.refit_lambda.map(|_| RefitArg::Ridge));
-    if let Some(kind) = refit {
-        let data = RefitData {
-            phi: &phi,
-            labels: &y,
-            test_phi: &phi_t,
-            test_labels: &yt,
-        };
-        md.push_str(&refit_core(
-            &mut proj,
-            &data,
-            kind,
-            args.refit_lambda,
-            args.refit_iters,
-        )?);
-        let refitted = proj.clone().into_model()?;
-        atomic_write(
-            &run.path().join("model-refit.safetensors"),
-            &refitted.to_safetensors()?,
-        )?;
-    }
-    let core: Vec<u8> = proj.core.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let view = safetensors::tensor::TensorView::new(
-        safetensors::Dtype::F64,
-        vec![model.num_labels(), proj.left_dim, proj.right_dim],
-        &core,
-    )?;
-    run.write_file(
-        "core.safetensors",
-        &safetensors::serialize([("core", view)], None)?,
-    )?;
-    run.write_summary(&md)?;
-    print!("{md}");
-    println!("\nwrote {}", run.path().display());
-    Ok(())
-}
-
-/// Reduced features and labels of the training and test sets.
-struct RefitData<'a> {
-    phi: &'a ReducedFeatures,
-    labels: &'a [usize],
-    test_phi: &'a ReducedFeatures,
-    test_labels: &'a [usize],
-}
-
-/// Refits the core of `proj` (`kind`, penalty `lambda`; for softmax without one, chosen on the
-/// last sixth of the training images) and returns the summary lines.
-fn refit_core(
-    proj: &mut Projection,
-    data: &RefitData<'_>,
-    kind: RefitArg,
-    lambda: Option<f64>,
-    iters: usize,
-) -> Result<String> {
-    let (phi, y) = (data.phi, data.labels);
-    let mut md = String::new();
-    let t0 = Instant::now();
-    let what = match kind {
-        RefitArg::Ridge => {
-            let lambda = lambda.unwrap_or(1e-3);
-            let cost = proj.refit(phi, y, lambda)?;
-            format!("ridge refit (lambda {lambda}): cost {cost:.5}")
-        }
-        RefitArg::Softmax => {
-            let lambda = match lambda {
-                Some(l) => l,
-                None => {
-                    let holdout = y.len() / 6;
-                    let (table, best) =
-                        proj.select_softmax_lambda(phi, y, &SOFTMAX_LAMBDAS, holdout, iters)?;
-                    let _ = writeln!(
-                        md,
-                        "- softmax penalty chosen on the last {holdout} training images (fit on the other {}):",
-                        y.len() - holdout
-                    );
-                    for (l, e) in table {
-                        let _ = writeln!(md, "  - lambda {l:e}: validation error {e:.4}");
-                    }
-                    best
-                }
-            };
-            let fit = proj.refit_softmax(phi, y, lambda, iters)?;
-            format!(
-                "softmax refit (lambda {lambda}, {} L-BFGS iterations, gradient norm {:.1e}): cross-entropy {:.5}",
-                fit.iterations, fit.grad_norm, fit.loss
-            )
-        }
-    };
-    let _ = writeln!(
-        md,
-        "- after {what}, {}: train error {:.4}, test error {:.4} ({:.1} s)",
-        proj.decision.name(),
-        proj.error_rate(phi, y),
-        proj.error_rate(data.test_phi, data.test_labels),
-        t0.elapsed().as_secs_f64()
-    );
-    Ok(md)
-}
-
-struct EpochPrinter<'a> {
-    bar: ProgressBar,
-    test: &'a SiteFeatures,
-    test_labels: &'a [usize],
-    run: &'a mut RunDir,
-    failure: Option<anyhow::Error>,
-    lines: Vec<String>,
-}
-
-impl tnml_mps::EpochObserver for EpochPrinter<'_> {
-    fn on_batch(&mut self, epoch: usize, batch: usize, batches: usize, loss: f64) {
-        if batch == 1 {
-            self.bar.reset();
-            self.bar.set_length(batches as u64);
-        }
-        self.bar.set_position(batch as u64);
-        self.bar.set_message(format!("epoch {epoch} loss {loss:.4}"));
-    }
-
-    fn on_epoch(&mut self, s: &tnml_mps::EpochSummary, model: &MpsClassifier) {
-        let test_error = model
-            .scores(self.test)
-            .map(|sc| sc.error_rate(self.test_labels))
-            .unwrap_or(f64::NAN);
-        let line = format!(
-            "epoch {}: loss {:.5}, train error {:.4}, test error {:.4}, {:.1} s",
-            s.epoch, s.loss, s.train_error, test_error, s.seconds
-        );
-        self.bar.suspend(|| eprintln!("{line}"));
-        let rec = serde_json::json!({"epoch": s.epoch, "loss": s.loss, "train_error": s.train_error, "test_error": test_error, "seconds": s.seconds});
-        if let Err(e) = checkpoint(self.run, model, &rec) {
-            self.failure.get_or_insert(e);
-        }
-        self.lines.push(format!(
-            "| {} | {:.5} | {:.4} | {:.4} | {:.1} |",
-            s.epoch, s.loss, s.train_error, test_error, s.seconds
-        ));
-    }
-}
-
-fn train_gradient_cmd(args: &TrainArgs) -> Result<()> {
-    let map = FeatureMap::from(args.feature_map);
-    let (x, y, side) = load_pixels(
-        &args.data,
-        Split::Train,
-        Some((args.train_limit.unwrap_or(usize::MAX), args.seed)),
-        None,
-    )?;
-    let (xt, yt, _) = load_pixels(&args.data, Split::Test, None, args.test_limit)?;
-    let sites = side * side;
-    let (feats, test) = (embed_batch(map, &x, sites)?, embed_batch(map, &xt, sites)?);
-    let bond = *args.bond.last().unwrap_or(&10);
-    let mut model = MpsClassifier::near_identity(
-        (side, side),
-        10,
-        map,
-        bond,
-        args.turn_site.unwrap_or(sites / 2),
-        1e-2,
-        args.seed,
-    )?;
-    let config = tnml_mps::GradientConfig {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        learning_rate: args.lr,
-        loss: args
-            .loss
-            .map_or(tnml_mps::Loss::CrossEntropy, tnml_mps::Loss::from),
-        seed: args.seed,
-    };
-    config.validate()?;
-    let mut run = RunDir::create(args.out.as_deref(), "mps-train")?;
-    run.write_config(&serde_json::json!({"command": "mps train", "trainer": "gradient", "tnml_version": env!("CARGO_PKG_VERSION"), "args": args}))?;
-    eprintln!(
-        "gradient training: {} train / {} test images, {sites} sites, bond {bond}, {:?}",
-        y.len(),
-        yt.len(),
-        map
-    );
-    let bar = ProgressBar::new(1).with_style(
-        ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let mut obs = EpochPrinter {
-        bar,
-        test: &test,
-        test_labels: &yt,
-        run: &mut run,
-        failure: None,
-        lines: Vec::new(),
-    };
-    let result = tnml_mps::train_gradient(&mut model, &feats, &y, &config, &mut obs);
-    obs.bar.finish_and_clear();
-    let (lines, failure) = (std::mem::take(&mut obs.lines), obs.failure.take());
-    finish_training(&run, &model, result.map(|_| ()), failure)?;
-    let md = format!(
-        "# MPS classifier (gradient training)\n\n- {} train / {} test, {side}x{side}, {:?}, bond {bond}, Adam lr {}, batch {}, {:?}\n\n| epoch | loss | train error | test error | seconds |\n|---:|---:|---:|---:|---:|\n{}\n",
-        y.len(), yt.len(), map, args.lr, args.batch_size, config.loss, lines.join("\n")
-    );
-    run.write_summary(&md)?;
-    print!("{md}");
-    println!("\nwrote {}", run.path().display());
     Ok(())
 }

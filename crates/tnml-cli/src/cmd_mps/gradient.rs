@@ -1,0 +1,114 @@
+//! `tnml mps train --trainer gradient`: Adam on all cores, with a line per epoch.
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use tnml_data::Split;
+use tnml_mps::{embed_batch, FeatureMap, MpsClassifier, SiteFeatures};
+
+use super::{checkpoint, finish_training, load_pixels, TrainArgs};
+use crate::run_dir::RunDir;
+
+struct EpochPrinter<'a> {
+    bar: ProgressBar,
+    test: &'a SiteFeatures,
+    test_labels: &'a [usize],
+    run: &'a mut RunDir,
+    failure: Option<anyhow::Error>,
+    lines: Vec<String>,
+}
+
+impl tnml_mps::EpochObserver for EpochPrinter<'_> {
+    fn on_batch(&mut self, epoch: usize, batch: usize, batches: usize, loss: f64) {
+        if batch == 1 {
+            self.bar.reset();
+            self.bar.set_length(batches as u64);
+        }
+        self.bar.set_position(batch as u64);
+        self.bar.set_message(format!("epoch {epoch} loss {loss:.4}"));
+    }
+
+    fn on_epoch(&mut self, s: &tnml_mps::EpochSummary, model: &MpsClassifier) {
+        let test_error = model
+            .scores(self.test)
+            .map(|sc| sc.error_rate(self.test_labels))
+            .unwrap_or(f64::NAN);
+        let line = format!(
+            "epoch {}: loss {:.5}, train error {:.4}, test error {:.4}, {:.1} s",
+            s.epoch, s.loss, s.train_error, test_error, s.seconds
+        );
+        self.bar.suspend(|| eprintln!("{line}"));
+        let rec = serde_json::json!({"epoch": s.epoch, "loss": s.loss, "train_error": s.train_error, "test_error": test_error, "seconds": s.seconds});
+        if let Err(e) = checkpoint(self.run, model, &rec) {
+            self.failure.get_or_insert(e);
+        }
+        self.lines.push(format!(
+            "| {} | {:.5} | {:.4} | {:.4} | {:.1} |",
+            s.epoch, s.loss, s.train_error, test_error, s.seconds
+        ));
+    }
+}
+
+pub(super) fn train_gradient_cmd(args: &TrainArgs) -> Result<()> {
+    let map = FeatureMap::from(args.feature_map);
+    let (x, y, side) = load_pixels(
+        &args.data,
+        Split::Train,
+        Some((args.train_limit.unwrap_or(usize::MAX), args.seed)),
+        None,
+    )?;
+    let (xt, yt, _) = load_pixels(&args.data, Split::Test, None, args.test_limit)?;
+    let sites = side * side;
+    let (feats, test) = (embed_batch(map, &x, sites)?, embed_batch(map, &xt, sites)?);
+    let bond = *args.bond.last().unwrap_or(&10);
+    let mut model = MpsClassifier::near_identity(
+        (side, side),
+        10,
+        map,
+        bond,
+        args.turn_site.unwrap_or(sites / 2),
+        1e-2,
+        args.seed,
+    )?;
+    let config = tnml_mps::GradientConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.lr,
+        loss: args
+            .loss
+            .map_or(tnml_mps::Loss::CrossEntropy, tnml_mps::Loss::from),
+        seed: args.seed,
+    };
+    config.validate()?;
+    let mut run = RunDir::create(args.out.as_deref(), "mps-train")?;
+    run.write_config(&serde_json::json!({"command": "mps train", "trainer": "gradient", "tnml_version": env!("CARGO_PKG_VERSION"), "args": args}))?;
+    eprintln!(
+        "gradient training: {} train / {} test images, {sites} sites, bond {bond}, {:?}",
+        y.len(),
+        yt.len(),
+        map
+    );
+    let bar = ProgressBar::new(1).with_style(
+        ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut obs = EpochPrinter {
+        bar,
+        test: &test,
+        test_labels: &yt,
+        run: &mut run,
+        failure: None,
+        lines: Vec::new(),
+    };
+    let result = tnml_mps::train_gradient(&mut model, &feats, &y, &config, &mut obs);
+    obs.bar.finish_and_clear();
+    let (lines, failure) = (std::mem::take(&mut obs.lines), obs.failure.take());
+    finish_training(&run, &model, result.map(|_| ()), failure)?;
+    let md = format!(
+        "# MPS classifier (gradient training)\n\n- {} train / {} test, {side}x{side}, {:?}, bond {bond}, Adam lr {}, batch {}, {:?}\n\n| epoch | loss | train error | test error | seconds |\n|---:|---:|---:|---:|---:|\n{}\n",
+        y.len(), yt.len(), map, args.lr, args.batch_size, config.loss, lines.join("\n")
+    );
+    run.write_summary(&md)?;
+    print!("{md}");
+    println!("\nwrote {}", run.path().display());
+    Ok(())
+}
