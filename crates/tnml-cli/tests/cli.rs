@@ -471,3 +471,40 @@ fn mps_cross_entropy_sweep_reports_a_validation_error() {
     let v = rec["validation_error"].as_f64().unwrap();
     assert!((0.0..0.9).contains(&v), "{rec}");
 }
+
+#[test]
+fn mps_gradient_trainer_runs_and_its_model_predicts_by_signed_argmax() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("grad");
+    let out = tnml()
+        .args([
+            "mps",
+            "train",
+            "--trainer",
+            "gradient",
+            "--feature-map",
+            "linear",
+            "--bond",
+            "4",
+        ])
+        .args(["--epochs", "1", "--train-limit", "200", "--test-limit", "50"])
+        .arg("--out")
+        .arg(&run)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("epoch 1: loss"), "{stderr}");
+    let text = stdout_ok(
+        tnml()
+            .args(["mps", "eval", "--limit", "50"])
+            .arg("--model")
+            .arg(run.join("model.safetensors")),
+    );
+    // cross-entropy (the gradient trainer's default loss) makes the scores logits
+    assert!(
+        text.contains("50 images, error") && text.contains("(argmax f,"),
+        "{text}"
+    );
+}
