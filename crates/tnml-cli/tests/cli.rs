@@ -9,7 +9,16 @@ fn tnml() -> Command {
 
 /// Runs `cmd`, asserts that it succeeds, returns its stdout.
 fn stdout_ok(cmd: &mut Command) -> String {
-    String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
+    output_ok(cmd).0
+}
+
+/// Runs `cmd`, asserts that it succeeds, returns its stdout and stderr.
+fn output_ok(cmd: &mut Command) -> (String, String) {
+    let out = cmd.assert().success().get_output().clone();
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 #[test]
@@ -432,35 +441,14 @@ fn mps_bad_options_are_refused() {
 fn mps_cross_entropy_sweep_reports_a_validation_error() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("ce");
-    let out = tnml()
-        .args([
-            "mps",
-            "train",
-            "--bond",
-            "3",
-            "--sweeps",
-            "1",
-            "--loss",
-            "cross-entropy",
-        ])
-        .args([
-            "--lambda",
-            "0.3",
-            "--train-limit",
-            "250",
-            "--validation",
-            "50",
-            "--test-limit",
-            "50",
-        ])
-        .arg("--out")
-        .arg(&run)
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let (stdout, stderr) = output_ok(
+        tnml()
+            .args(["mps", "train", "--bond", "3", "--sweeps", "1"])
+            .args(["--loss", "cross-entropy", "--lambda", "0.3"])
+            .args(["--train-limit", "250", "--validation", "50", "--test-limit", "50"])
+            .arg("--out")
+            .arg(&run),
+    );
     assert!(stderr.contains("validation error"), "{stderr}");
     assert!(
         stdout.contains("200 train") && stdout.contains("predicts argmax f"),
@@ -476,25 +464,22 @@ fn mps_cross_entropy_sweep_reports_a_validation_error() {
 fn mps_gradient_trainer_runs_and_its_model_predicts_by_signed_argmax() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("grad");
-    let out = tnml()
-        .args([
-            "mps",
-            "train",
-            "--trainer",
-            "gradient",
-            "--feature-map",
-            "linear",
-            "--bond",
-            "4",
-        ])
-        .args(["--epochs", "1", "--train-limit", "200", "--test-limit", "50"])
-        .arg("--out")
-        .arg(&run)
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    let stderr = String::from_utf8(out.stderr).unwrap();
+    let (_, stderr) = output_ok(
+        tnml()
+            .args(["mps", "train", "--trainer", "gradient", "--feature-map", "linear"])
+            .args([
+                "--bond",
+                "4",
+                "--epochs",
+                "1",
+                "--train-limit",
+                "200",
+                "--test-limit",
+                "50",
+            ])
+            .arg("--out")
+            .arg(&run),
+    );
     assert!(stderr.contains("epoch 1: loss"), "{stderr}");
     let text = stdout_ok(
         tnml()

@@ -4,16 +4,41 @@ mod common;
 
 use common::sample_14x14;
 use tnml_data::Split;
-use tnml_mps::{embed_batch, train_sweeps, Decision, FeatureMap, Loss, MpsClassifier, Silent, SweepConfig};
+use tnml_mps::{
+    embed_batch, train_sweeps, Decision, FeatureMap, Loss, MpsClassifier, Silent, SiteFeatures, SweepConfig,
+};
 
-#[test]
-fn one_sweep_learns_far_below_chance() {
+/// 1,000 training and 500 test images of the sample, a bond-6 class-mean start.
+struct Setup {
+    model: MpsClassifier,
+    feats: SiteFeatures,
+    y: Vec<usize>,
+    test: SiteFeatures,
+    yt: Vec<usize>,
+}
+
+fn setup() -> Setup {
     let (x, y) = sample_14x14(Split::Train, 1000);
     let (xt, yt) = sample_14x14(Split::Test, 500);
     let map = FeatureMap::Trig;
-    let mut model = MpsClassifier::from_class_means(&x, &y, (14, 14), 10, map, 6).unwrap();
-    let feats = embed_batch(map, &x, 196).unwrap();
-    let test = embed_batch(map, &xt, 196).unwrap();
+    Setup {
+        model: MpsClassifier::from_class_means(&x, &y, (14, 14), 10, map, 6).unwrap(),
+        feats: embed_batch(map, &x, 196).unwrap(),
+        y,
+        test: embed_batch(map, &xt, 196).unwrap(),
+        yt,
+    }
+}
+
+#[test]
+fn one_sweep_learns_far_below_chance() {
+    let Setup {
+        mut model,
+        feats,
+        y,
+        test,
+        yt,
+    } = setup();
     let before = model.scores(&test).unwrap().error_rate(&yt);
     let config = SweepConfig {
         sweeps: 1,
@@ -49,12 +74,13 @@ fn one_sweep_learns_far_below_chance() {
 
 #[test]
 fn a_cross_entropy_sweep_learns_and_predicts_by_signed_argmax() {
-    let (x, y) = sample_14x14(Split::Train, 1000);
-    let (xt, yt) = sample_14x14(Split::Test, 500);
-    let map = FeatureMap::Trig;
-    let mut model = MpsClassifier::from_class_means(&x, &y, (14, 14), 10, map, 6).unwrap();
-    let feats = embed_batch(map, &x, 196).unwrap();
-    let test = embed_batch(map, &xt, 196).unwrap();
+    let Setup {
+        mut model,
+        feats,
+        y,
+        test,
+        yt,
+    } = setup();
     let config = SweepConfig {
         sweeps: 1,
         max_bond: vec![6],
