@@ -60,7 +60,7 @@ impl Decision {
             .0
     }
 
-    /// The rule that fits a training loss: signed for cross-entropy.
+    /// `"argmax |f|"` or `"argmax f"`, for reports.
     pub fn name(self) -> &'static str {
         match self {
             Self::Magnitude => "argmax |f|",
@@ -107,13 +107,7 @@ impl Scores {
 
     /// Fraction of samples whose prediction differs from `labels`.
     pub fn error_rate(&self, labels: &[usize]) -> f64 {
-        let wrong = self
-            .predictions()
-            .iter()
-            .zip(labels)
-            .filter(|(p, l)| p != l)
-            .count();
-        wrong as f64 / labels.len().max(1) as f64
+        error_fraction(&self.predictions(), labels)
     }
 
     /// The unnormalized `f^l(x_n)` in `f64` (may overflow for extreme scales).
@@ -124,6 +118,12 @@ impl Scores {
             .flat_map(|(r, s)| r.iter().map(move |v| f64::from(*v) * s.exp()))
             .collect()
     }
+}
+
+/// Fraction of `predictions` that differ from `labels`.
+pub(crate) fn error_fraction(predictions: &[usize], labels: &[usize]) -> f64 {
+    let wrong = predictions.iter().zip(labels).filter(|(p, l)| p != l).count();
+    wrong as f64 / labels.len().max(1) as f64
 }
 
 /// Checks that features and labels fit the model and each other.

@@ -20,7 +20,7 @@ use tnml_core::SiteTensor;
 
 use crate::error::{MpsError, Result};
 use crate::feature::SiteFeatures;
-use crate::model::{check_labels, left_wing, right_wing, Decision, MpsClassifier};
+use crate::model::{check_labels, error_fraction, left_wing, right_wing, Decision, MpsClassifier};
 use crate::softmax::{fit_softmax, SoftmaxFit};
 use crate::sweep::move_label_to;
 
@@ -206,13 +206,7 @@ impl Projection {
 
     /// Fraction of rows of `phi` predicted wrong.
     pub fn error_rate(&self, phi: &ReducedFeatures, labels: &[usize]) -> f64 {
-        let wrong = self
-            .predictions(phi)
-            .iter()
-            .zip(labels)
-            .filter(|(p, l)| p != l)
-            .count();
-        wrong as f64 / labels.len().max(1) as f64
+        error_fraction(&self.predictions(phi), labels)
     }
 
     /// Refits the core as softmax logits: multinomial logistic regression of the labels on the
@@ -240,11 +234,21 @@ impl Projection {
                 "lambda {lambda} must be finite and >= 0"
             )));
         }
-        let unit = phi.normalized();
-        let x = tnml_core::faer::MatRef::from_row_major_slice(&unit.values, phi.samples, phi.dim);
+        Ok(self.fit_softmax_unit(&phi.normalized(), labels, lambda, max_iters))
+    }
+
+    /// [`Projection::refit_softmax`] on rows already of unit length, inputs already checked.
+    fn fit_softmax_unit(
+        &mut self,
+        unit: &ReducedFeatures,
+        labels: &[usize],
+        lambda: f64,
+        max_iters: usize,
+    ) -> SoftmaxFit {
+        let x = tnml_core::faer::MatRef::from_row_major_slice(&unit.values, unit.samples, unit.dim);
         let fit = fit_softmax(x, labels, &mut self.core, lambda, max_iters, 1e-7);
         self.decision = Decision::Signed;
-        Ok(fit)
+        fit
     }
 
     /// Chooses the softmax refit's penalty by validation: for each `lambda`, fits on all rows but
@@ -269,12 +273,21 @@ impl Projection {
                 lambdas.len()
             )));
         }
+        self.check_refit_data(phi, labels)?;
+        if let Some(l) = lambdas.iter().find(|l| !(**l >= 0.0 && l.is_finite())) {
+            return Err(MpsError::Config(format!("lambda {l} must be finite and >= 0")));
+        }
         let fit_rows = phi.samples - holdout;
-        let (train, valid) = (phi.rows(0..fit_rows), phi.rows(fit_rows..phi.samples));
+        // normalized once for every candidate (scores of the validation rows need no scaling:
+        // a positive per-row factor changes no prediction)
+        let (train, valid) = (
+            phi.rows(0..fit_rows).normalized(),
+            phi.rows(fit_rows..phi.samples),
+        );
         let mut table = Vec::with_capacity(lambdas.len());
         for &lambda in lambdas {
             let mut p = self.clone();
-            p.refit_softmax(&train, &labels[..fit_rows], lambda, max_iters)?;
+            p.fit_softmax_unit(&train, &labels[..fit_rows], lambda, max_iters);
             table.push((lambda, p.error_rate(&valid, &labels[fit_rows..])));
         }
         let best = table
