@@ -202,7 +202,8 @@ fn accuracy_vs_bond(
         let mut t = net.clone();
         for (name, mpo) in layers {
             let mut m = mpo.clone();
-            m.truncate(&TruncParams::max_bond(d))?;
+            // the weight dropped at each D is in the truncation table (truncation_curve)
+            let _ = m.truncate(&TruncParams::max_bond(d))?;
             let bias = t
                 .mpo_layers()
                 .iter()

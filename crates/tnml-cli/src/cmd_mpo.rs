@@ -63,11 +63,7 @@ struct BondRecord {
 
 /// Runs `tnml mpo compress`.
 pub fn compress(args: &CompressArgs) -> Result<()> {
-    let params = TruncParams {
-        max_bond: args.max_bond.unwrap_or(TruncParams::UNLIMITED),
-        cutoff: args.cutoff,
-        min_bond: 1,
-    };
+    let params = TruncParams::new(args.max_bond, args.cutoff);
     params.validate()?;
     let (source, w) = match &args.input {
         Some(path) => {

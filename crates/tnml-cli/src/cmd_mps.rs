@@ -67,7 +67,7 @@ pub enum TrainerArg {
     Gradient,
 }
 
-/// Loss of the gradient trainer.
+/// Loss of either trainer (`--loss`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LossArg {
@@ -253,6 +253,9 @@ fn load_pixels(
 struct SweepRecord {
     sweep: usize,
     max_bond: usize,
+    cutoff: f64,
+    /// Sum over the sweep's splits of the relative discarded weight.
+    discarded_weight: f64,
     cost: f64,
     train_error: f64,
     test_error: f64,
@@ -290,7 +293,7 @@ impl SweepObserver for CliObserver<'_> {
             self.last_log = Instant::now();
             eprintln!(
                 "sweep {} step {}/{} bond {} dim {} cost {:.5} train error {:.4}",
-                s.sweep, s.step, s.steps_per_sweep, s.bond, s.bond_dim, s.cost, s.train_error
+                s.sweep, s.step, s.steps_per_sweep, s.bond, s.truncation.kept, s.cost, s.train_error
             );
         }
         self.bar.set_message(format!(
@@ -302,7 +305,7 @@ impl SweepObserver for CliObserver<'_> {
                 "<-"
             },
             s.bond,
-            s.bond_dim,
+            s.truncation.kept,
             s.cost,
             s.train_error
         ));
@@ -318,7 +321,9 @@ impl SweepObserver for CliObserver<'_> {
             .map(|(f, l)| model.scores(f).map(|sc| sc.error_rate(l)).unwrap_or(f64::NAN));
         let rec = SweepRecord {
             sweep: s.sweep,
-            max_bond: s.max_bond,
+            max_bond: s.trunc.max_bond,
+            cutoff: s.trunc.cutoff,
+            discarded_weight: s.discarded_weight(),
             cost: s.cost,
             train_error: s.train_error,
             test_error,
@@ -333,8 +338,8 @@ impl SweepObserver for CliObserver<'_> {
             .map(|v| format!(", validation error {v:.4}"))
             .unwrap_or_default();
         let line = format!(
-            "sweep {}: train error {:.4}{valid}, test error {:.4}, cost {:.5}, max bond {} (cap {}), {} params, {:.1} s ({:.1} GFLOP/s)",
-            rec.sweep, rec.train_error, rec.test_error, rec.cost, rec.max_bond_dim, rec.max_bond, rec.params, rec.seconds, rec.gflops
+            "sweep {}: train error {:.4}{valid}, test error {:.4}, cost {:.5}, max bond {} (cap {}), discarded weight {:.3e}, {} params, {:.1} s ({:.1} GFLOP/s)",
+            rec.sweep, rec.train_error, rec.test_error, rec.cost, rec.max_bond_dim, rec.max_bond, rec.discarded_weight, rec.params, rec.seconds, rec.gflops
         );
         // printed even when the bar is hidden (not a terminal): logs keep the per-sweep line
         self.bar.suspend(|| eprintln!("{line}"));
@@ -354,8 +359,7 @@ fn train(args: &TrainArgs) -> Result<()> {
     }
     let config = SweepConfig {
         sweeps: args.sweeps,
-        max_bond: args.bond.clone(),
-        cutoff: args.cutoff,
+        schedule: SweepConfig::bond_schedule(&args.bond, args.cutoff),
         cg_passes: args.cg_passes,
         lambda: args.lambda,
         refit_passes: args.refit_passes,
@@ -413,15 +417,18 @@ fn train(args: &TrainArgs) -> Result<()> {
         t_load.elapsed().as_secs_f64(),
         rayon::current_num_threads()
     );
-    let mut model = MpsClassifier::from_class_means(&x, &y, (side, side), 10, map, config.max_bond_at(1))?;
+    let (mut model, start_report) =
+        MpsClassifier::from_class_means(&x, &y, (side, side), 10, map, config.trunc_at(1).max_bond)?;
+    run.write_json("start-truncation.json", &truncation_json(&start_report))?;
     let config = SweepConfig {
         turn_site: Some(args.turn_site.unwrap_or(sites / 2)),
         ..config
     };
     let init_test = model.scores(&test)?.error_rate(&yt);
     eprintln!(
-        "initial model (class means, bond {}): test error {init_test:.4}",
-        model.bond_dims().iter().max().unwrap_or(&1)
+        "initial model (class means, bond {}, discarded weight {:.3e}): test error {init_test:.4}",
+        model.bond_dims().iter().max().unwrap_or(&1),
+        start_report.total_discarded_weight()
     );
     let bar = ProgressBar::new(1).with_style(
         ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
@@ -464,7 +471,11 @@ fn train(args: &TrainArgs) -> Result<()> {
         config.loss,
         model.decision().name()
     );
-    let _ = writeln!(md, "- initial test error (class-mean init): {init_test:.4}");
+    let _ = writeln!(
+        md,
+        "- initial test error (class-mean init, discarded weight {:.3e}): {init_test:.4}",
+        start_report.total_discarded_weight()
+    );
     let _ = writeln!(
         md,
         "- total training time: {total:.1} s on {} threads\n",
@@ -508,6 +519,19 @@ fn train(args: &TrainArgs) -> Result<()> {
     print!("{md}");
     println!("\nwrote {}", run.path().display());
     Ok(())
+}
+
+/// What a truncation dropped, bond by bond, as JSON (run directories record every truncation).
+pub(crate) fn truncation_json(report: &tnml_core::TruncReport) -> serde_json::Value {
+    serde_json::json!({
+        "total_discarded_weight": report.total_discarded_weight(),
+        "bonds": report.bonds.iter().map(|t| serde_json::json!({
+            "bond": t.bond,
+            "kept": t.kept,
+            "full_rank": t.full_rank,
+            "discarded_weight": t.discarded_weight,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// Saves the model (atomically, replacing the previous checkpoint) and appends `record` to the

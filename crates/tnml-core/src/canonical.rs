@@ -80,6 +80,42 @@ impl Mps {
         Ok(())
     }
 
+    /// One step of a right-to-left SVD sweep: splits site `k` (as `(left, phys*right)`) by a
+    /// truncated SVD, keeps `Vt` there (right-canonical) and multiplies `U S` into site `k - 1`.
+    /// Returns the kept singular values and what was dropped (at bond `k`).
+    ///
+    /// When every site right of `k` is right-canonical and everything left of it is
+    /// left-canonical (center `k`), the singular values are the Schmidt values of bond `k`.
+    /// Shared by [`Mps::truncate`] and [`Mps::entanglement_profile`].
+    ///
+    /// # Complexity
+    /// One SVD of `(l, d r)` and one GEMM `(l0 d0, l) x (l, kept)`.
+    pub(crate) fn split_right_to_left(
+        &mut self,
+        k: usize,
+        params: &TruncParams,
+    ) -> Result<(Vec<f64>, Truncation)> {
+        let (l, p, r) = (self.sites[k].left(), self.sites[k].phys(), self.sites[k].right());
+        let svd = svd_unchecked(view(self.sites[k].data(), l, p * r), params)?;
+        let kept = svd.s.len();
+        self.sites[k] = SiteTensor::from_parts(kept, p, r, to_row_major(svd.vt.as_ref()));
+        let mut us = to_row_major(svd.u.as_ref());
+        for row in us.chunks_mut(kept) {
+            row.iter_mut().zip(&svd.s).for_each(|(x, s)| *x *= s);
+        }
+        let prev = &self.sites[k - 1];
+        let (l0, p0) = (prev.left(), prev.phys());
+        let merged = view(prev.data(), l0 * p0, l) * view(&us, l, kept);
+        self.sites[k - 1] = SiteTensor::from_parts(l0, p0, kept, to_row_major(merged.as_ref()));
+        Ok((
+            svd.s,
+            Truncation {
+                bond: k,
+                ..svd.truncation
+            },
+        ))
+    }
+
     /// Truncates every bond under `params`: canonicalize to the last site, then sweep right to
     /// left splitting each site by a truncated SVD. Ends right-canonical with center 0.
     ///
@@ -102,7 +138,6 @@ impl Mps {
             ..TruncReport::default()
         };
         for k in (1..n).rev() {
-            let (l, p, r) = (self.sites[k].left(), self.sites[k].phys(), self.sites[k].right());
             if params.is_capped() && params.max_bond > caps[k - 1] {
                 report.clamps.push(BondClamp {
                     bond: k,
@@ -110,21 +145,8 @@ impl Mps {
                     cap: caps[k - 1],
                 });
             }
-            let svd = svd_unchecked(view(self.sites[k].data(), l, p * r), params)?;
-            let kept = svd.s.len();
-            self.sites[k] = SiteTensor::from_parts(kept, p, r, to_row_major(svd.vt.as_ref()));
-            let mut us = to_row_major(svd.u.as_ref());
-            for row in us.chunks_mut(kept) {
-                row.iter_mut().zip(&svd.s).for_each(|(x, s)| *x *= s);
-            }
-            let prev = &self.sites[k - 1];
-            let (l0, p0) = (prev.left(), prev.phys());
-            let merged = view(prev.data(), l0 * p0, l) * view(&us, l, kept);
-            self.sites[k - 1] = SiteTensor::from_parts(l0, p0, kept, to_row_major(merged.as_ref()));
-            report.bonds.push(Truncation {
-                bond: k,
-                ..svd.truncation
-            });
+            let (_, truncation) = self.split_right_to_left(k, params)?;
+            report.bonds.push(truncation);
         }
         self.center = Some(0);
         Ok(report)

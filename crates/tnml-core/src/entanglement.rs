@@ -16,9 +16,8 @@
 
 use crate::bonds::rank_caps;
 use crate::error::{saturating_product, CoreError, Result};
-use crate::linalg::{singular_values, svd_unchecked, to_row_major, view};
+use crate::linalg::{singular_values, view};
 use crate::mps::Mps;
-use crate::site::SiteTensor;
 use crate::trunc::TruncParams;
 
 /// Entanglement of one bond.
@@ -181,20 +180,9 @@ impl Mps {
         work.canonicalize(n - 1)?;
         let mut bonds = Vec::with_capacity(n.saturating_sub(1));
         for k in (1..n).rev() {
-            let (l, p, r) = (work.sites[k].left(), work.sites[k].phys(), work.sites[k].right());
-            let svd = svd_unchecked(view(work.sites[k].data(), l, p * r), &TruncParams::exact())?;
-            let kept = svd.s.len();
-            work.sites[k] = SiteTensor::from_parts(kept, p, r, to_row_major(svd.vt.as_ref()));
-            let mut us = to_row_major(svd.u.as_ref());
-            for row in us.chunks_mut(kept) {
-                row.iter_mut().zip(&svd.s).for_each(|(x, s)| *x *= s);
-            }
-            let prev = &work.sites[k - 1];
-            let (l0, p0) = (prev.left(), prev.phys());
-            let merged = view(prev.data(), l0 * p0, l) * view(&us, l, kept);
-            work.sites[k - 1] = SiteTensor::from_parts(l0, p0, kept, to_row_major(merged.as_ref()));
-
-            let spectrum = normalize_spectrum(&svd.s)?;
+            let (s, truncation) = work.split_right_to_left(k, &TruncParams::exact())?;
+            let kept = truncation.kept;
+            let spectrum = normalize_spectrum(&s)?;
             let (left_dim, right_dim) = (saturating_product(&dims[..k]), saturating_product(&dims[k..]));
             debug_assert!(kept <= caps[k - 1]);
             bonds.push(BondEntanglement {

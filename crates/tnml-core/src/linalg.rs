@@ -26,6 +26,18 @@ pub struct TruncatedSvd {
     pub truncation: Truncation,
 }
 
+impl TruncatedSvd {
+    /// `U` as row-major data (`rows x kept`).
+    pub fn u_row_major(&self) -> Vec<f64> {
+        to_row_major(self.u.as_ref())
+    }
+
+    /// `Vt` as row-major data (`kept x cols`).
+    pub fn vt_row_major(&self) -> Vec<f64> {
+        to_row_major(self.vt.as_ref())
+    }
+}
+
 /// Truncated thin SVD of `a` under `params`.
 ///
 /// # Errors

@@ -87,7 +87,12 @@ impl Mps {
         &self.sites
     }
 
-    /// Physical dimension of each site.
+    /// Takes the site tensors out (no copy); [`Mps::from_sites`] puts them back.
+    pub fn into_sites(self) -> Vec<SiteTensor> {
+        self.sites
+    }
+
+    /// The physical dimension of every site.
     pub fn phys_dims(&self) -> Vec<usize> {
         self.sites.iter().map(SiteTensor::phys).collect()
     }

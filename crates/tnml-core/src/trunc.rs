@@ -61,6 +61,20 @@ impl TruncParams {
         }
     }
 
+    /// From the command line's two options: an optional cap (`None` = no cap) and a cutoff.
+    /// Not validated: call [`TruncParams::validate`].
+    pub const fn new(max_bond: Option<usize>, cutoff: f64) -> Self {
+        let max_bond = match max_bond {
+            Some(b) => b,
+            None => Self::UNLIMITED,
+        };
+        Self {
+            max_bond,
+            cutoff,
+            min_bond: 1,
+        }
+    }
+
     /// Returns `self` with another cutoff.
     pub const fn with_cutoff(mut self, cutoff: f64) -> Self {
         self.cutoff = cutoff;
@@ -162,6 +176,7 @@ pub struct BondClamp {
 }
 
 /// Everything a multi-bond truncation dropped.
+#[must_use = "a truncation report says what was dropped; record or check it"]
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TruncReport {
     /// One entry per split, in the order they happened.

@@ -28,10 +28,12 @@ fn main() {
     let x = Images::from_set(&set).avg_pool2x2().unwrap().data;
     let map = FeatureMap::Trig;
     let feats = embed_batch(map, &x, 196).unwrap();
-    let start = MpsClassifier::from_class_means(&x, &labels, (14, 14), 10, map, bond).unwrap();
+    let start = MpsClassifier::from_class_means(&x, &labels, (14, 14), 10, map, bond)
+        .unwrap()
+        .0;
     let config = SweepConfig {
         sweeps: 1,
-        max_bond: vec![bond],
+        schedule: SweepConfig::bond_schedule(&[bond], 1e-10),
         cg_passes: 3,
         refit_passes: 0,
         turn_site: None,
@@ -82,7 +84,7 @@ fn main() {
     std::fs::write(tmp.join("model.f32"), model_bytes).unwrap();
     let shapes: Vec<[usize; 3]> = start.sites().iter().map(|s| s.shape()).collect();
     let manifest = serde_json::json!({
-        "samples": n, "sites": 196, "dim": 2, "labels": 10, "max_bond": bond, "cutoff": config.cutoff,
+        "samples": n, "sites": 196, "dim": 2, "labels": 10, "max_bond": bond, "cutoff": config.trunc_at(1).cutoff,
         "cg_passes": config.cg_passes, "shapes": shapes,
         "features": tmp.join("features.f32"), "labels_file": tmp.join("labels.u32"), "model": tmp.join("model.f32"),
     });

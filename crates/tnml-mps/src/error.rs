@@ -27,12 +27,102 @@ pub enum MpsError {
         /// Number of labels of the model.
         num_labels: usize,
     },
-    /// Input sizes do not fit the model or each other.
-    #[error("{0}")]
-    Shape(String),
-    /// A configuration value is invalid (bond dimension 0, no sweeps, ...).
-    #[error("{0}")]
-    Config(String),
+    /// Two counts that must agree do not (samples and labels, pixels and sites, ...).
+    #[error("{got} {what} for {expected} {of}")]
+    CountMismatch {
+        /// What was counted ("labels", "sites", ...).
+        what: &'static str,
+        /// How many there are.
+        got: usize,
+        /// How many there must be.
+        expected: usize,
+        /// What they must match ("samples", "pixels of a 14x14 image", ...).
+        of: String,
+    },
+    /// Pixel values that do not split into whole samples.
+    #[error("{pixels} pixel values do not split into samples of {sites} pixels")]
+    RaggedPixels {
+        /// Number of pixel values.
+        pixels: usize,
+        /// Pixels (sites) per sample.
+        sites: usize,
+    },
+    /// Features of another shape than the model's sites.
+    #[error("the model has {model_sites} sites of dimension {model_dim}, the data {data_sites} sites of dimension {data_dim} (image size {height}x{width})")]
+    FeatureShape {
+        /// Sites of the model.
+        model_sites: usize,
+        /// Feature dimension of the model.
+        model_dim: usize,
+        /// Sites of the data.
+        data_sites: usize,
+        /// Feature dimension of the data.
+        data_dim: usize,
+        /// The model's image height.
+        height: usize,
+        /// The model's image width.
+        width: usize,
+    },
+    /// A site tensor whose physical dimension does not fit its role.
+    #[error("site {site} has physical dimension {got}, expected {expected}")]
+    PhysDim {
+        /// The site.
+        site: usize,
+        /// Its physical dimension.
+        got: usize,
+        /// What the feature map (times the labels at the label site) needs.
+        expected: usize,
+    },
+    /// A site or bond index outside the chain.
+    #[error("{what} {index} is outside {first}..{len}")]
+    OutOfRange {
+        /// "site", "turn site", "bond", ...
+        what: &'static str,
+        /// The index given.
+        index: usize,
+        /// Smallest valid index.
+        first: usize,
+        /// One past the largest valid index.
+        len: usize,
+    },
+    /// A chain too short for the operation.
+    #[error("{operation} needs at least {needed} sites, the model has {sites}")]
+    TooFewSites {
+        /// What was attempted.
+        operation: &'static str,
+        /// Sites needed.
+        needed: usize,
+        /// Sites the model has.
+        sites: usize,
+    },
+    /// A bond dimension of 0 (in a schedule, a start, a projection).
+    #[error("bond dimension 0{context}: it must be at least 1")]
+    ZeroBondDim {
+        /// Where (", entry 2 of the schedule"), or empty.
+        context: String,
+    },
+    /// An option outside its valid range.
+    #[error("{option} is {value}: {requirement}")]
+    InvalidOption {
+        /// The option ("lambda", "sweeps", ...).
+        option: &'static str,
+        /// The value given.
+        value: String,
+        /// What it must be.
+        requirement: &'static str,
+    },
+    /// A class with no training sample.
+    #[error("label {label} has no training samples")]
+    EmptyClass {
+        /// The label.
+        label: usize,
+    },
+    /// The normal equations of a ridge refit are singular.
+    #[error("the {size}x{size} normal equations are singular; refit with lambda > 0")]
+    SingularRefit {
+        /// Their size.
+        size: usize,
+    },
     /// The cost became NaN or infinite; the model keeps its last good state.
     #[error("the cost became {value} at bond {bond} in sweep {sweep} ({direction}); the model was left at its last good state")]
     NonFiniteCost {
@@ -68,3 +158,27 @@ pub enum MpsError {
 
 /// Result alias of the MPS classifier.
 pub type Result<T> = std::result::Result<T, MpsError>;
+
+impl MpsError {
+    /// [`MpsError::InvalidOption`] with the value formatted.
+    pub(crate) fn invalid(
+        option: &'static str,
+        value: impl std::fmt::Display,
+        requirement: &'static str,
+    ) -> Self {
+        Self::InvalidOption {
+            option,
+            value: value.to_string(),
+            requirement,
+        }
+    }
+
+    /// Checks a penalty: finite and nonnegative.
+    pub(crate) fn check_lambda(lambda: f64) -> Result<()> {
+        if lambda >= 0.0 && lambda.is_finite() {
+            Ok(())
+        } else {
+            Err(Self::invalid("lambda", lambda, "it must be finite and >= 0"))
+        }
+    }
+}

@@ -37,12 +37,12 @@ impl FeatureMap {
     /// Checks the map (d >= 2 for `TrigD`).
     ///
     /// # Errors
-    /// [`MpsError::Config`].
+    /// [`MpsError::InvalidOption`].
     pub fn validate(self) -> Result<()> {
         match self {
-            Self::TrigD(d) if !(2..=16).contains(&d) => Err(MpsError::Config(format!(
-                "feature dimension {d} must lie in 2..=16"
-            ))),
+            Self::TrigD(d) if !(2..=16).contains(&d) => {
+                Err(MpsError::invalid("feature dimension", d, "it must lie in 2..=16"))
+            }
             _ => Ok(()),
         }
     }
@@ -87,15 +87,15 @@ pub struct SiteFeatures {
 /// Embeds `pixels` (`samples x num_sites`, row-major, values in `[0, 1]`).
 ///
 /// # Errors
-/// [`MpsError::Shape`] if the length is not a multiple of `num_sites`;
+/// [`MpsError::RaggedPixels`] if the length is not a multiple of `num_sites`;
 /// [`MpsError::PixelOutOfRange`] for a value outside `[0, 1]` or NaN.
 pub fn embed_batch(map: FeatureMap, pixels: &[f32], num_sites: usize) -> Result<SiteFeatures> {
     map.validate()?;
     if num_sites == 0 || !pixels.len().is_multiple_of(num_sites) {
-        return Err(MpsError::Shape(format!(
-            "{} pixel values do not split into samples of {num_sites} pixels",
-            pixels.len()
-        )));
+        return Err(MpsError::RaggedPixels {
+            pixels: pixels.len(),
+            sites: num_sites,
+        });
     }
     let samples = pixels.len() / num_sites;
     if let Some(i) = pixels.iter().position(|v| !(0.0..=1.0).contains(v)) {
@@ -117,6 +117,28 @@ pub fn embed_batch(map: FeatureMap, pixels: &[f32], num_sites: usize) -> Result<
         dim: d,
         sites,
     })
+}
+
+impl SiteFeatures {
+    /// The features of the samples at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> SiteFeatures {
+        let d = self.dim;
+        let sites = self
+            .sites
+            .iter()
+            .map(|s| {
+                indices
+                    .iter()
+                    .flat_map(|&i| s[i * d..(i + 1) * d].iter().copied())
+                    .collect()
+            })
+            .collect();
+        SiteFeatures {
+            samples: indices.len(),
+            dim: d,
+            sites,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,35 +17,15 @@
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
+use rand::SeedableRng;
 use tnml_core::SiteTensor;
 
+use crate::env::{absorb_left, absorb_right, site_f32, Wing};
 use crate::error::{MpsError, Result};
-use crate::feature::{FeatureMap, SiteFeatures};
-use crate::gemm::{gemm, gemm_at, gemm_bt, normalize_rows, row_contract_last, row_outer};
-use crate::model::{check_labels, check_training_data, site_f32, Decision, MpsClassifier};
-
-/// Loss on the model outputs `f^l(x)` used as logits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Loss {
-    /// Softmax cross-entropy.
-    CrossEntropy,
-    /// `1/2 sum_l (f^l - y^l)^2` with one-hot `y`.
-    Squared,
-}
-
-impl Loss {
-    /// The decision rule that fits the loss: softmax logits predict `argmax f`, the quadratic
-    /// fit to one-hot targets `argmax |f|`.
-    pub fn decision(self) -> Decision {
-        match self {
-            Self::CrossEntropy => Decision::Signed,
-            Self::Squared => Decision::Magnitude,
-        }
-    }
-}
+use crate::feature::SiteFeatures;
+use crate::gemm::{gemm, gemm_at, normalize_rows, row_contract_last, row_outer};
+use crate::model::{check_labels, check_training_data, Loss, MpsClassifier};
+use crate::observe::{EpochObserver, EpochSummary};
 
 /// Settings of the gradient trainer.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,108 +48,20 @@ impl GradientConfig {
     /// # Errors
     /// Zero epochs or batch size, a non-positive learning rate.
     pub fn validate(&self) -> Result<()> {
-        if self.epochs == 0 || self.batch_size == 0 {
-            return Err(MpsError::Config(format!(
-                "epochs ({}) and batch size ({}) must be at least 1",
-                self.epochs, self.batch_size
-            )));
+        if self.epochs == 0 {
+            return Err(MpsError::invalid("epochs", 0, "it must be at least 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(MpsError::invalid("batch size", 0, "it must be at least 1"));
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return Err(MpsError::Config(format!(
-                "learning rate {} must be positive",
-                self.learning_rate
-            )));
+            return Err(MpsError::invalid(
+                "learning rate",
+                self.learning_rate,
+                "it must be positive and finite",
+            ));
         }
         Ok(())
-    }
-}
-
-/// What one epoch did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EpochSummary {
-    /// Epoch (1-based).
-    pub epoch: usize,
-    /// Mean loss over the epoch's batches.
-    pub loss: f64,
-    /// Training error over the epoch (each batch measured before its update).
-    pub train_error: f64,
-    /// Wall time.
-    pub seconds: f64,
-}
-
-/// Receives progress of the gradient trainer.
-pub trait EpochObserver {
-    /// After every minibatch: `(epoch, batch, batches per epoch, loss)`.
-    fn on_batch(&mut self, _epoch: usize, _batch: usize, _batches: usize, _loss: f64) {}
-    /// After every epoch.
-    fn on_epoch(&mut self, _summary: &EpochSummary, _model: &MpsClassifier) {}
-}
-
-impl EpochObserver for crate::sweep::Silent {}
-
-impl SiteFeatures {
-    /// The features of the samples at `indices`, in that order.
-    pub fn select(&self, indices: &[usize]) -> SiteFeatures {
-        let d = self.dim;
-        let sites = self
-            .sites
-            .iter()
-            .map(|s| {
-                indices
-                    .iter()
-                    .flat_map(|&i| s[i * d..(i + 1) * d].iter().copied())
-                    .collect()
-            })
-            .collect();
-        SiteFeatures {
-            samples: indices.len(),
-            dim: d,
-            sites,
-        }
-    }
-}
-
-impl MpsClassifier {
-    /// A near-identity start for gradient training: every site is `delta_{ab} + noise`, so that
-    /// with the linear map (whose components sum to 1) every transfer matrix is the identity
-    /// plus noise and the outputs start near 1 for every label, however many sites there are.
-    ///
-    /// # Errors
-    /// Bond dimension 0, a label site outside the chain.
-    pub fn near_identity(
-        image: (usize, usize),
-        num_labels: usize,
-        feature_map: FeatureMap,
-        bond: usize,
-        label_site: usize,
-        noise: f64,
-        seed: u64,
-    ) -> Result<Self> {
-        if bond == 0 {
-            return Err(MpsError::Config("bond dimension 0: it must be at least 1".into()));
-        }
-        let n = image.0 * image.1;
-        let d = feature_map.dim();
-        let mut rng = StdRng::seed_from_u64(seed);
-        let sites = (0..n)
-            .map(|k| {
-                let (l, r) = (if k == 0 { 1 } else { bond }, if k == n - 1 { 1 } else { bond });
-                let p = if k == label_site { d * num_labels } else { d };
-                let data = (0..l * p * r)
-                    .map(|i| {
-                        let (a, b) = (i / (p * r), i % r);
-                        let diag = if a == b || l == 1 && b == 0 || r == 1 && a == 0 {
-                            1.0
-                        } else {
-                            0.0
-                        };
-                        diag + noise * (rng.random::<f64>() * 2.0 - 1.0)
-                    })
-                    .collect();
-                SiteTensor::new(l, p, r, data)
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Self::from_sites(sites, label_site, num_labels, feature_map, image)
     }
 }
 
@@ -189,35 +81,32 @@ pub fn loss_and_gradients(
     let decision = loss.decision();
     let sites = &model.sites;
     let n_sites = sites.len();
-    // forward partial contractions, normalized with log-norms
-    let mut lefts: Vec<(Vec<f32>, Vec<f64>)> = vec![(vec![1.0; n], vec![0.0; n])];
+    // forward partial contractions, normalized with log-norms: lefts[k] covers sites < k,
+    // rights[k] sites >= k
+    let mut lefts: Vec<Wing> = vec![Wing::trivial(n)];
     for k in 0..c {
-        let (l, ll) = &lefts[k];
-        let x = row_outer(l, sites[k].left(), &feats.sites[k], d);
-        let mut v = gemm(&x, n, sites[k].left() * d, &site_f32(&sites[k]), sites[k].right());
-        let lg = normalize_rows(&mut v, sites[k].right());
-        lefts.push((v, ll.iter().zip(lg).map(|(a, b)| a + b).collect()));
+        let mut w = lefts[k].clone();
+        w.push_left(&sites[k], feats, k);
+        lefts.push(w);
     }
-    let mut rights: Vec<(Vec<f32>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); n_sites + 1];
-    rights[n_sites] = (vec![1.0; n], vec![0.0; n]);
+    let mut rights: Vec<Wing> = vec![Wing::trivial(0); n_sites + 1];
+    rights[n_sites] = Wing::trivial(n);
     for k in (c + 1..n_sites).rev() {
-        let (r, lr) = &rights[k + 1];
-        let w = gemm_bt(r, n, sites[k].right(), &site_f32(&sites[k]), sites[k].left() * d);
-        let mut v = row_contract_last(&w, sites[k].left(), &feats.sites[k], d);
-        let lg = normalize_rows(&mut v, sites[k].left());
-        rights[k] = (v, lr.iter().zip(lg).map(|(a, b)| a + b).collect());
+        let mut w = rights[k + 1].clone();
+        w.push_right(&sites[k], feats, k);
+        rights[k] = w;
     }
     // outputs
     let site_c = &sites[c];
     let (cl, cr) = (site_c.left(), site_c.right());
     let a_c = site_f32(site_c);
-    let x_c = row_outer(&lefts[c].0, cl, &feats.sites[c], d);
-    let t = gemm(&x_c, n, cl * d, &a_c, big_l * cr);
-    let f_hat = row_contract_last(&t, big_l, &rights[c + 1].0, cr);
+    let x_c = row_outer(&lefts[c].values, cl, &feats.sites[c], d);
+    let t = gemm(&x_c, n, cl * d, &a_c, big_l * cr); // absorb_left with x_c kept for the gradient
+    let f_hat = row_contract_last(&t, big_l, &rights[c + 1].values, cr);
     let sigma: Vec<f64> = lefts[c]
-        .1
+        .log_scale
         .iter()
-        .zip(&rights[c + 1].1)
+        .zip(&rights[c + 1].log_scale)
         .map(|(a, b)| a + b)
         .collect();
     // loss and dLoss/df
@@ -260,20 +149,24 @@ pub fn loss_and_gradients(
         .enumerate()
         .map(|(i, v)| (v * sigma[i / big_l].exp()) as f32)
         .collect();
-    let z = row_outer(&dw, big_l, &rights[c + 1].0, cr);
+    let z = row_outer(&dw, big_l, &rights[c + 1].values, cr);
     grads[c] = gemm_at(&x_c, n, cl * d, &z, big_l * cr)
         .into_iter()
         .map(f64::from)
         .collect();
     // into the left wing: G_c = e^{rho} sum_{s,l,b} delta phi A_c r
     let delta32: Vec<f32> = delta.iter().map(|&v| v as f32).collect();
-    let dz = row_outer(&delta32, big_l, &rights[c + 1].0, cr);
-    let w = gemm_bt(&dz, n, big_l * cr, &a_c, cl * d);
-    let mut g = row_contract_last(&w, cl, &feats.sites[c], d);
+    let dz = row_outer(&delta32, big_l, &rights[c + 1].values, cr);
+    let mut g = absorb_right(&dz, n, &a_c, cl, &feats.sites[c], d, big_l * cr);
     let lg = normalize_rows(&mut g, cl);
-    let mut gamma: Vec<f64> = rights[c + 1].1.iter().zip(lg).map(|(a, b)| a + b).collect();
+    let mut gamma: Vec<f64> = rights[c + 1]
+        .log_scale
+        .iter()
+        .zip(lg)
+        .map(|(a, b)| a + b)
+        .collect();
     for k in (0..c).rev() {
-        let (l, ll) = (&lefts[k].0, &lefts[k].1);
+        let (l, ll) = (&lefts[k].values, &lefts[k].log_scale);
         let (kl, kr) = (sites[k].left(), sites[k].right());
         let scaled = scale_rows(&g, kr, ll, &gamma);
         let x = row_outer(l, kl, &feats.sites[k], d);
@@ -282,8 +175,7 @@ pub fn loss_and_gradients(
             .map(f64::from)
             .collect();
         if k > 0 {
-            let w = gemm_bt(&g, n, kr, &site_f32(&sites[k]), kl * d);
-            g = row_contract_last(&w, kl, &feats.sites[k], d);
+            g = absorb_right(&g, n, &site_f32(&sites[k]), kl, &feats.sites[k], d, kr);
             let lg = normalize_rows(&mut g, kl);
             gamma.iter_mut().zip(lg).for_each(|(a, b)| *a += b);
         }
@@ -299,10 +191,10 @@ pub fn loss_and_gradients(
         }
     }
     let lg = normalize_rows(&mut h, cr);
-    let mut eta: Vec<f64> = lefts[c].1.iter().zip(lg).map(|(a, b)| a + b).collect();
+    let mut eta: Vec<f64> = lefts[c].log_scale.iter().zip(lg).map(|(a, b)| a + b).collect();
     for k in c + 1..n_sites {
         let (kl, kr) = (sites[k].left(), sites[k].right());
-        let (r, lr) = (&rights[k + 1].0, &rights[k + 1].1);
+        let (r, lr) = (&rights[k + 1].values, &rights[k + 1].log_scale);
         let scaled = scale_rows(&h, kl, &eta, lr);
         let pr = row_outer(&feats.sites[k], d, r, kr);
         grads[k] = gemm_at(&scaled, n, kl, &pr, d * kr)
@@ -311,17 +203,7 @@ pub fn loss_and_gradients(
             .collect();
         if k + 1 < n_sites {
             // H_{k+1}[n,b] = sum_{a,s} H_k[n,a] A_k[a,s,b] phi_s
-            let y = gemm(&h, n, kl, &site_f32(&sites[k]), d * kr);
-            let mut next = vec![0f32; n * kr];
-            for i in 0..n {
-                for s in 0..d {
-                    let p = feats.sites[k][i * d + s];
-                    for b in 0..kr {
-                        next[i * kr + b] += y[i * d * kr + s * kr + b] * p;
-                    }
-                }
-            }
-            h = next;
+            h = absorb_left(&h, n, &site_f32(&sites[k]), kl, &feats.sites[k], d, kr);
             let lg = normalize_rows(&mut h, kr);
             eta.iter_mut().zip(lg).for_each(|(a, b)| *a += b);
         }

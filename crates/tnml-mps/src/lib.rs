@@ -10,6 +10,7 @@
 //! Pixels are row-major, values in `[0, 1]`. The hot loops are batched GEMMs over samples
 //! (faer, f32), parallel over sample blocks with rayon; decompositions go through `tnml-core`.
 
+mod env;
 pub mod error;
 pub mod feature;
 pub mod gemm;
@@ -17,14 +18,17 @@ pub mod gradient;
 pub mod io;
 mod local;
 pub mod model;
+pub mod observe;
 pub mod projection;
 pub mod softmax;
 pub mod sweep;
 
 pub use error::{MpsError, Result};
 pub use feature::{embed_batch, FeatureMap, SiteFeatures};
-pub use gradient::{loss_and_gradients, train_gradient, EpochObserver, EpochSummary, GradientConfig, Loss};
-pub use model::{Decision, MpsClassifier, Scores};
+pub use gradient::{loss_and_gradients, train_gradient, GradientConfig};
+pub use model::label::Direction;
+pub use model::{Decision, Loss, MpsClassifier, Scores};
+pub use observe::{BondStep, EpochObserver, EpochSummary, Silent, SweepObserver, SweepSummary};
 pub use projection::{Projection, ReducedFeatures};
 pub use softmax::SoftmaxFit;
-pub use sweep::{train_sweeps, BondStep, Direction, Silent, SweepConfig, SweepObserver, SweepSummary};
+pub use sweep::{train_sweeps, SweepConfig};

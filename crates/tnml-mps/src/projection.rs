@@ -18,11 +18,11 @@ use tnml_core::faer::linalg::solvers::Solve;
 use tnml_core::faer::{Mat, Side};
 use tnml_core::SiteTensor;
 
+use crate::env::{left_wing, right_wing};
 use crate::error::{MpsError, Result};
 use crate::feature::SiteFeatures;
-use crate::model::{check_labels, error_fraction, left_wing, right_wing, Decision, MpsClassifier};
+use crate::model::{check_labels, error_fraction, Decision, MpsClassifier};
 use crate::softmax::{fit_softmax, SoftmaxFit};
-use crate::sweep::move_label_to;
 
 /// A classifier in mixed canonical form around one bond, with its core exposed.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,12 +89,15 @@ impl MpsClassifier {
     pub fn project(&self, bond: usize) -> Result<Projection> {
         let n = self.num_sites();
         if bond == 0 || bond >= n {
-            return Err(MpsError::Shape(format!(
-                "bond {bond} is outside 1..{n} (bond = number of sites to its left)"
-            )));
+            return Err(MpsError::OutOfRange {
+                what: "bond (number of sites to its left)",
+                index: bond,
+                first: 1,
+                len: n,
+            });
         }
         let mut m = self.clone();
-        move_label_to(&mut m, bond)?;
+        m.move_label_to(bond)?;
         // split the label site [a, (s, l), r] as rows (a, l), cols (s, r): C = U S, V^T stays
         let site = &m.sites[bond];
         let (a_dim, r_dim, d, big_l) = (site.left(), site.right(), self.feature_map.dim(), self.num_labels);
@@ -152,8 +155,11 @@ impl Projection {
     /// O(n N d D^2).
     pub fn reduced_features(&self, feats: &SiteFeatures) -> Result<ReducedFeatures> {
         self.template.check_features(feats)?;
-        let (l, ll) = left_wing(&self.sites, feats, self.bond);
-        let (r, lr) = right_wing(&self.sites, feats, self.bond);
+        let (lw, rw) = (
+            left_wing(&self.sites, feats, self.bond),
+            right_wing(&self.sites, feats, self.bond),
+        );
+        let (l, ll, r, lr) = (&lw.values, &lw.log_scale, &rw.values, &rw.log_scale);
         let (ml, mr) = (self.left_dim, self.right_dim);
         let mut values = Vec::with_capacity(feats.samples * ml * mr);
         for n in 0..feats.samples {
@@ -187,11 +193,12 @@ impl Projection {
     fn check_refit_data(&self, phi: &ReducedFeatures, labels: &[usize]) -> Result<()> {
         check_labels(labels, self.num_labels)?;
         if labels.len() != phi.samples {
-            return Err(MpsError::Shape(format!(
-                "{} samples but {} labels",
-                phi.samples,
-                labels.len()
-            )));
+            return Err(MpsError::CountMismatch {
+                what: "labels",
+                got: labels.len(),
+                expected: phi.samples,
+                of: "samples".into(),
+            });
         }
         Ok(())
     }
@@ -229,11 +236,7 @@ impl Projection {
         max_iters: usize,
     ) -> Result<SoftmaxFit> {
         self.check_refit_data(phi, labels)?;
-        if !(lambda >= 0.0 && lambda.is_finite()) {
-            return Err(MpsError::Config(format!(
-                "lambda {lambda} must be finite and >= 0"
-            )));
-        }
+        MpsError::check_lambda(lambda)?;
         Ok(self.fit_softmax_unit(&phi.normalized(), labels, lambda, max_iters))
     }
 
@@ -267,15 +270,19 @@ impl Projection {
         max_iters: usize,
     ) -> Result<(Vec<(f64, f64)>, f64)> {
         if lambdas.is_empty() || holdout == 0 || holdout >= phi.samples {
-            return Err(MpsError::Config(format!(
-                "validation needs candidates and 0 < holdout < {} samples (got {} candidates, holdout {holdout})",
-                phi.samples,
-                lambdas.len()
-            )));
+            return Err(MpsError::InvalidOption {
+                option: "the validation split",
+                value: format!(
+                    "{} candidates, holdout {holdout} of {} samples",
+                    lambdas.len(),
+                    phi.samples
+                ),
+                requirement: "it needs candidates and 0 < holdout < samples",
+            });
         }
         self.check_refit_data(phi, labels)?;
-        if let Some(l) = lambdas.iter().find(|l| !(**l >= 0.0 && l.is_finite())) {
-            return Err(MpsError::Config(format!("lambda {l} must be finite and >= 0")));
+        for &l in lambdas {
+            MpsError::check_lambda(l)?;
         }
         let fit_rows = phi.samples - holdout;
         // normalized once for every candidate (scores of the validation rows need no scaling:
@@ -330,11 +337,9 @@ impl Projection {
             }
         });
         let rhs = x.transpose() * &y;
-        let chol = gram.llt(Side::Lower).map_err(|_| {
-            MpsError::Config(format!(
-                "the {p}x{p} normal equations are singular; refit with lambda > 0"
-            ))
-        })?;
+        let chol = gram
+            .llt(Side::Lower)
+            .map_err(|_| MpsError::SingularRefit { size: p })?;
         let c = chol.solve(&rhs);
         self.decision = Decision::Magnitude;
         for l in 0..self.num_labels {

@@ -158,7 +158,11 @@ fn refit_never_increases_the_cost_and_predictions_are_gauge_invariant() {
     assert_eq!(moved.scores(&feats).unwrap().predictions(), before);
     assert!(matches!(
         proj.refit(&phi, &labels[..10], 0.0),
-        Err(MpsError::Shape(_))
+        Err(MpsError::CountMismatch {
+            what: "labels",
+            got: 10,
+            ..
+        })
     ));
 }
 
@@ -261,4 +265,70 @@ fn bad_input_is_refused() {
             ..
         })
     ));
+}
+
+/// The error messages users see name the numbers; pinned here.
+#[test]
+fn errors_carry_the_numbers() {
+    use tnml_mps::{GradientConfig, Loss, SweepConfig};
+    let err = embed_batch(FeatureMap::Trig, &[0.5; 7], 3).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "7 pixel values do not split into samples of 3 pixels"
+    );
+    let err = FeatureMap::TrigD(40).validate().unwrap_err();
+    assert_eq!(err.to_string(), "feature dimension is 40: it must lie in 2..=16");
+    let bad = SweepConfig {
+        schedule: SweepConfig::bond_schedule(&[4, 0], 0.0),
+        ..SweepConfig::default()
+    };
+    assert_eq!(
+        bad.validate().unwrap_err().to_string(),
+        "bond dimension 0 in the schedule (entry 1): it must be at least 1"
+    );
+    let bad = SweepConfig {
+        lambda: -1.0,
+        ..SweepConfig::default()
+    };
+    assert_eq!(
+        bad.validate().unwrap_err().to_string(),
+        "lambda is -1: it must be finite and >= 0"
+    );
+    let bad = SweepConfig {
+        sweeps: 0,
+        ..SweepConfig::default()
+    };
+    assert_eq!(
+        bad.validate().unwrap_err().to_string(),
+        "sweeps is 0: at least one sweep is needed"
+    );
+    let bad = GradientConfig {
+        epochs: 1,
+        batch_size: 0,
+        learning_rate: 1e-3,
+        loss: Loss::Squared,
+        seed: 0,
+    };
+    assert_eq!(
+        bad.validate().unwrap_err().to_string(),
+        "batch size is 0: it must be at least 1"
+    );
+    let x = random_pixels(4, 4, 2);
+    let err = MpsClassifier::from_class_means(&x, &[0, 1, 2], (2, 2), 3, FeatureMap::Trig, 4).unwrap_err();
+    assert_eq!(err.to_string(), "3 labels for 4 images");
+    let err = MpsClassifier::from_class_means(&x, &[0, 1, 1, 1], (2, 2), 3, FeatureMap::Trig, 4).unwrap_err();
+    assert_eq!(err.to_string(), "label 2 has no training samples");
+    let (model, report) =
+        MpsClassifier::from_class_means(&x, &[0, 1, 2, 1], (2, 2), 3, FeatureMap::Trig, 1).unwrap();
+    assert_eq!(
+        report.bonds.len(),
+        3,
+        "the start's compression is reported bond by bond"
+    );
+    assert!(report.total_discarded_weight() > 0.0);
+    let err = model.project(4).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "bond (number of sites to its left) 4 is outside 1..4"
+    );
 }

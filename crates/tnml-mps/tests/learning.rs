@@ -22,7 +22,9 @@ fn setup() -> Setup {
     let (xt, yt) = sample_14x14(Split::Test, 500);
     let map = FeatureMap::Trig;
     Setup {
-        model: MpsClassifier::from_class_means(&x, &y, (14, 14), 10, map, 6).unwrap(),
+        model: MpsClassifier::from_class_means(&x, &y, (14, 14), 10, map, 6)
+            .unwrap()
+            .0,
         feats: embed_batch(map, &x, 196).unwrap(),
         y,
         test: embed_batch(map, &xt, 196).unwrap(),
@@ -42,7 +44,7 @@ fn one_sweep_learns_far_below_chance() {
     let before = model.scores(&test).unwrap().error_rate(&yt);
     let config = SweepConfig {
         sweeps: 1,
-        max_bond: vec![6],
+        schedule: SweepConfig::bond_schedule(&[6], 1e-10),
         cg_passes: 2,
         refit_passes: 0,
         turn_site: Some(98),
@@ -70,6 +72,19 @@ fn one_sweep_learns_far_below_chance() {
     assert!(test_err < 0.25, "test error {test_err} (chance is 0.9)");
     assert!(model.bond_dims().iter().all(|&b| b <= 6));
     assert_eq!(model.label_site(), 98);
+    // every split of the sweep is recorded: 2 (N - 1) bond updates, the kept dimensions are the
+    // model's bonds, and a cap of 6 on a bond-6 start drops some weight
+    let s = &summary[0];
+    assert_eq!(s.truncations.len(), 2 * 195);
+    assert_eq!(s.trunc.max_bond, 6);
+    assert!(s
+        .truncations
+        .iter()
+        .all(|t| t.kept <= 6 && (0.0..1.0).contains(&t.discarded_weight)));
+    assert!(
+        s.discarded_weight() > 0.0,
+        "a bond-6 cap on 10 classes drops weight"
+    );
 }
 
 #[test]
@@ -83,7 +98,7 @@ fn a_cross_entropy_sweep_learns_and_predicts_by_signed_argmax() {
     } = setup();
     let config = SweepConfig {
         sweeps: 1,
-        max_bond: vec![6],
+        schedule: SweepConfig::bond_schedule(&[6], 1e-10),
         cg_passes: 2,
         refit_passes: 1,
         lambda: 0.3,

@@ -62,7 +62,7 @@ pub fn compress_dense(
         let w = Mat::from_fn(*fout, *fin, |j, i| f64::from(wt[i * fout + j]));
         let bias = lin.bias.as_ref().map(|b| to_vec(b.val()));
         let mut p = *params;
-        if p.max_bond == usize::MAX {
+        if !p.is_capped() {
             p.max_bond = spec.bonds.iter().copied().max().unwrap_or(1);
         }
         let (layer, report) = MpoLinear::from_dense(

@@ -135,8 +135,12 @@ pub struct TruncationPoint {
     pub layer: String,
     /// Maximum bond dimension.
     pub max_bond: usize,
-    /// `||W - W_trunc||_F / ||W||_F`.
+    /// `||W - W_trunc||_F / ||W||_F`, measured through inner products.
     pub rel_error: f64,
+    /// The truncation's own report of the relative discarded weight (equals `rel_error^2` up
+    /// to rounding: the dropped pieces of a canonical-form sweep are orthogonal).
+    #[serde(default)]
+    pub discarded_weight: f64,
     /// Parameters of the truncated MPO.
     pub params: usize,
     /// Parameters / dense parameters.
@@ -158,12 +162,13 @@ pub fn truncation_curve(mpo: &Mpo, layer: &str, bonds: &[usize]) -> Result<Vec<T
         .iter()
         .map(|&d| {
             let mut t = mpo.clone();
-            t.truncate(&tnml_core::TruncParams::max_bond(d))?;
+            let report = t.truncate(&tnml_core::TruncParams::max_bond(d))?;
             let err2 = (norm2 - 2.0 * mpo.inner(&t)? + t.inner(&t)?).max(0.0);
             Ok(TruncationPoint {
                 layer: layer.to_string(),
                 max_bond: d,
                 rel_error: (err2 / norm2).sqrt(),
+                discarded_weight: report.total_discarded_weight(),
                 params: t.num_params(),
                 rho: t.num_params() as f64 / dense,
             })

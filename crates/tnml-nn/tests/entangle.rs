@@ -121,4 +121,11 @@ fn baseline_and_truncation_curve() {
     assert!(curve.windows(2).all(|w| w[1].rel_error <= w[0].rel_error + 1e-12));
     assert!(curve[3].rel_error < 1e-6 && curve[0].rel_error > 0.1);
     assert!(curve.windows(2).all(|w| w[1].params >= w[0].params));
+    // the truncation's own report agrees with the measured error
+    for p in &curve {
+        assert!(
+            (p.discarded_weight - p.rel_error * p.rel_error).abs() < 1e-9,
+            "{p:?}"
+        );
+    }
 }

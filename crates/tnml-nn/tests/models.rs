@@ -238,10 +238,7 @@ fn compressing_a_dense_model_at_full_rank_keeps_its_predictions() {
     )
     .unwrap();
     let modes = Arch::Fc2.gao_preset(None).unwrap();
-    let full = TruncParams {
-        max_bond: 10_000,
-        ..TruncParams::exact()
-    };
+    let full = TruncParams::max_bond(10_000);
     let c = tnml_nn::compress::compress_dense(&dense, &cfg, &modes, &full, &dev).unwrap();
     let (mpo, mcfg, reports) = (c.net, c.config, c.reports);
     assert!(reports.iter().all(|(_, r)| r.total_discarded_weight() < 1e-8));

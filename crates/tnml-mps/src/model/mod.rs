@@ -19,11 +19,15 @@
 //! 784 sites neither underflow nor overflow: the scores come back normalized per sample with the
 //! logarithm of the dropped scale, `f = score * exp(log_scale)`.
 
-use tnml_core::{Mps, SiteTensor, TruncParams};
+use tnml_core::{Mps, SiteTensor};
 
+use crate::env::{absorb_left, left_wing, right_wing, site_f32};
 use crate::error::{MpsError, Result};
 use crate::feature::{FeatureMap, SiteFeatures};
-use crate::gemm::{gemm, gemm_bt, normalize_rows, row_contract_last, row_outer};
+use crate::gemm::{normalize_rows, row_contract_last};
+
+mod init;
+pub mod label;
 
 /// How scores become a class.
 ///
@@ -65,6 +69,27 @@ impl Decision {
         match self {
             Self::Magnitude => "argmax |f|",
             Self::Signed => "argmax f",
+        }
+    }
+}
+
+/// Loss on the model outputs `f^l(x)` used as logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Loss {
+    /// Softmax cross-entropy.
+    CrossEntropy,
+    /// `1/2 sum_l (f^l - y^l)^2` with one-hot `y`.
+    Squared,
+}
+
+impl Loss {
+    /// The decision rule that fits the loss: softmax logits predict `argmax f`, the quadratic
+    /// fit to one-hot targets `argmax |f|`.
+    pub fn decision(self) -> Decision {
+        match self {
+            Self::CrossEntropy => Decision::Signed,
+            Self::Squared => Decision::Magnitude,
         }
     }
 }
@@ -134,11 +159,12 @@ pub(crate) fn check_training_data(
 ) -> Result<()> {
     model.check_features(feats)?;
     if labels.len() != feats.samples {
-        return Err(MpsError::Shape(format!(
-            "{} samples but {} labels",
-            feats.samples,
-            labels.len()
-        )));
+        return Err(MpsError::CountMismatch {
+            what: "labels",
+            got: labels.len(),
+            expected: feats.samples,
+            of: "samples".into(),
+        });
     }
     check_labels(labels, model.num_labels)
 }
@@ -170,34 +196,40 @@ impl MpsClassifier {
         feature_map.validate()?;
         let d = feature_map.dim();
         if num_labels == 0 {
-            return Err(MpsError::Config("the number of labels must be at least 1".into()));
+            return Err(MpsError::invalid(
+                "the number of labels",
+                0,
+                "it must be at least 1",
+            ));
         }
         if sites.len() != image.0 * image.1 || sites.is_empty() {
-            return Err(MpsError::Shape(format!(
-                "{} sites for a {}x{} image ({} pixels)",
-                sites.len(),
-                image.0,
-                image.1,
-                image.0 * image.1
-            )));
+            return Err(MpsError::CountMismatch {
+                what: "sites",
+                got: sites.len(),
+                expected: image.0 * image.1,
+                of: format!("pixels of a {}x{} image", image.0, image.1),
+            });
         }
         if label_site >= sites.len() {
-            return Err(MpsError::Shape(format!(
-                "label site {label_site} is outside 0..{}",
-                sites.len()
-            )));
+            return Err(MpsError::OutOfRange {
+                what: "label site",
+                index: label_site,
+                first: 0,
+                len: sites.len(),
+            });
         }
         for (k, s) in sites.iter().enumerate() {
             let want = if k == label_site { d * num_labels } else { d };
             if s.phys() != want {
-                return Err(MpsError::Shape(format!(
-                    "site {k} has physical dimension {}, expected {want}",
-                    s.phys()
-                )));
+                return Err(MpsError::PhysDim {
+                    site: k,
+                    got: s.phys(),
+                    expected: want,
+                });
             }
         }
-        // bond consistency through the core
-        Mps::from_sites(sites.clone())?;
+        // bond consistency through the core (no copy: the sites go in and come back out)
+        let sites = Mps::from_sites(sites)?.into_sites();
         Ok(Self {
             sites,
             label_site,
@@ -206,80 +238,6 @@ impl MpsClassifier {
             image,
             decision: Decision::Magnitude,
         })
-    }
-
-    /// The representer-style start: `W^l = Phi(mean image of class l)`, summed over labels as a
-    /// direct sum (bond dimension L), then compressed to `max_bond` by the core's SVD sweep. The
-    /// result is right-canonical with the label on site 0, as the first left-to-right sweep wants.
-    ///
-    /// # Errors
-    /// Bad pixels or labels, a class without samples, `max_bond = 0`.
-    pub fn from_class_means(
-        pixels: &[f32],
-        labels: &[usize],
-        image: (usize, usize),
-        num_labels: usize,
-        feature_map: FeatureMap,
-        max_bond: usize,
-    ) -> Result<Self> {
-        feature_map.validate()?;
-        if max_bond == 0 {
-            return Err(MpsError::Config("bond dimension 0: it must be at least 1".into()));
-        }
-        let n_sites = image.0 * image.1;
-        crate::feature::embed_batch(feature_map, pixels, n_sites)?; // validates pixels and shape
-        if pixels.len() / n_sites != labels.len() {
-            return Err(MpsError::Shape(format!(
-                "{} images but {} labels",
-                pixels.len() / n_sites,
-                labels.len()
-            )));
-        }
-        check_labels(labels, num_labels)?;
-        let mut means = vec![0f64; num_labels * n_sites];
-        let mut counts = vec![0usize; num_labels];
-        for (img, &l) in pixels.chunks_exact(n_sites).zip(labels) {
-            counts[l] += 1;
-            for (m, &x) in means[l * n_sites..(l + 1) * n_sites].iter_mut().zip(img) {
-                *m += f64::from(x);
-            }
-        }
-        if let Some(l) = counts.iter().position(|&c| c == 0) {
-            return Err(MpsError::Config(format!("label {l} has no training samples")));
-        }
-        for (l, c) in counts.iter().enumerate() {
-            means[l * n_sites..(l + 1) * n_sites]
-                .iter_mut()
-                .for_each(|m| *m /= *c as f64);
-        }
-        let d = feature_map.dim();
-        let big_l = num_labels;
-        let mut phi = vec![0f32; d];
-        let mut sites = Vec::with_capacity(n_sites);
-        for k in 0..n_sites {
-            let (left, right) = (
-                if k == 0 { 1 } else { big_l },
-                if k == n_sites - 1 { 1 } else { big_l },
-            );
-            let phys = if k == 0 { d * big_l } else { d };
-            let mut data = vec![0f64; left * phys * right];
-            for l in 0..big_l {
-                feature_map.embed(means[l * n_sites + k] as f32, &mut phi);
-                for (s, &p) in phi.iter().enumerate() {
-                    let (a, b) = (if left == 1 { 0 } else { l }, if right == 1 { 0 } else { l });
-                    let ph = if k == 0 { s * big_l + l } else { s };
-                    data[(a * phys + ph) * right + b] = f64::from(p);
-                }
-            }
-            sites.push(SiteTensor::new(left, phys, right, data)?);
-        }
-        let mut mps = Mps::from_sites(sites)?;
-        mps.truncate(&TruncParams::max_bond(max_bond))?;
-        let norm = mps.norm();
-        if norm > 0.0 {
-            mps.scale(1.0 / norm)?;
-        }
-        Self::from_sites(mps.sites().to_vec(), 0, num_labels, feature_map, image)
     }
 
     /// Number of sites (pixels).
@@ -340,16 +298,6 @@ impl MpsClassifier {
         site_f32(&self.sites[k])
     }
 
-    /// Left wing of the model (see [`left_wing`]).
-    pub(crate) fn left_wing(&self, feats: &SiteFeatures, upto: usize) -> (Vec<f32>, Vec<f64>) {
-        left_wing(&self.sites, feats, upto)
-    }
-
-    /// Right wing of the model (see [`right_wing`]).
-    pub(crate) fn right_wing(&self, feats: &SiteFeatures, from: usize) -> (Vec<f32>, Vec<f64>) {
-        right_wing(&self.sites, feats, from)
-    }
-
     /// Scores of every sample, contracting both wings towards the label site.
     ///
     /// # Errors
@@ -360,15 +308,29 @@ impl MpsClassifier {
     pub fn scores(&self, feats: &SiteFeatures) -> Result<Scores> {
         self.check_features(feats)?;
         let c = self.label_site;
-        let (l, ll) = self.left_wing(feats, c);
-        let (r, lr) = self.right_wing(feats, c + 1);
+        let l = left_wing(&self.sites, feats, c);
+        let r = right_wing(&self.sites, feats, c + 1);
         let site = &self.sites[c];
         let (left, right, d, big_l) = (site.left(), site.right(), feats.dim, self.num_labels);
-        let x = row_outer(&l, left, &feats.sites[c], d);
-        let t = gemm(&x, feats.samples, left * d, &self.site_f32(c), big_l * right);
-        let mut values = row_contract_last(&t, big_l, &r, right);
+        // the label site as a site whose right index is (label, right)
+        let t = absorb_left(
+            &l.values,
+            feats.samples,
+            &self.site_f32(c),
+            left,
+            &feats.sites[c],
+            d,
+            big_l * right,
+        );
+        let mut values = row_contract_last(&t, big_l, &r.values, right);
         let lc = normalize_rows(&mut values, big_l);
-        let log_scale = ll.iter().zip(&lr).zip(&lc).map(|((a, b), c)| a + b + c).collect();
+        let log_scale = l
+            .log_scale
+            .iter()
+            .zip(&r.log_scale)
+            .zip(&lc)
+            .map(|((a, b), c)| a + b + c)
+            .collect();
         Ok(Scores {
             values,
             log_scale,
@@ -379,61 +341,15 @@ impl MpsClassifier {
 
     pub(crate) fn check_features(&self, feats: &SiteFeatures) -> Result<()> {
         if feats.sites.len() != self.num_sites() || feats.dim != self.feature_map.dim() {
-            return Err(MpsError::Shape(format!(
-                "the model has {} sites of dimension {}, the data {} sites of dimension {} (image size {}x{})",
-                self.num_sites(),
-                self.feature_map.dim(),
-                feats.sites.len(),
-                feats.dim,
-                self.image.0,
-                self.image.1
-            )));
+            return Err(MpsError::FeatureShape {
+                model_sites: self.num_sites(),
+                model_dim: self.feature_map.dim(),
+                data_sites: feats.sites.len(),
+                data_dim: feats.dim,
+                height: self.image.0,
+                width: self.image.1,
+            });
         }
         Ok(())
     }
-}
-
-/// A site as `f32` row-major data.
-pub(crate) fn site_f32(site: &SiteTensor) -> Vec<f32> {
-    site.data().iter().map(|&x| x as f32).collect()
-}
-
-/// Left wing: `l_n` after contracting sites `0..upto` (none of them the label site) with the
-/// features, rows normalized. Returns `(vectors samples x bond, log scales)`.
-pub(crate) fn left_wing(sites: &[SiteTensor], feats: &SiteFeatures, upto: usize) -> (Vec<f32>, Vec<f64>) {
-    let n = feats.samples;
-    let d = feats.dim;
-    let mut v = vec![1f32; n];
-    let mut logs = vec![0f64; n];
-    let mut width = 1;
-    for (site, phi) in sites.iter().zip(&feats.sites).take(upto) {
-        let x = row_outer(&v, width, phi, d);
-        let right = site.right();
-        v = gemm(&x, n, width * d, &site_f32(site), right);
-        width = right;
-        logs.iter_mut()
-            .zip(normalize_rows(&mut v, width))
-            .for_each(|(a, b)| *a += b);
-    }
-    (v, logs)
-}
-
-/// Right wing: `r_n` after contracting sites `from..N` (none of them the label site) with the
-/// features, rows normalized. Returns `(vectors samples x bond, log scales)`.
-pub(crate) fn right_wing(sites: &[SiteTensor], feats: &SiteFeatures, from: usize) -> (Vec<f32>, Vec<f64>) {
-    let n = feats.samples;
-    let d = feats.dim;
-    let mut v = vec![1f32; n];
-    let mut logs = vec![0f64; n];
-    let mut width = 1;
-    for k in (from..sites.len()).rev() {
-        let left = sites[k].left();
-        let w = gemm_bt(&v, n, width, &site_f32(&sites[k]), left * d);
-        v = row_contract_last(&w, left, &feats.sites[k], d);
-        width = left;
-        logs.iter_mut()
-            .zip(normalize_rows(&mut v, width))
-            .for_each(|(a, b)| *a += b);
-    }
-    (v, logs)
 }
