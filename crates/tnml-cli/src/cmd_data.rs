@@ -5,77 +5,16 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use tnml_data::checksum::sha256_hex;
 use tnml_data::dataset::locate;
 use tnml_data::download::fetch;
 use tnml_data::idx::read_maybe_gz;
-use tnml_data::{load, resolve_data_dir, DataDirSource, Dataset, Split};
+use tnml_data::{load, Split};
 use tnml_plot::{image_grid, GridImage};
 
+pub use crate::args::{DataLocation, SplitArg};
 use crate::progress::DownloadBar;
-
-/// A dataset on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DatasetArg {
-    /// MNIST, 60,000 + 10,000 handwritten digits.
-    Mnist,
-    /// The MNIST sample shipped in the repository (6,000 + 1,000).
-    MnistSample,
-    /// Fashion-MNIST, 60,000 + 10,000 clothing images.
-    FashionMnist,
-    /// CIFAR-10, 50,000 + 10,000 colour images (binary version).
-    Cifar10,
-}
-
-impl From<DatasetArg> for Dataset {
-    fn from(d: DatasetArg) -> Self {
-        match d {
-            DatasetArg::Mnist => Dataset::Mnist,
-            DatasetArg::MnistSample => Dataset::MnistSample,
-            DatasetArg::FashionMnist => Dataset::FashionMnist,
-            DatasetArg::Cifar10 => Dataset::Cifar10,
-        }
-    }
-}
-
-/// A split on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SplitArg {
-    /// The training set.
-    Train,
-    /// The test set.
-    Test,
-}
-
-impl From<SplitArg> for Split {
-    fn from(s: SplitArg) -> Self {
-        match s {
-            SplitArg::Train => Split::Train,
-            SplitArg::Test => Split::Test,
-        }
-    }
-}
-
-/// Which dataset and where.
-#[derive(Debug, Args)]
-pub struct DataLocation {
-    /// The dataset.
-    #[arg(long, value_enum, default_value = "mnist-sample")]
-    pub dataset: DatasetArg,
-    /// Data directory (holding the files, or a folder per dataset). Default: $TNML_DATA_DIR,
-    /// then ~/.cache/tnml; the shipped sample is found by itself.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-}
-
-impl DataLocation {
-    pub fn resolve(&self) -> (Dataset, PathBuf, DataDirSource) {
-        let dataset = Dataset::from(self.dataset);
-        let (dir, source) = resolve_data_dir(dataset, self.data_dir.as_deref());
-        (dataset, dir, source)
-    }
-}
 
 /// `tnml data` subcommands.
 #[derive(Debug, Subcommand)]

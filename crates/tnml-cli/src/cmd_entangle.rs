@@ -9,15 +9,17 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use tnml_core::{Mpo, TruncParams};
+use tnml_data::Split;
 use tnml_nn::checkpoint;
 use tnml_nn::entangle::{mpo_records, truncation_curve, BondRecord, TruncationPoint};
 use tnml_nn::models::Affine;
 use tnml_nn::train::{evaluate, train, Silent, TrainConfig};
 use tnml_nn::{MpoLinear, Net, NetConfig};
 
-use crate::cmd_net::{checkpoint_dir, load_data, NetData};
 use crate::matrix_source::read_safetensors_matrix;
+use crate::net::NetData;
 use crate::run_dir::RunDir;
+use crate::runtime::device;
 
 /// MPO layers by name.
 type NamedMpos = Vec<(String, Mpo)>;
@@ -38,8 +40,8 @@ pub struct EntangleArgs {
     #[arg(long, value_delimiter = ',')]
     pub out_modes: Vec<usize>,
     /// Bond dimensions for the truncation table (default 1, 2, 4, 8, ... up to the largest bond).
-    #[arg(long, value_delimiter = ',')]
-    pub bonds: Vec<usize>,
+    #[arg(long = "bond-dims", alias = "bonds", value_delimiter = ',')]
+    pub bond_dims: Vec<usize>,
     /// tnml models: test accuracy after truncating every MPO layer to each bond dimension.
     #[arg(long)]
     pub accuracy: bool,
@@ -90,8 +92,8 @@ pub fn run(args: &EntangleArgs) -> Result<()> {
             .with_context(|| format!("tensor {name} ({} x {})", w.nrows(), w.ncols()))?;
         (vec![(name, mpo)], None)
     } else if args.input.is_dir() {
-        let dev = crate::cmd_net::device();
-        let (header, net) = checkpoint::load(&checkpoint_dir(&args.input), &dev)?;
+        let dev = device();
+        let (header, net) = checkpoint::load(&checkpoint::resolve_dir(&args.input), &dev)?;
         let layers = net
             .mpo_layers()
             .iter()
@@ -116,10 +118,10 @@ pub fn run(args: &EntangleArgs) -> Result<()> {
     for (name, mpo) in &layers {
         recs.extend(mpo_records(mpo, name, 0)?);
         let max = mpo.bond_dims().into_iter().max().unwrap_or(1);
-        let bonds = if args.bonds.is_empty() {
+        let bonds = if args.bond_dims.is_empty() {
             default_bonds(max)
         } else {
-            args.bonds.clone()
+            args.bond_dims.clone()
         };
         curve.extend(truncation_curve(mpo, name, &bonds)?);
     }
@@ -189,13 +191,18 @@ fn accuracy_vs_bond(
     net: &Net,
     layers: &[(String, Mpo)],
 ) -> Result<Vec<(usize, f64, Option<f64>)>> {
-    let dev = crate::cmd_net::device();
-    let (train_set, test_set) = load_data(&args.data, cfg.arch, 0)?;
+    let dev = device();
+    let test_set = args.data.load(Split::Test, cfg.arch, 0)?;
+    let train_set = if args.retrain_epochs > 0 {
+        Some(args.data.load(Split::Train, cfg.arch, 0)?)
+    } else {
+        None
+    };
     let max = layers.iter().flat_map(|(_, m)| m.bond_dims()).max().unwrap_or(1);
-    let bonds = if args.bonds.is_empty() {
+    let bonds = if args.bond_dims.is_empty() {
         default_bonds(max)
     } else {
-        args.bonds.clone()
+        args.bond_dims.clone()
     };
     let mut out = Vec::new();
     for &d in &bonds {
@@ -216,13 +223,13 @@ fn accuracy_vs_bond(
             }
         }
         let (_, acc) = evaluate(&t, &test_set, 1000, &dev);
-        let retrained = if args.retrain_epochs > 0 {
+        let retrained = if let Some(train_set) = &train_set {
             let tc = TrainConfig::adam(args.retrain_epochs, 100, 1e-3, 0);
             let (n, _) = train(
                 t,
                 tc.build_optimizer(),
                 &tc,
-                &train_set,
+                train_set,
                 None,
                 1,
                 &dev,

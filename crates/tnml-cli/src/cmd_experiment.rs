@@ -7,7 +7,8 @@
 //! ```toml
 //! name = "initial-variance"
 //! description = "..."
-//! [base]                     # any `tnml net train` option, without the dashes
+//! [base]                     # any `tnml net train` option (`_` for `-`), read as
+//!                            # `NetTrainArgs` through the command line's own parsers
 //! model = "talk"
 //! mpo = "gao"
 //! epochs = 5
@@ -20,13 +21,13 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser};
+use clap::Args;
 use serde::Deserialize;
 use tnml_nn::entangle::{Baseline, BondRecord};
 use tnml_nn::train::EpochRecord;
 use tnml_plot::{draw_lines, LineChart, Series};
 
-use crate::cmd_net::NetTrainArgs;
+use crate::net::NetTrainArgs;
 use crate::run_dir::RunDir;
 
 /// Arguments of `tnml experiment`.
@@ -62,44 +63,12 @@ struct Variant {
     options: toml::Table,
 }
 
-#[derive(Parser)]
-#[command(name = "tnml net train")]
-struct TrainCli {
-    #[command(flatten)]
-    args: NetTrainArgs,
-}
-
-fn to_flags(table: &toml::Table) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for (k, v) in table {
-        let flag = format!("--{}", k.replace('_', "-"));
-        let value = match v {
-            toml::Value::String(s) => s.clone(),
-            toml::Value::Integer(i) => i.to_string(),
-            toml::Value::Float(f) => f.to_string(),
-            toml::Value::Boolean(b) => b.to_string(),
-            toml::Value::Array(a) => a
-                .iter()
-                .map(|x| match x {
-                    toml::Value::Integer(i) => Ok(i.to_string()),
-                    toml::Value::String(s) => Ok(s.clone()),
-                    other => bail!("option {k}: unsupported list entry {other}"),
-                })
-                .collect::<Result<Vec<_>>>()?
-                .join(","),
-            other => bail!("option {k}: unsupported value {other}"),
-        };
-        // boolean switches without a value
-        if matches!(k.as_str(), "nesterov") {
-            if value == "true" {
-                out.push(flag);
-            }
-            continue;
-        }
-        out.push(flag);
-        out.push(value);
-    }
-    Ok(out)
+/// An override's value as TOML (`epochs=1` is a number, `lr_decay=exp:0.9` text).
+fn override_value(text: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.to_string()))
 }
 
 fn slug(name: &str) -> String {
@@ -128,10 +97,15 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         let (k, v) = kv
             .split_once('=')
             .with_context(|| format!("--set {kv:?}: expected KEY=VALUE"))?;
-        overrides.insert(k.trim().to_string(), toml::Value::String(v.trim().to_string()));
+        let value = if v.trim().is_empty() {
+            toml::Value::String(String::new())
+        } else {
+            override_value(v.trim())
+        };
+        overrides.insert(k.trim().to_string(), value);
     }
     // Check every variant's options before training anything.
-    let mut plans = Vec::new();
+    let mut plans: Vec<(String, NetTrainArgs)> = Vec::new();
     for v in &cfg.variants {
         let mut t = cfg.base.clone();
         t.extend(v.options.clone());
@@ -142,15 +116,18 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
                 t.insert(k.clone(), val.clone());
             }
         }
-        let mut argv = vec!["tnml net train".to_string()];
-        argv.extend(to_flags(&t)?);
-        let parsed =
-            TrainCli::try_parse_from(&argv).map_err(|e| anyhow::anyhow!("variant {:?}: {e}", v.name))?;
-        parsed
-            .args
-            .check()
-            .with_context(|| format!("variant {:?}", v.name))?;
-        plans.push((v.name.clone(), parsed.args));
+        let variant = || format!("variant {:?}", v.name);
+        let args = NetTrainArgs::from_table(t).with_context(variant)?;
+        args.net_config().with_context(variant)?;
+        args.train_config().with_context(variant)?;
+        if let Some((other, _)) = plans.iter().find(|(n, _)| slug(n) == slug(&v.name)) {
+            bail!(
+                "variants {other:?} and {:?} would share the run directory {:?}: rename one",
+                v.name,
+                slug(&v.name)
+            );
+        }
+        plans.push((v.name.clone(), args));
     }
     let run = RunDir::create(args.out.as_deref(), &format!("experiment-{}", slug(&cfg.name)))?;
     run.write_file("experiment.toml", text.as_bytes())?;
@@ -165,7 +142,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         let dir = run.path().join(slug(&name));
         a.out = Some(dir.clone());
         eprintln!("\n== variant {name}");
-        crate::cmd_net::train(&a).with_context(|| format!("variant {name}"))?;
+        crate::net::train(&a).with_context(|| format!("variant {name}"))?;
         rows.push((name, dir));
     }
     summarize(&run, &cfg.name, &cfg.description, &rows)

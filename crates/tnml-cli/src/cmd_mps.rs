@@ -4,18 +4,17 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use tnml_data::transform::shuffled_indices;
 use tnml_data::{load, Images, Split};
 use tnml_mps::{
     embed_batch, train_sweeps, BondStep, FeatureMap, MpsClassifier, SiteFeatures, SweepConfig, SweepObserver,
     SweepSummary,
 };
 
-use crate::cmd_data::{DataLocation, SplitArg};
+use crate::args::{DataLocation, Limits, SplitArg, Threads};
 use crate::run_dir::{atomic_write, RunDir};
 
 mod gradient;
@@ -87,7 +86,7 @@ impl From<LossArg> for tnml_mps::Loss {
 }
 
 /// Data options shared by the mps commands.
-#[derive(Debug, Args, Serialize)]
+#[derive(Debug, Clone, Args, Serialize)]
 pub struct MpsData {
     #[command(flatten)]
     #[serde(skip)]
@@ -103,8 +102,13 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub data: MpsData,
     /// Maximum bond dimension per sweep, comma separated; the last value repeats (e.g. 10 or 4,10,20).
-    #[arg(long, value_delimiter = ',', default_value = "10")]
-    pub bond: Vec<usize>,
+    #[arg(
+        long = "max-bond",
+        alias = "bond",
+        value_delimiter = ',',
+        default_value = "10"
+    )]
+    pub max_bond: Vec<usize>,
     /// Relative discarded weight allowed at each SVD (sum of dropped s^2 / sum of s^2).
     #[arg(long, default_value_t = 1e-10)]
     pub cutoff: f64,
@@ -123,12 +127,9 @@ pub struct TrainArgs {
     /// Feature map.
     #[arg(long, value_enum, default_value = "trig")]
     pub feature_map: MapArg,
-    /// Use at most this many training images (a seeded random subset).
-    #[arg(long)]
-    pub train_limit: Option<usize>,
-    /// Use at most this many test images (the first ones).
-    #[arg(long)]
-    pub test_limit: Option<usize>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub limits: Limits,
     /// Hold out the last N images of the training subset: they are not trained on, and every
     /// sweep reports their error (to choose options such as --lambda without the test set).
     #[arg(long)]
@@ -136,9 +137,9 @@ pub struct TrainArgs {
     /// Seed of the training subset and its order.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub threads: Threads,
     /// Site where each sweep starts and ends (default: the middle). 0 gives the paper's plain
     /// left-to-right-and-back sweep; ending in the middle keeps the more expressive model.
     #[arg(long)]
@@ -217,14 +218,7 @@ fn load_pixels(
         );
     }
     if let Some((n, seed)) = subset {
-        let idx = shuffled_indices(set.len(), seed);
-        let take = &idx[..n.min(set.len())];
-        let size = set.image_size();
-        set.images = take
-            .iter()
-            .flat_map(|&i| set.images[i * size..(i + 1) * size].to_vec())
-            .collect();
-        set.labels = take.iter().map(|&i| set.labels[i]).collect();
+        set = set.random_subset(n, seed);
     }
     if let Some(n) = limit {
         set = set.take(n);
@@ -351,15 +345,10 @@ impl SweepObserver for CliObserver<'_> {
 }
 
 fn train(args: &TrainArgs) -> Result<()> {
-    if let Some(t) = args.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global()
-            .context("setting up threads")?;
-    }
+    args.threads.apply()?;
     let config = SweepConfig {
         sweeps: args.sweeps,
-        schedule: SweepConfig::bond_schedule(&args.bond, args.cutoff),
+        schedule: SweepConfig::bond_schedule(&args.max_bond, args.cutoff),
         cg_passes: args.cg_passes,
         lambda: args.lambda,
         refit_passes: args.refit_passes,
@@ -372,9 +361,9 @@ fn train(args: &TrainArgs) -> Result<()> {
     config.validate()?;
     let map = FeatureMap::from(args.feature_map);
     let t_load = Instant::now();
-    let train_n = args.train_limit.unwrap_or(usize::MAX);
+    let train_n = args.limits.train_limit.unwrap_or(usize::MAX);
     let (x, y, side) = load_pixels(&args.data, Split::Train, Some((train_n, args.seed)), None)?;
-    let (xt, yt, _) = load_pixels(&args.data, Split::Test, None, args.test_limit)?;
+    let (xt, yt, _) = load_pixels(&args.data, Split::Test, None, args.limits.test_limit)?;
     let sites = side * side;
     let (x, y, x_val, y_val) = match args.validation {
         None => (x, y, Vec::new(), Vec::new()),
@@ -463,7 +452,7 @@ fn train(args: &TrainArgs) -> Result<()> {
     let _ = writeln!(
         md,
         "- bond schedule {:?}, cutoff {:e}, {} CG passes, {} refit passes, lambda {}, loss {:?} (predicts {})",
-        args.bond,
+        args.max_bond,
         args.cutoff,
         args.cg_passes,
         args.refit_passes,

@@ -1,5 +1,6 @@
 //! `tnml`: the command-line front end. Every subcommand is a thin layer over the library crates.
 
+mod args;
 mod cmd_data;
 mod cmd_entangle;
 mod cmd_experiment;
@@ -8,8 +9,10 @@ mod cmd_mps;
 mod cmd_net;
 mod cmd_plot;
 mod matrix_source;
+mod net;
 mod progress;
 mod run_dir;
+mod runtime;
 
 use std::process::ExitCode;
 

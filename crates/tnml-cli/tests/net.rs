@@ -370,8 +370,54 @@ fn experiment_config_runs_every_variant() {
         .arg(tmp.path().join("y"))
         .assert()
         .failure()
-        .stderr(contains("--norm"));
+        .stderr(contains(
+            "--norm \"sideways\": \"sideways\": use none, layer or batch",
+        ));
     assert!(!tmp.path().join("y").exists());
+    // unknown keys, another run to resume, and names that share a directory are refused up front
+    for (toml, msg) in [
+        (
+            "[[variant]]\nname = \"a\"\nepoch = 3\n",
+            "unknown option \"epoch\"",
+        ),
+        (
+            "[[variant]]\nname = \"a\"\nresume = \"runs/x\"\n",
+            "unknown option \"resume\"",
+        ),
+        (
+            "[[variant]]\nname = \"D=2\"\n[[variant]]\nname = \"D_2\"\n",
+            "would share the run directory",
+        ),
+        (
+            "[[variant]]\nname = \"a\"\npairing = [1, 0]\n",
+            "--pairing applies to the talk model",
+        ),
+        (
+            "[[variant]]\nname = \"a\"\nlr_decay = \"exp:-1\"\n",
+            "must lie in (0, 1]",
+        ),
+    ] {
+        std::fs::write(&cfg, format!("name = \"bad\"\n{toml}")).unwrap();
+        tnml()
+            .arg("experiment")
+            .arg(&cfg)
+            .arg("--out")
+            .arg(tmp.path().join("z"))
+            .assert()
+            .failure()
+            .stderr(contains(msg));
+        assert!(!tmp.path().join("z").exists(), "{toml}");
+    }
+    // --set values are typed as TOML (epochs=0 is a number, and is refused as one)
+    std::fs::write(&cfg, "name = \"ok\"\n[[variant]]\nname = \"a\"\n").unwrap();
+    tnml()
+        .arg("experiment")
+        .arg(&cfg)
+        .args(["--set", "epochs=0", "--out"])
+        .arg(tmp.path().join("w"))
+        .assert()
+        .failure()
+        .stderr(contains("--epochs: 0 epochs train nothing"));
 }
 
 #[test]

@@ -323,6 +323,31 @@ impl ImageSet {
         }
         h
     }
+    /// The images at `indices`, in that order.
+    ///
+    /// # Panics
+    /// An index out of range.
+    pub fn select(&self, indices: &[usize]) -> Self {
+        Self {
+            dataset: self.dataset,
+            images: indices
+                .iter()
+                .flat_map(|&i| self.image(i).iter().copied())
+                .collect(),
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            channels: self.channels,
+            height: self.height,
+            width: self.width,
+        }
+    }
+
+    /// A seeded random subset of `n` images (all, shuffled, if fewer): the order of
+    /// [`crate::transform::shuffled_indices`], so the same seed picks the same images everywhere.
+    pub fn random_subset(&self, n: usize, seed: u64) -> Self {
+        let idx = crate::transform::shuffled_indices(self.len(), seed);
+        self.select(&idx[..n.min(self.len())])
+    }
+
     /// The first `n` images (all if fewer).
     pub fn take(mut self, n: usize) -> Self {
         let n = n.min(self.len());

@@ -250,3 +250,25 @@ fn transforms_on_real_digits() {
     );
     assert_eq!(padded.image(0)[..64], [0.0; 64]);
 }
+
+#[test]
+fn select_and_random_subset_keep_images_with_their_labels() {
+    let set = tnml_data::ImageSet {
+        dataset: tnml_data::Dataset::Mnist,
+        images: (0..5u8).flat_map(|i| [i, i, i, i]).collect(),
+        labels: vec![0, 1, 2, 3, 4],
+        channels: 1,
+        height: 2,
+        width: 2,
+    };
+    let picked = set.select(&[3, 0]);
+    assert_eq!(picked.labels, vec![3, 0]);
+    assert_eq!(picked.images, vec![3, 3, 3, 3, 0, 0, 0, 0]);
+    let sub = set.random_subset(3, 7);
+    assert_eq!(sub.len(), 3);
+    assert_eq!(sub, set.random_subset(3, 7), "seeded");
+    for i in 0..3 {
+        assert_eq!(sub.image(i)[0], sub.labels[i], "image and label travel together");
+    }
+    assert_eq!(set.random_subset(99, 1).len(), 5);
+}

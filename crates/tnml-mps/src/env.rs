@@ -132,8 +132,8 @@ impl Wing {
 /// Left wing of sites `0..upto` (none of them the label site).
 pub(crate) fn left_wing(sites: &[SiteTensor], feats: &SiteFeatures, upto: usize) -> Wing {
     let mut w = Wing::trivial(feats.samples);
-    for k in 0..upto {
-        w.push_left(&sites[k], feats, k);
+    for (k, site) in sites.iter().enumerate().take(upto) {
+        w.push_left(site, feats, k);
     }
     w
 }

@@ -104,7 +104,6 @@ fn a_cross_entropy_sweep_learns_and_predicts_by_signed_argmax() {
         lambda: 0.3,
         loss: Loss::CrossEntropy,
         turn_site: Some(98),
-        ..SweepConfig::default()
     };
     let summary = train_sweeps(&mut model, &feats, &y, &config, &mut Silent).unwrap();
     assert_eq!(model.decision(), Decision::Signed);

@@ -96,6 +96,16 @@ pub fn save(dir: &Path, header: &CheckpointHeader, net: &Net, optim: Option<&Mod
     atomic_write(&dir.join("checkpoint.json"), &json)
 }
 
+/// The checkpoint directory of `path`: `path/checkpoint` when `path` is a run directory
+/// (it holds `checkpoint/checkpoint.json`), else `path` itself.
+pub fn resolve_dir(path: &Path) -> std::path::PathBuf {
+    if path.join("checkpoint").join("checkpoint.json").exists() {
+        path.join("checkpoint")
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// Reads the header of the checkpoint in `dir`.
 ///
 /// # Errors

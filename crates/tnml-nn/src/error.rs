@@ -4,7 +4,24 @@ use thiserror::Error;
 
 /// Errors from building, loading or training MPO-Nets.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum NnError {
+    /// An option that cannot be used as given.
+    #[error("{option}: {reason}")]
+    Option {
+        /// The option, as the command line spells it.
+        option: &'static str,
+        /// Why not, with the numbers.
+        reason: String,
+    },
+    /// A data set with no image where at least one is needed.
+    #[error("the {split} set is empty{why}")]
+    EmptySet {
+        /// "training" or "test".
+        split: &'static str,
+        /// Why (", --test-limit is 0"), or empty.
+        why: String,
+    },
     /// A layer shape that does not fit (modes vs layer size, bond dims, presets).
     #[error("{0}")]
     Shape(String),
@@ -34,6 +51,9 @@ pub enum NnError {
         /// Step within the epoch (1-based).
         step: usize,
     },
+    /// A data file that is missing or corrupt, or a transform that does not fit the images.
+    #[error(transparent)]
+    Dataset(#[from] tnml_data::DataError),
     /// An error from the tensor-network core.
     #[error(transparent)]
     Core(#[from] tnml_core::CoreError),

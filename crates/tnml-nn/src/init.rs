@@ -41,20 +41,6 @@ impl WeightInit {
             WeightInit::Std(s) => s,
         }
     }
-
-    /// Parses `glorot`, `he`, `lecun` or a number (a standard deviation).
-    pub fn parse(text: &str) -> Option<Self> {
-        match text.to_ascii_lowercase().as_str() {
-            "glorot" | "xavier" => Some(Self::Glorot),
-            "he" | "kaiming" => Some(Self::He),
-            "lecun" => Some(Self::LeCun),
-            t => t
-                .parse::<f64>()
-                .ok()
-                .filter(|s| *s > 0.0 && s.is_finite())
-                .map(Self::Std),
-        }
-    }
 }
 
 /// Standard deviation of each core entry that gives `W` the target `std`:

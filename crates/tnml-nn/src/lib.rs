@@ -6,11 +6,13 @@
 
 pub mod checkpoint;
 pub mod compress;
+pub mod data;
 pub mod entangle;
 pub mod error;
 pub mod init;
 pub mod models;
 pub mod mpo_linear;
+pub mod options;
 pub mod spec;
 pub mod train;
 
@@ -18,4 +20,5 @@ pub use error::{NnError, Result};
 pub use init::WeightInit;
 pub use models::{Arch, Net, NetConfig, NormKind};
 pub use mpo_linear::MpoLinear;
+pub use options::MpoLayers;
 pub use spec::{MpoSpec, Plan};

@@ -166,6 +166,12 @@ impl TrainConfig {
     /// # Errors
     /// Zero epochs or batch size, a non-positive learning rate, a negative weight decay.
     pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(NnError::Option {
+                option: "--epochs",
+                reason: "0 epochs train nothing: use at least 1".into(),
+            });
+        }
         if self.batch_size == 0 {
             return Err(NnError::Data("batch size must be at least 1".into()));
         }

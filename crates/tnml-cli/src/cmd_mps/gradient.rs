@@ -53,13 +53,13 @@ pub(super) fn train_gradient_cmd(args: &TrainArgs) -> Result<()> {
     let (x, y, side) = load_pixels(
         &args.data,
         Split::Train,
-        Some((args.train_limit.unwrap_or(usize::MAX), args.seed)),
+        Some((args.limits.train_limit.unwrap_or(usize::MAX), args.seed)),
         None,
     )?;
-    let (xt, yt, _) = load_pixels(&args.data, Split::Test, None, args.test_limit)?;
+    let (xt, yt, _) = load_pixels(&args.data, Split::Test, None, args.limits.test_limit)?;
     let sites = side * side;
     let (feats, test) = (embed_batch(map, &x, sites)?, embed_batch(map, &xt, sites)?);
-    let bond = *args.bond.last().unwrap_or(&10);
+    let bond = *args.max_bond.last().unwrap_or(&10);
     let mut model = MpsClassifier::near_identity(
         (side, side),
         10,

@@ -88,18 +88,6 @@ pub enum NormKind {
     Batch,
 }
 
-impl NormKind {
-    /// Parses `none`, `layer`, `batch`.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "none" => Some(Self::None),
-            "layer" | "layernorm" => Some(Self::Layer),
-            "batch" | "batchnorm" => Some(Self::Batch),
-            _ => None,
-        }
-    }
-}
-
 /// A LayerNorm or BatchNorm over `[batch, features]`, or nothing.
 #[derive(Module, Debug)]
 pub struct Norm1d {

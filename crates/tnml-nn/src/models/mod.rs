@@ -44,18 +44,6 @@ pub enum Arch {
 }
 
 impl Arch {
-    /// Parses `fc2`, `lenet5`, `vgg16`, `vgg19`.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
-            "fc2" => Some(Self::Fc2),
-            "lenet5" | "lenet" => Some(Self::Lenet5),
-            "vgg16" => Some(Self::Vgg16),
-            "vgg19" => Some(Self::Vgg19),
-            "talk" => Some(Self::Talk),
-            _ => None,
-        }
-    }
-
     /// Input shape `[channels, height, width]`.
     pub fn input_shape(&self) -> [usize; 3] {
         match self {

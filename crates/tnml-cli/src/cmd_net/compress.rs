@@ -1,0 +1,148 @@
+//! `tnml net compress`: a trained dense model's fully connected layers to MPOs by TT-SVD, with
+//! the accuracy before and after, and optional fine-tuning.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use serde::Serialize;
+use tnml_core::TruncParams;
+use tnml_data::Split;
+use tnml_nn::checkpoint::{self, CheckpointHeader};
+use tnml_nn::train::{evaluate, TrainConfig};
+use tnml_nn::{Arch, MpoLayers};
+
+use crate::net::report::describe;
+use crate::net::{EpochPrinter, NetData};
+use crate::run_dir::RunDir;
+use crate::runtime::device;
+
+/// Arguments of `tnml net compress`.
+#[derive(Debug, Args, Serialize)]
+pub struct NetCompressArgs {
+    /// Checkpoint (or run directory) of a trained dense FC2 or LeNet-5.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Maximum bond dimension of every MPO (the modes are Gao's, or --mpo's).
+    #[arg(long = "max-bond", alias = "bond")]
+    pub max_bond: Option<usize>,
+    /// Relative discarded weight allowed per bond (sum of dropped s^2 / sum of s^2).
+    #[arg(long, default_value_t = 0.0)]
+    pub cutoff: f64,
+    /// Modes of each layer as `;`-separated specs (their bond is the upper limit); default Gao's.
+    #[arg(long)]
+    pub mpo: Option<MpoLayers>,
+    /// Fine-tuning epochs after compression (Adam).
+    #[arg(long, default_value_t = 0)]
+    pub finetune_epochs: usize,
+    /// Fine-tuning learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    #[command(flatten)]
+    pub data: NetData,
+    /// Seed of fine-tuning.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Run directory (default runs/net-compress-<time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub(crate) fn compress(args: &NetCompressArgs) -> Result<()> {
+    let dev = device();
+    let ck = checkpoint::resolve_dir(&args.checkpoint);
+    let (header, dense) = checkpoint::load(&ck, &dev)?;
+    let arch = header.net.arch;
+    if header.net.mpo.is_some() {
+        bail!(
+            "{} is already an MPO model; compress takes a dense checkpoint",
+            ck.display()
+        );
+    }
+    if matches!(arch, Arch::Vgg16 | Arch::Vgg19) {
+        bail!(
+            "compress handles FC2 and LeNet-5 (VGG's replaced conv5 layers are convolutions, not matrices)"
+        );
+    }
+    let params = TruncParams::new(args.max_bond, args.cutoff);
+    params.validate()?;
+    let modes = args.mpo.as_ref().unwrap_or(&MpoLayers::Gao).resolve(arch, None)?;
+    let test = args.data.load(Split::Test, arch, args.seed)?;
+    let (loss0, acc0) = evaluate(&dense, &test, 1000, &dev);
+    eprintln!(
+        "dense model: test accuracy {:.2}%, loss {:.4}",
+        100.0 * acc0,
+        loss0
+    );
+    let tnml_nn::compress::Compressed {
+        net,
+        config: cfg,
+        reports,
+    } = tnml_nn::compress::compress_dense(&dense, &header.net, &modes, &params, &dev)?;
+    let mut run = RunDir::create(args.out.as_deref(), "net-compress")?;
+    for (name, r) in &reports {
+        eprintln!(
+            "  {name}: bonds {:?}, discarded weight {:.3e}",
+            r.bonds.iter().map(|b| b.kept).collect::<Vec<_>>(),
+            r.total_discarded_weight()
+        );
+    }
+    let (description, report) = describe(&net, &cfg);
+    eprint!("{description}");
+    let (loss1, acc1) = evaluate(&net, &test, 1000, &dev);
+    eprintln!(
+        "after TT-SVD: test accuracy {:.2}%, loss {:.4}",
+        100.0 * acc1,
+        loss1
+    );
+    run.write_config(&serde_json::json!({
+        "command": "net compress",
+        "tnml_version": env!("CARGO_PKG_VERSION"),
+        "source": ck,
+        "net": cfg,
+        "args": args,
+    }))?;
+    if let Some(r) = &report {
+        run.write_json("compression.json", r)?;
+    }
+    let mut summary = format!(
+        "# net compress\n\n```\n{description}```\n\n| stage | test accuracy | test loss |\n|---|---|---|\n| dense | {:.2}% | {loss0:.4} |\n| TT-SVD | {:.2}% | {loss1:.4} |\n",
+        100.0 * acc0,
+        100.0 * acc1
+    );
+    let final_net = net;
+    if args.finetune_epochs > 0 {
+        let tc = TrainConfig::adam(args.finetune_epochs, 100, args.lr, args.seed);
+        let train_set = args.data.load(Split::Train, arch, args.seed)?;
+        let header = CheckpointHeader::new(cfg.clone(), Some(tc.clone()));
+        let mut printer = EpochPrinter::new(&mut run, header, 1);
+        let optim = tc.build_optimizer();
+        let (_, history) = tnml_nn::train::train(
+            final_net,
+            optim,
+            &tc,
+            &train_set,
+            Some(&test),
+            1,
+            &dev,
+            &mut printer,
+        )?;
+        if let Some(last) = history.last() {
+            let _ = writeln!(
+                summary,
+                "| + {} epochs fine-tuning | {:.2}% | {:.4} |",
+                last.epoch,
+                100.0 * last.test_acc.unwrap_or(0.0),
+                last.test_loss.unwrap_or(f64::NAN)
+            );
+        }
+    } else {
+        let header = CheckpointHeader::new(cfg.clone(), None);
+        checkpoint::save(&run.path().join("checkpoint"), &header, &final_net, None)?;
+        checkpoint::export_safetensors(&run.path().join("model.safetensors"), &final_net, &cfg)?;
+    }
+    run.write_summary(&summary)?;
+    eprintln!("run directory {}", run.path().display());
+    Ok(())
+}
