@@ -177,7 +177,7 @@ pub fn run(args: &EntangleArgs) -> Result<()> {
         }
         run.write_file("accuracy.csv", csv.as_bytes())?;
     }
-    let files = crate::cmd_plot::plot_run(run.path(), &["png", "svg"])?;
+    let files = crate::figures::plot_run(run.path(), &["png", "svg"])?;
     let _ = write!(summary, "\nPlots: {} files in plots/.\n", files.len());
     run.write_summary(&summary)?;
     eprintln!("run directory {}", run.path().display());

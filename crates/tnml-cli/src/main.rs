@@ -8,6 +8,7 @@ mod cmd_mpo;
 mod cmd_mps;
 mod cmd_net;
 mod cmd_plot;
+mod figures;
 mod matrix_source;
 mod net;
 mod progress;

@@ -13,7 +13,7 @@ use burn::nn::LinearConfig;
 use burn::tensor::{Device, Tensor, TensorData};
 use tnml_nn::init::Normal;
 use tnml_nn::train::{train, LabeledImages, Silent, TrainConfig};
-use tnml_nn::{Arch, MpoLinear, MpoSpec, NetConfig, NormKind, Plan, WeightInit};
+use tnml_nn::{Arch, MpoLinearConfig, MpoSpec, NetConfig, NormKind, Plan, WeightInit};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -88,7 +88,13 @@ fn main() {
     ];
     for (ins, outs, bond) in shapes {
         let spec = MpoSpec::uniform(ins, outs, bond).unwrap();
-        let layer = MpoLinear::new(&spec, WeightInit::He, true, 0, &dev);
+        let layer = MpoLinearConfig {
+            spec: spec.clone(),
+            init: WeightInit::He,
+            bias: true,
+            seed: 0,
+        }
+        .init(&dev);
         let dense = LinearConfig::new(spec.in_features(), spec.out_features()).init(&dev);
         for batch in [1usize, 100, 1024] {
             let x: Tensor<2> = Tensor::from_data(

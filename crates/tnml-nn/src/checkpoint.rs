@@ -73,7 +73,10 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn record_err(what: &str, path: &Path, e: impl std::fmt::Display) -> NnError {
-    NnError::Checkpoint(format!("{}: {what}: {e}", path.display()))
+    NnError::Checkpoint {
+        path: path.display().to_string(),
+        reason: format!("{what}: {e}"),
+    }
 }
 
 /// Saves `net` (and `optim` if given) with `header` into directory `dir` (created if missing).
@@ -116,12 +119,13 @@ pub fn read_header(dir: &Path) -> Result<CheckpointHeader> {
     let header: CheckpointHeader =
         serde_json::from_slice(&text).map_err(|e| record_err("not a tnml checkpoint header", &path, e))?;
     if header.format != FORMAT || header.version != 1 {
-        return Err(NnError::Checkpoint(format!(
-            "{}: format {:?} version {}, expected {FORMAT:?} version 1",
-            path.display(),
-            header.format,
-            header.version
-        )));
+        return Err(NnError::Checkpoint {
+            path: path.display().to_string(),
+            reason: format!(
+                "format {:?} version {}, expected {FORMAT:?} version 1",
+                header.format, header.version
+            ),
+        });
     }
     Ok(header)
 }
@@ -212,15 +216,18 @@ pub fn export_safetensors(path: &Path, net: &Net, config: &NetConfig) -> Result<
         .map(|(name, shape, b)| {
             safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
                 .map(|v| (name.clone(), v))
-                .map_err(|e| NnError::Checkpoint(format!("{name}: {e}")))
+                .map_err(|e| NnError::Checkpoint {
+                    path: path.display().to_string(),
+                    reason: format!("tensor {name}: {e}"),
+                })
         })
         .collect::<Result<Vec<_>>>()?;
     let mut meta = std::collections::HashMap::new();
     meta.insert("format".to_string(), "tnml-net".to_string());
     meta.insert(
         "tnml.net".to_string(),
-        serde_json::to_string(config).map_err(|e| NnError::Checkpoint(e.to_string()))?,
+        serde_json::to_string(config).map_err(|e| record_err("the model config", path, e))?,
     );
-    let data = safetensors::serialize(views, Some(meta)).map_err(|e| NnError::Checkpoint(e.to_string()))?;
+    let data = safetensors::serialize(views, Some(meta)).map_err(|e| record_err("serializing", path, e))?;
     atomic_write(path, &data)
 }

@@ -37,25 +37,32 @@ pub fn compress_dense(
 ) -> Result<Compressed> {
     let layers = cfg.arch.replaceable();
     if cfg.mpo.is_some() {
-        return Err(NnError::Shape("the model already has MPO layers".into()));
+        return Err(NnError::Option {
+            option: "--checkpoint",
+            reason: "the model already has MPO layers; compress takes a dense model".into(),
+        });
     }
     if modes.len() != layers.len() {
-        return Err(NnError::Shape(format!(
-            "{:?} has {} replaceable layers, got {} specs",
-            cfg.arch,
-            layers.len(),
-            modes.len()
-        )));
+        return Err(NnError::SpecCount {
+            arch: format!("{:?}", cfg.arch),
+            layers: layers.len(),
+            names: layers.iter().map(|l| l.0).collect::<Vec<_>>().join(", "),
+            got: modes.len(),
+        });
     }
     let mut new_layers = Vec::new();
     let mut reports = Vec::new();
     for (spec, (name, fin, fout, _)) in modes.iter().zip(&layers) {
-        spec.check_layer(*fin, *fout)
-            .map_err(|e| NnError::Shape(format!("layer {name}: {e}")))?;
+        spec.check_layer(*fin, *fout).map_err(|e| NnError::InLayer {
+            layer: name.to_string(),
+            source: Box::new(e),
+        })?;
         let Some(Affine::Dense(lin)) = dense.affine(name) else {
-            return Err(NnError::Shape(format!(
-                "layer {name} is not a dense fully connected layer"
-            )));
+            return Err(NnError::LayerKind {
+                layer: name.to_string(),
+                found: "not a dense fully connected layer",
+                expected: "a dense matrix",
+            });
         };
         // burn stores [in, out]; W is [out, in].
         let wt = to_vec(lin.weight.val());
@@ -63,7 +70,7 @@ pub fn compress_dense(
         let bias = lin.bias.as_ref().map(|b| to_vec(b.val()));
         let mut p = *params;
         if !p.is_capped() {
-            p.max_bond = spec.bonds.iter().copied().max().unwrap_or(1);
+            p.max_bond = spec.bond_dims.iter().copied().max().unwrap_or(1);
         }
         let (layer, report) = MpoLinear::from_dense(
             w.as_ref(),
@@ -77,7 +84,7 @@ pub fn compress_dense(
         new_layers.push((name.to_string(), layer));
     }
     let new_cfg = NetConfig {
-        mpo: Some(new_layers.iter().map(|(_, l)| l.spec()).collect()),
+        mpo: Some(new_layers.iter().map(|(_, l)| l.spec().clone()).collect()),
         ..cfg.clone()
     };
     // Everything but the replaced layers comes from the dense model's record.
@@ -85,7 +92,10 @@ pub fn compress_dense(
     let mut net = new_cfg
         .init(device)?
         .try_load_record(record)
-        .map_err(|e| NnError::Checkpoint(format!("copying the dense parameters: {e}")))?;
+        .map_err(|e| NnError::Checkpoint {
+            path: "(the dense model)".into(),
+            reason: format!("copying the dense parameters: {e}"),
+        })?;
     for (name, layer) in new_layers {
         *net.affine_mut(&name).expect("replaceable layer exists") = Affine::Mpo(layer);
     }

@@ -62,11 +62,12 @@ pub fn load_split(
         images,
         labels: set.labels,
     };
-    li.check(arch.input_shape(), 10).map_err(|e| {
-        NnError::Data(format!(
-            "{} does not fit {arch:?} (use --dataset mnist for fc2/lenet5, cifar10 for vgg): {e}",
+    li.check(arch.input_shape(), 10).map_err(|e| NnError::Option {
+        option: "--dataset",
+        reason: format!(
+            "{} does not fit {arch:?} (use mnist for fc2/lenet5, cifar10 for vgg): {e}",
             dataset.display_name()
-        ))
+        ),
     })?;
     Ok(li)
 }

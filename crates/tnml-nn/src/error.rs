@@ -22,9 +22,94 @@ pub enum NnError {
         /// Why (", --test-limit is 0"), or empty.
         why: String,
     },
-    /// A layer shape that does not fit (modes vs layer size, bond dims, presets).
-    #[error("{0}")]
-    Shape(String),
+    /// Input and output modes that do not pair up.
+    #[error("an MPO needs as many input modes as output modes (at least one): got {} input modes {in_modes:?} and {} output modes {out_modes:?}", in_modes.len(), out_modes.len())]
+    ModeCount {
+        /// The input modes given.
+        in_modes: Vec<usize>,
+        /// The output modes given.
+        out_modes: Vec<usize>,
+    },
+    /// A mode of size 0.
+    #[error("mode {position} is 0: modes must be positive")]
+    ZeroMode {
+        /// Its position among the input modes followed by the output modes.
+        position: usize,
+    },
+    /// Modes whose product does not fit in memory's index range.
+    #[error("the {what} {modes:?} multiply past {}", usize::MAX)]
+    Overflow {
+        /// "input modes", "output modes", ...
+        what: &'static str,
+        /// The modes.
+        modes: Vec<usize>,
+    },
+    /// A bond list of the wrong length.
+    #[error("{cores} cores need {} bond dimensions, got {got}", cores - 1)]
+    BondCount {
+        /// Number of cores.
+        cores: usize,
+        /// Bond dimensions given.
+        got: usize,
+    },
+    /// A bond dimension of 0.
+    #[error("the dimension of bond {bond} is 0: bond dimensions must be at least 1")]
+    ZeroBond {
+        /// The bond (number of cores to its left).
+        bond: usize,
+    },
+    /// An MPO whose modes do not multiply to the layer's size.
+    #[error("MPO {spec}: input modes multiply to {in_product}, output modes to {out_product}, but the layer is {in_features} -> {out_features}")]
+    LayerMismatch {
+        /// The spec in Gao's notation.
+        spec: String,
+        /// Product of the input modes.
+        in_product: usize,
+        /// Product of the output modes.
+        out_product: usize,
+        /// The layer's inputs.
+        in_features: usize,
+        /// The layer's outputs.
+        out_features: usize,
+    },
+    /// An error in one named layer.
+    #[error("layer {layer}: {source}")]
+    InLayer {
+        /// The layer.
+        layer: String,
+        /// What is wrong there.
+        source: Box<NnError>,
+    },
+    /// A list of MPO specs of the wrong length for the architecture.
+    #[error("{arch} has {layers} replaceable layers ({names}), got {got} MPO specs")]
+    SpecCount {
+        /// The architecture.
+        arch: String,
+        /// Its replaceable layers.
+        layers: usize,
+        /// Their names.
+        names: String,
+        /// Specs given.
+        got: usize,
+    },
+    /// A layer that is not what the operation needs.
+    #[error("layer {layer} is {found}, expected {expected}")]
+    LayerKind {
+        /// The layer.
+        layer: String,
+        /// What it is.
+        found: &'static str,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// A bias of the wrong length.
+    #[error("bias has {got} entries, the layer has {outputs} outputs")]
+    BiasLength {
+        /// Entries given.
+        got: usize,
+        /// Outputs of the layer.
+        outputs: usize,
+    },
     /// A malformed MPO spec string.
     #[error("cannot parse MPO spec {spec:?}: {why}")]
     Spec {
@@ -34,11 +119,37 @@ pub enum NnError {
         why: String,
     },
     /// A checkpoint written for another model, or a corrupt one.
-    #[error("{0}")]
-    Checkpoint(String),
-    /// Input data that does not fit the model.
-    #[error("{0}")]
-    Data(String),
+    #[error("{path}: {reason}")]
+    Checkpoint {
+        /// The file.
+        path: String,
+        /// What is wrong, with the numbers.
+        reason: String,
+    },
+    /// Images of another shape than the model takes.
+    #[error("the model takes {}x{}x{} images (channels x height x width), the data has {}x{}x{}", expected[0], expected[1], expected[2], got[0], got[1], got[2])]
+    ImageShape {
+        /// `[C, H, W]` of the model.
+        expected: [usize; 3],
+        /// `[C, H, W]` of the data.
+        got: [usize; 3],
+    },
+    /// Images and labels that do not pair up.
+    #[error("{images} images but {labels} labels")]
+    LabelCount {
+        /// Number of images.
+        images: usize,
+        /// Number of labels.
+        labels: usize,
+    },
+    /// A label the model has no class for.
+    #[error("label {label} out of range for {classes} classes")]
+    LabelOutOfRange {
+        /// The label.
+        label: usize,
+        /// Classes of the model.
+        classes: usize,
+    },
     /// The loss became NaN or infinite.
     #[error(
         "loss is {loss} at epoch {epoch}, step {step}: training stopped, the last good checkpoint is kept"

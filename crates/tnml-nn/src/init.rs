@@ -47,7 +47,7 @@ impl WeightInit {
 /// `std^(1/d) * (prod r_k)^(-1/(2d))`.
 pub fn core_std(spec: &MpoSpec, std: f64) -> f64 {
     let d = spec.len() as f64;
-    let prod_r: f64 = spec.bonds.iter().map(|&r| r as f64).product();
+    let prod_r: f64 = spec.bond_dims.iter().map(|&r| r as f64).product();
     std.powf(1.0 / d) * prod_r.powf(-1.0 / (2.0 * d))
 }
 

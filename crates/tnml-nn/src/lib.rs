@@ -19,6 +19,6 @@ pub mod train;
 pub use error::{NnError, Result};
 pub use init::WeightInit;
 pub use models::{Arch, Net, NetConfig, NormKind};
-pub use mpo_linear::MpoLinear;
+pub use mpo_linear::{MpoLinear, MpoLinearConfig};
 pub use options::MpoLayers;
 pub use spec::{MpoSpec, Plan};

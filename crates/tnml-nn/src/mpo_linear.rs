@@ -33,6 +33,32 @@ pub struct MpoLinear {
     pub cores: Vec<Param<Tensor<4>>>,
     /// Dense bias of length `prod J_k`.
     pub bias: Option<Param<Tensor<1>>>,
+    /// The shape the cores have (with the clamps of the spec it was built from); not a
+    /// parameter, so a loaded record keeps the spec of the model it is loaded into.
+    #[module(skip)]
+    spec: MpoSpec,
+}
+
+/// How to build a fresh [`MpoLinear`] (burn's `XConfig { .. }.init(&device)` pattern).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MpoLinearConfig {
+    /// Modes and bond dimensions.
+    pub spec: MpoSpec,
+    /// Target variance of the reconstructed weight (see [`crate::init`]).
+    pub init: WeightInit,
+    /// Whether the layer has a (zero-initialized) bias.
+    pub bias: bool,
+    /// Seed of the random cores.
+    pub seed: u64,
+}
+
+impl MpoLinearConfig {
+    /// Random cores with `Var(W_ij)` at `init`'s target, zero bias if any.
+    pub fn init(&self, device: &Device) -> MpoLinear {
+        let cores = random_cores(&self.spec, self.init, self.seed);
+        let bias = self.bias.then(|| vec![0.0; self.spec.out_features()]);
+        MpoLinear::from_core_data(self.spec.clone(), cores, bias, device)
+    }
 }
 
 /// Reads a float tensor back as `Vec<f32>`.
@@ -44,13 +70,7 @@ pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 }
 
 impl MpoLinear {
-    /// Random cores with `Var(W_ij)` at `init`'s target (see [`crate::init`]), zero bias.
-    pub fn new(spec: &MpoSpec, init: WeightInit, bias: bool, seed: u64, device: &Device) -> Self {
-        let cores = random_cores(spec, init, seed);
-        Self::from_core_data(spec, cores, bias.then(|| vec![0.0; spec.out_features()]), device)
-    }
-
-    fn from_core_data(spec: &MpoSpec, cores: Vec<Vec<f32>>, bias: Option<Vec<f32>>, device: &Device) -> Self {
+    fn from_core_data(spec: MpoSpec, cores: Vec<Vec<f32>>, bias: Option<Vec<f32>>, device: &Device) -> Self {
         let cores = cores
             .into_iter()
             .enumerate()
@@ -63,7 +83,7 @@ impl MpoLinear {
             let n = b.len();
             Param::from_tensor(Tensor::from_data(TensorData::new(b, [n]), device))
         });
-        Self { cores, bias }
+        Self { cores, bias, spec }
     }
 
     /// Compresses a dense weight `w` (`prod J x prod I`, PyTorch's `Linear.weight` layout) by TT-SVD
@@ -93,11 +113,10 @@ impl MpoLinear {
         let spec = MpoSpec::new(mpo.in_modes(), mpo.out_modes(), &mpo.bond_dims())?;
         if let Some(b) = bias {
             if b.len() != spec.out_features() {
-                return Err(NnError::Shape(format!(
-                    "bias has {} entries, the layer has {} outputs",
-                    b.len(),
-                    spec.out_features()
-                )));
+                return Err(NnError::BiasLength {
+                    got: b.len(),
+                    outputs: spec.out_features(),
+                });
             }
         }
         let cores = (0..mpo.len())
@@ -107,7 +126,7 @@ impl MpoLinear {
             })
             .collect::<std::result::Result<Vec<Vec<f32>>, _>>()?;
         Ok(Self::from_core_data(
-            &spec,
+            spec,
             cores,
             bias.map(|b| b.to_vec()),
             device,
@@ -131,18 +150,9 @@ impl MpoLinear {
         Ok(Mpo::from_cores(cores)?)
     }
 
-    /// The layer's shape (modes and bond dimensions).
-    pub fn spec(&self) -> MpoSpec {
-        let shapes: Vec<[usize; 4]> = self.cores.iter().map(|c| c.val().dims()).collect();
-        let in_modes: Vec<usize> = shapes.iter().map(|s| s[1]).collect();
-        let out_modes: Vec<usize> = shapes.iter().map(|s| s[2]).collect();
-        let bonds: Vec<usize> = shapes[..shapes.len() - 1].iter().map(|s| s[3]).collect();
-        MpoSpec {
-            in_modes,
-            out_modes,
-            bonds,
-            clamps: Vec::new(),
-        }
+    /// The layer's shape (modes and bond dimensions), as it was built.
+    pub fn spec(&self) -> &MpoSpec {
+        &self.spec
     }
 
     /// `y = x W^T + b` for `x: [batch, prod I]`, with the plan chosen by the cost model.
@@ -153,7 +163,7 @@ impl MpoLinear {
 
     /// `y = x W^T + b` with an explicit contraction plan.
     pub fn forward_with(&self, x: Tensor<2>, plan: Plan) -> Tensor<2> {
-        let spec = self.spec();
+        let spec = &self.spec;
         let [batch, n_in] = x.dims();
         assert_eq!(
             n_in,
@@ -163,8 +173,8 @@ impl MpoLinear {
         );
         let y = match plan {
             Plan::Dense => x.matmul(self.dense_transposed()),
-            Plan::RightToLeft => self.sweep_right_to_left(x, &spec, batch),
-            Plan::LeftToRight => self.sweep_left_to_right(x, &spec, batch),
+            Plan::RightToLeft => self.sweep_right_to_left(x, spec, batch),
+            Plan::LeftToRight => self.sweep_left_to_right(x, spec, batch),
         };
         match &self.bias {
             Some(b) => y + b.val().unsqueeze::<2>(),
@@ -174,7 +184,7 @@ impl MpoLinear {
 
     fn sweep_right_to_left(&self, x: Tensor<2>, spec: &MpoSpec, batch: usize) -> Tensor<2> {
         let d = spec.len();
-        let r = spec.full_bonds();
+        let r = spec.bond_dims_with_boundaries();
         let n_before = |k: usize| spec.in_modes[..k].iter().product::<usize>();
         // state [B * prod_{j<k} I_j, I_k r_k, prod_{j>k} J_j], starting at k = d-1 with r_d = 1.
         let mut m_after = 1;
@@ -256,7 +266,7 @@ impl MpoLinear {
     }
 
     /// Parameters of the cores (no bias).
-    pub fn num_core_params(&self) -> usize {
+    pub fn num_params(&self) -> usize {
         self.spec().num_params()
     }
 }

@@ -185,7 +185,7 @@ mod tests {
         assert_eq!(specs.len(), 2);
         assert!(m.resolve(Arch::Fc2, Some(4)).is_err());
         assert_eq!(
-            MpoLayers::Gao.resolve(Arch::Fc2, Some(8)).unwrap()[0].bonds,
+            MpoLayers::Gao.resolve(Arch::Fc2, Some(8)).unwrap()[0].bond_dims,
             vec![8, 8, 8]
         );
         assert!("4,4->4".parse::<MpoLayers>().is_err());

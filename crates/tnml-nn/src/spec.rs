@@ -20,18 +20,36 @@ use tnml_core::{clamp_bond_dims, BondClamp};
 
 use crate::error::{NnError, Result};
 
-/// The shape of one MPO layer.
+/// The shape of one MPO layer. Read from a file it goes through [`MpoSpec::new`]'s checks
+/// (and clamps), as one built in code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "StoredSpec")]
 pub struct MpoSpec {
     /// Input factorization `I_1..I_d` (row-major split of the input vector).
     pub in_modes: Vec<usize>,
     /// Output factorization `J_1..J_d`.
     pub out_modes: Vec<usize>,
     /// Bond dimensions `r_1..r_{d-1}` after clamping to the rank caps.
-    pub bonds: Vec<usize>,
+    pub bond_dims: Vec<usize>,
     /// Requested bonds that were above their cap.
     #[serde(skip)]
     pub clamps: Vec<BondClamp>,
+}
+
+/// An [`MpoSpec`] as stored (checkpoints from before the rename wrote `bonds`).
+#[derive(Deserialize)]
+struct StoredSpec {
+    in_modes: Vec<usize>,
+    out_modes: Vec<usize>,
+    #[serde(alias = "bonds")]
+    bond_dims: Vec<usize>,
+}
+
+impl TryFrom<StoredSpec> for MpoSpec {
+    type Error = NnError;
+    fn try_from(s: StoredSpec) -> Result<Self> {
+        MpoSpec::new(&s.in_modes, &s.out_modes, &s.bond_dims)
+    }
 }
 
 impl MpoSpec {
@@ -50,38 +68,47 @@ impl MpoSpec {
     /// As [`MpoSpec::uniform`], and a wrong number of bonds.
     pub fn new(in_modes: &[usize], out_modes: &[usize], bonds: &[usize]) -> Result<Self> {
         if in_modes.is_empty() || in_modes.len() != out_modes.len() {
-            return Err(NnError::Shape(format!(
-                "an MPO needs as many input modes as output modes (at least one): got {} input modes {:?} and {} output modes {:?}",
-                in_modes.len(),
-                in_modes,
-                out_modes.len(),
-                out_modes
-            )));
+            return Err(NnError::ModeCount {
+                in_modes: in_modes.to_vec(),
+                out_modes: out_modes.to_vec(),
+            });
         }
         if let Some(k) = in_modes.iter().chain(out_modes).position(|&m| m == 0) {
-            return Err(NnError::Shape(format!("mode {k} is 0: modes must be positive")));
+            return Err(NnError::ZeroMode { position: k });
+        }
+        for (what, modes) in [("input modes", in_modes), ("output modes", out_modes)] {
+            if modes.iter().try_fold(1usize, |p, &m| p.checked_mul(m)).is_none() {
+                return Err(NnError::Overflow {
+                    what,
+                    modes: modes.to_vec(),
+                });
+            }
+        }
+        let (ins, outs) = (
+            in_modes.iter().product::<usize>(),
+            out_modes.iter().product::<usize>(),
+        );
+        if ins.checked_mul(outs).is_none() {
+            return Err(NnError::Overflow {
+                what: "input and output modes",
+                modes: in_modes.iter().chain(out_modes).copied().collect(),
+            });
         }
         if bonds.len() + 1 != in_modes.len() {
-            return Err(NnError::Shape(format!(
-                "{} cores need {} bond dimensions, got {}",
-                in_modes.len(),
-                in_modes.len() - 1,
-                bonds.len()
-            )));
+            return Err(NnError::BondCount {
+                cores: in_modes.len(),
+                got: bonds.len(),
+            });
         }
         if let Some(k) = bonds.iter().position(|&b| b == 0) {
-            return Err(NnError::Shape(format!(
-                "bond dimension {} (bond {}) is 0: bonds must be at least 1",
-                bonds[k],
-                k + 1
-            )));
+            return Err(NnError::ZeroBond { bond: k + 1 });
         }
         let dims: Vec<usize> = in_modes.iter().zip(out_modes).map(|(i, o)| i * o).collect();
-        let (bonds, clamps) = clamp_bond_dims(bonds, &dims)?;
+        let (bond_dims, clamps) = clamp_bond_dims(bonds, &dims)?;
         Ok(Self {
             in_modes: in_modes.to_vec(),
             out_modes: out_modes.to_vec(),
-            bonds,
+            bond_dims,
             clamps,
         })
     }
@@ -156,16 +183,16 @@ impl MpoSpec {
     }
 
     /// Bond dimensions with the boundaries: `[1, r_1, .., r_{d-1}, 1]`.
-    pub fn full_bonds(&self) -> Vec<usize> {
+    pub fn bond_dims_with_boundaries(&self) -> Vec<usize> {
         let mut b = vec![1];
-        b.extend(&self.bonds);
+        b.extend(&self.bond_dims);
         b.push(1);
         b
     }
 
     /// Shape `[r_{k-1}, I_k, J_k, r_k]` of core `k`.
     pub fn core_shape(&self, k: usize) -> [usize; 4] {
-        let b = self.full_bonds();
+        let b = self.bond_dims_with_boundaries();
         [b[k], self.in_modes[k], self.out_modes[k], b[k + 1]]
     }
 
@@ -184,14 +211,16 @@ impl MpoSpec {
     /// Checks that the spec fits a layer of `in_features -> out_features`.
     ///
     /// # Errors
-    /// [`NnError::Shape`] naming the products and the layer size.
+    /// [`NnError::LayerMismatch`] naming the products and the layer size.
     pub fn check_layer(&self, in_features: usize, out_features: usize) -> Result<()> {
         if self.in_features() != in_features || self.out_features() != out_features {
-            return Err(NnError::Shape(format!(
-                "MPO {self}: input modes multiply to {}, output modes to {}, but the layer is {in_features} -> {out_features}",
-                self.in_features(),
-                self.out_features()
-            )));
+            return Err(NnError::LayerMismatch {
+                spec: self.to_string(),
+                in_product: self.in_features(),
+                out_product: self.out_features(),
+                in_features,
+                out_features,
+            });
         }
         Ok(())
     }
@@ -199,7 +228,7 @@ impl MpoSpec {
     /// Multiply-adds per sample of the left-to-right sweep (first input index first):
     /// `sum_k (prod_{j>=k} I_j)(prod_{j<=k} J_j) r_{k-1} r_k`.
     pub fn macs_left_to_right(&self) -> u64 {
-        let b = self.full_bonds();
+        let b = self.bond_dims_with_boundaries();
         (0..self.len())
             .map(|k| {
                 let n: u64 = self.in_modes[k..].iter().map(|&v| v as u64).product();
@@ -212,7 +241,7 @@ impl MpoSpec {
     /// Multiply-adds per sample of the right-to-left sweep (last input index first):
     /// `sum_k (prod_{j<=k} I_j)(prod_{j>=k} J_j) r_{k-1} r_k`.
     pub fn macs_right_to_left(&self) -> u64 {
-        let b = self.full_bonds();
+        let b = self.bond_dims_with_boundaries();
         (0..self.len())
             .map(|k| {
                 let n: u64 = self.in_modes[..=k].iter().map(|&v| v as u64).product();
@@ -225,7 +254,7 @@ impl MpoSpec {
     /// Multiply-adds to rebuild the dense matrix from the cores:
     /// `sum_k (prod_{j<=k} I_j J_j) r_{k-1} r_k` (independent of the batch).
     pub fn macs_reconstruct(&self) -> u64 {
-        let b = self.full_bonds();
+        let b = self.bond_dims_with_boundaries();
         let mut acc = 1u64;
         (0..self.len())
             .map(|k| {
@@ -240,9 +269,9 @@ impl fmt::Display for MpoSpec {
     /// Gao's notation, with the bond list when the bonds differ: `M^{4,4,4,4}_{4,7,7,4}(16)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let join = |v: &[usize]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
-        let bonds = match self.bonds.first() {
-            Some(&b0) if self.bonds.iter().all(|&b| b == b0) => b0.to_string(),
-            Some(_) => join(&self.bonds),
+        let bonds = match self.bond_dims.first() {
+            Some(&b0) if self.bond_dims.iter().all(|&b| b == b0) => b0.to_string(),
+            Some(_) => join(&self.bond_dims),
             None => "-".to_string(),
         };
         write!(
@@ -316,6 +345,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_spec_read_from_a_file_is_checked_like_one_built_in_code() {
+        let ok: MpoSpec =
+            serde_json::from_str(r#"{"in_modes":[4,7],"out_modes":[4,4],"bonds":[100000]}"#).unwrap();
+        assert_eq!(
+            ok.bond_dims,
+            vec![16],
+            "the old key is read, the bond clamped to its rank cap"
+        );
+        for (json, msg) in [
+            (
+                r#"{"in_modes":[4,7],"out_modes":[4,4],"bond_dims":[2,2]}"#,
+                "2 cores need 1 bond dimensions, got 2",
+            ),
+            (
+                r#"{"in_modes":[4,7,1],"out_modes":[4,4],"bond_dims":[2]}"#,
+                "as many input modes as output modes",
+            ),
+            (
+                r#"{"in_modes":[4,0],"out_modes":[4,4],"bond_dims":[2]}"#,
+                "mode 1 is 0",
+            ),
+            (
+                r#"{"in_modes":[9223372036854775809,784],"out_modes":[1,256],"bond_dims":[1]}"#,
+                "multiply past",
+            ),
+        ] {
+            let err = serde_json::from_str::<MpoSpec>(json).unwrap_err().to_string();
+            assert!(err.contains(msg), "{json}: {err}");
+        }
+        let err = MpoSpec::parse("9223372036854775809,784->1,256:1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the input modes [9223372036854775809, 784] multiply past"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn gao_fc2_parameter_counts() {
         let l2 = MpoSpec::parse("M^{1,1,10,1}_{4,4,4,4}(4)").unwrap();
         assert_eq!(l2.num_params(), 736);
@@ -329,7 +397,7 @@ mod tests {
     #[test]
     fn bonds_above_the_cap_are_clamped_and_reported() {
         let s = MpoSpec::uniform(&[4, 7, 7, 4], &[4, 4, 4, 4], 22).unwrap();
-        assert_eq!(s.bonds, vec![16, 22, 16]);
+        assert_eq!(s.bond_dims, vec![16, 22, 16]);
         assert_eq!(s.clamps.len(), 2);
     }
 

@@ -43,26 +43,23 @@ impl LabeledImages {
     /// Checks that the images fit `[C, H, W]` and the labels `< classes`.
     ///
     /// # Errors
-    /// [`NnError::Data`] naming the shapes.
+    /// [`NnError::ImageShape`], [`NnError::LabelCount`], [`NnError::LabelOutOfRange`].
     pub fn check(&self, shape: [usize; 3], classes: usize) -> Result<()> {
         let got = [self.images.channels, self.images.height, self.images.width];
         if got != shape {
-            return Err(NnError::Data(format!(
-                "the model takes {}x{}x{} images (channels x height x width), the data has {}x{}x{}",
-                shape[0], shape[1], shape[2], got[0], got[1], got[2]
-            )));
+            return Err(NnError::ImageShape { expected: shape, got });
         }
         if self.images.len != self.labels.len() {
-            return Err(NnError::Data(format!(
-                "{} images but {} labels",
-                self.images.len,
-                self.labels.len()
-            )));
+            return Err(NnError::LabelCount {
+                images: self.images.len,
+                labels: self.labels.len(),
+            });
         }
         if let Some(l) = self.labels.iter().find(|&&l| l as usize >= classes) {
-            return Err(NnError::Data(format!(
-                "label {l} out of range for {classes} classes"
-            )));
+            return Err(NnError::LabelOutOfRange {
+                label: usize::from(*l),
+                classes,
+            });
         }
         Ok(())
     }
@@ -173,19 +170,22 @@ impl TrainConfig {
             });
         }
         if self.batch_size == 0 {
-            return Err(NnError::Data("batch size must be at least 1".into()));
+            return Err(NnError::Option {
+                option: "--batch-size",
+                reason: "0: it must be at least 1".into(),
+            });
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(NnError::Data(format!(
-                "learning rate must be positive, got {}",
-                self.lr
-            )));
+            return Err(NnError::Option {
+                option: "--lr",
+                reason: format!("{}: the learning rate must be positive and finite", self.lr),
+            });
         }
         if self.weight_decay < 0.0 || !self.weight_decay.is_finite() {
-            return Err(NnError::Data(format!(
-                "weight decay must be >= 0, got {}",
-                self.weight_decay
-            )));
+            return Err(NnError::Option {
+                option: "--weight-decay",
+                reason: format!("{}: the weight decay must be finite and >= 0", self.weight_decay),
+            });
         }
         Ok(())
     }
@@ -286,7 +286,10 @@ pub fn train(
 ) -> Result<(Net, Vec<EpochRecord>)> {
     cfg.validate()?;
     if train.is_empty() {
-        return Err(NnError::Data("no training samples".into()));
+        return Err(NnError::EmptySet {
+            split: "training",
+            why: String::new(),
+        });
     }
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let mut records = Vec::new();

@@ -5,7 +5,7 @@ use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 use tnml_core::faer::Mat;
 use tnml_nn::entangle::{mpo_records, random_baseline, truncation_curve};
-use tnml_nn::mpo_linear::MpoLinear;
+use tnml_nn::mpo_linear::MpoLinearConfig;
 use tnml_nn::{MpoSpec, WeightInit};
 
 /// Entropy of bond `b` by a dense SVD of W regrouped as (i1 j1 .. ib jb) x (rest).
@@ -52,7 +52,13 @@ fn observer_matches_dense_svd_and_is_invariant() {
     let dev = Device::flex();
     let (ins, outs) = ([2, 3, 2, 2], [3, 2, 2, 2]);
     let spec = MpoSpec::uniform(&ins, &outs, 3).unwrap();
-    let layer = MpoLinear::new(&spec, WeightInit::Glorot, false, 4, &dev);
+    let layer = MpoLinearConfig {
+        spec: spec.clone(),
+        init: WeightInit::Glorot,
+        bias: false,
+        seed: 4,
+    }
+    .init(&dev);
     let mpo = layer.to_mpo().unwrap();
     let w = mpo.to_dense().unwrap();
     let recs = mpo_records(&mpo, "l", 0).unwrap();
@@ -115,7 +121,13 @@ fn baseline_and_truncation_curve() {
         // a random bond-6 MPO is highly (not maximally) entangled
         assert!(*m > 0.5 * bound && *m <= *bound + 1e-12, "{m} vs {bound}");
     }
-    let layer = MpoLinear::new(&spec, WeightInit::He, false, 0, &Device::flex());
+    let layer = MpoLinearConfig {
+        spec: spec.clone(),
+        init: WeightInit::He,
+        bias: false,
+        seed: 0,
+    }
+    .init(&Device::flex());
     let mpo = layer.to_mpo().unwrap();
     let curve = truncation_curve(&mpo, "l", &[1, 2, 4, 6]).unwrap();
     assert!(curve.windows(2).all(|w| w[1].rel_error <= w[0].rel_error + 1e-12));

@@ -47,17 +47,17 @@ fn logits(net: &Net, x: Tensor<4>) -> Vec<f32> {
 #[test]
 fn gao_presets_reproduce_the_papers_ratios() {
     let r = config(Arch::Fc2, true, Some(2)).compression().unwrap();
-    assert_eq!((r.mpo_params, r.dense_params), (1_024, 203_264));
+    assert_eq!((r.total.mpo_params, r.total.dense_params), (1_024, 203_264));
     let r = config(Arch::Fc2, true, Some(16)).compression().unwrap();
-    assert_eq!((r.mpo_params, r.dense_params), (15_584, 203_264));
-    assert!((r.rho - 0.0767).abs() < 1e-3);
+    assert_eq!((r.total.mpo_params, r.total.dense_params), (15_584, 203_264));
+    assert!((r.total.ratio() - 0.0767).abs() < 1e-3);
     let r = config(Arch::Lenet5, true, None).compression().unwrap();
-    assert_eq!((r.mpo_params, r.dense_params), (2_860, 58_920));
+    assert_eq!((r.total.mpo_params, r.total.dense_params), (2_860, 58_920));
     let r = config(Arch::Vgg16, true, None).compression().unwrap();
-    assert_eq!((r.mpo_params, r.dense_params), (10_944, 23_633_920));
+    assert_eq!((r.total.mpo_params, r.total.dense_params), (10_944, 23_633_920));
     // the built model has exactly those MPO parameters
     let net = config(Arch::Lenet5, true, None).init(&Device::flex()).unwrap();
-    let n: usize = net.mpo_layers().iter().map(|(_, l)| l.num_core_params()).sum();
+    let n: usize = net.mpo_layers().iter().map(|(_, l)| l.num_params()).sum();
     assert_eq!(n, 2_860);
 }
 
@@ -84,6 +84,10 @@ fn every_architecture_runs_forward_and_backward() {
         assert_eq!(y.dims(), [2, 10], "{arch:?}");
         let grads = y.sum().backward();
         if mpo {
+            // one name per layer: the MPO layers are named as the layers they replace
+            let names: Vec<String> = net.mpo_layers().into_iter().map(|(n, _)| n).collect();
+            let replaced: Vec<&str> = arch.replaceable().iter().map(|l| l.0).collect();
+            assert_eq!(names, replaced, "{arch:?}");
             let (name, layer) = &net.mpo_layers()[0];
             let g = layer.cores[0]
                 .val()

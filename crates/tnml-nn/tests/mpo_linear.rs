@@ -5,7 +5,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use tnml_core::faer::Mat;
 use tnml_core::TruncParams;
 use tnml_nn::init::Normal;
-use tnml_nn::mpo_linear::MpoLinear;
+use tnml_nn::mpo_linear::{MpoLinear, MpoLinearConfig};
 use tnml_nn::{MpoSpec, Plan, WeightInit};
 
 fn device() -> Device {
@@ -54,7 +54,13 @@ fn every_plan_equals_the_dense_product() {
         (vec![6], vec![4], 1),
     ] {
         let spec = MpoSpec::uniform(&ins, &outs, d).unwrap();
-        let mut layer = MpoLinear::new(&spec, WeightInit::Glorot, true, 7, &dev);
+        let mut layer = MpoLinearConfig {
+            spec: spec.clone(),
+            init: WeightInit::Glorot,
+            bias: true,
+            seed: 7,
+        }
+        .init(&dev);
         // a non-zero bias
         let nb = spec.out_features();
         let bias: Vec<f32> = (0..nb).map(|j| 0.1 * j as f32 - 0.3).collect();
@@ -83,7 +89,14 @@ fn reconstructed_weight_has_the_target_variance() {
     let mut var = 0.0;
     let seeds = 6;
     for seed in 0..seeds {
-        let w = MpoLinear::new(&spec, WeightInit::He, false, seed, &dev).to_dense();
+        let w = MpoLinearConfig {
+            spec: spec.clone(),
+            init: WeightInit::He,
+            bias: false,
+            seed,
+        }
+        .init(&dev)
+        .to_dense();
         var += w.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / w.len() as f64;
     }
     let std = (var / seeds as f64).sqrt();
@@ -94,7 +107,13 @@ fn reconstructed_weight_has_the_target_variance() {
 fn gradients_match_finite_differences() {
     let dev = device().autodiff();
     let spec = MpoSpec::uniform(&[2, 3, 2], &[3, 2, 2], 3).unwrap();
-    let layer = MpoLinear::new(&spec, WeightInit::Std(0.5), true, 5, &dev);
+    let layer = MpoLinearConfig {
+        spec: spec.clone(),
+        init: WeightInit::Std(0.5),
+        bias: true,
+        seed: 5,
+    }
+    .init(&dev);
     let x = input(4, spec.in_features(), 9, &dev);
     let probe: Tensor<2> = input(4, spec.out_features(), 13, &dev);
     for plan in [Plan::LeftToRight, Plan::RightToLeft, Plan::Dense] {
@@ -175,10 +194,26 @@ fn tt_svd_round_trip_and_export() {
     let mpo = layer.to_mpo().unwrap();
     assert_eq!(mpo.in_modes(), &[4, 5]);
     assert_eq!(mpo.out_modes(), &[3, 4]);
-    assert_eq!(mpo.num_params(), layer.num_core_params());
+    assert_eq!(mpo.num_params(), layer.num_params());
     // wrong modes name the numbers
     let err = MpoLinear::from_dense(w.as_ref(), &[4, 4], &[3, 4], &TruncParams::exact(), None, &dev)
         .unwrap_err()
         .to_string();
     assert!(err.contains("16") && err.contains("20"), "{err}");
+}
+
+#[test]
+fn a_layer_keeps_the_spec_it_was_built_from() {
+    let spec = MpoSpec::uniform(&[2, 3], &[2, 2], 9).unwrap();
+    assert_eq!(spec.clamps.len(), 1, "bond 9 is above the rank cap 4");
+    let layer = MpoLinearConfig {
+        spec: spec.clone(),
+        init: WeightInit::He,
+        bias: true,
+        seed: 1,
+    }
+    .init(&Device::flex());
+    assert_eq!(layer.spec(), &spec);
+    assert_eq!(layer.spec().clamps, spec.clamps);
+    assert_eq!(layer.num_params(), spec.num_params());
 }

@@ -5,7 +5,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tnml_data::Split;
 use tnml_mps::{embed_batch, FeatureMap, MpsClassifier, SiteFeatures};
 
-use super::{checkpoint, finish_training, load_pixels, TrainArgs};
+use super::options::load_pixels;
+use super::save::{checkpoint, finish_training};
+use super::train::TrainArgs;
 use crate::run_dir::RunDir;
 
 struct EpochPrinter<'a> {
@@ -48,7 +50,9 @@ impl tnml_mps::EpochObserver for EpochPrinter<'_> {
     }
 }
 
-pub(super) fn train_gradient_cmd(args: &TrainArgs) -> Result<()> {
+/// Runs `tnml mps train --trainer gradient`.
+pub(super) fn train(args: &TrainArgs) -> Result<()> {
+    args.threads.apply()?;
     let map = FeatureMap::from(args.feature_map);
     let (x, y, side) = load_pixels(
         &args.data,

@@ -12,7 +12,7 @@ use serde::Serialize;
 use tnml_data::Split;
 use tnml_mps::{embed_batch, MpsClassifier, Projection, ReducedFeatures};
 
-use super::{check_image, load_pixels, MpsData};
+use super::options::{check_image, load_pixels, MpsData};
 use crate::run_dir::{atomic_write, RunDir};
 
 /// Candidate penalties of the softmax refit, tried on a validation split.

@@ -50,18 +50,18 @@ pub fn describe(net: &Net, cfg: &NetConfig) -> (String, Option<CompressionReport
                 "  {:<8} {:<28} {:>9} params (dense {:>10}, ratio {:.4})",
                 l.name,
                 l.spec,
-                l.mpo_params,
-                l.dense_params,
-                l.mpo_params as f64 / l.dense_params as f64
+                l.params.mpo_params,
+                l.params.dense_params,
+                l.params.ratio()
             );
         }
         let _ = writeln!(
             text,
             "compression over the replaced layers: rho = {} / {} = {:.4} (1/rho = {:.1})",
-            r.mpo_params,
-            r.dense_params,
-            r.rho,
-            1.0 / r.rho
+            r.total.mpo_params,
+            r.total.dense_params,
+            r.total.ratio(),
+            r.total.factor()
         );
     } else {
         for (name, fin, fout, dense) in cfg.arch.replaceable() {

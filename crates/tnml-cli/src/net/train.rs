@@ -155,7 +155,7 @@ pub fn train(args: &NetTrainArgs) -> Result<()> {
             let baselines = net
                 .mpo_layers()
                 .iter()
-                .map(|(name, l)| tnml_nn::entangle::random_baseline(name, &l.spec(), net_cfg.init, 5))
+                .map(|(name, l)| tnml_nn::entangle::random_baseline(name, l.spec(), net_cfg.init, 5))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             run.write_json("entanglement-baseline.json", &baselines)?;
             record_entanglement(&run, &net, 0)?;
@@ -234,7 +234,7 @@ pub fn train(args: &NetTrainArgs) -> Result<()> {
             entanglement_table(&last_recs, &baselines)
         );
     }
-    match crate::cmd_plot::plot_run(run.path(), &["png", "svg"]) {
+    match crate::figures::plot_run(run.path(), &["png", "svg"]) {
         Ok(files) => {
             let _ = write!(summary, "\nPlots: {} files in plots/.\n", files.len());
         }

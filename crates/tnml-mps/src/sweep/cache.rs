@@ -7,7 +7,7 @@
 
 use tnml_core::{SiteTensor, TruncParams, Truncation};
 
-use super::SweepConfig;
+use super::config::SweepConfig;
 use crate::env::{absorb_left, absorb_right};
 use crate::error::{MpsError, Result};
 use crate::feature::SiteFeatures;

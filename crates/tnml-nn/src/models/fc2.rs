@@ -19,7 +19,7 @@ pub struct Fc2 {
 }
 
 impl Fc2 {
-    /// Builds the model; `specs` holds the MPO shapes of fc1 and fc2 when MPO.
+    /// Builds the model; `cfg.mpo` holds the MPO shapes of fc1 and fc2 for the MPO model.
     pub(super) fn new(cfg: &NetConfig, device: &Device) -> crate::Result<Self> {
         let spec = |k: usize| cfg.mpo.as_ref().map(|s| &s[k]);
         Ok(Self {

@@ -6,7 +6,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::init::WeightInit;
-use crate::mpo_linear::MpoLinear;
+use crate::mpo_linear::{MpoLinear, MpoLinearConfig};
 use crate::spec::MpoSpec;
 
 /// A fully connected map `in -> out`: a burn `Linear` or an [`MpoLinear`].
@@ -34,7 +34,15 @@ impl Affine {
         Ok(match spec {
             Some(s) => {
                 s.check_layer(fan_in, fan_out)?;
-                Affine::Mpo(MpoLinear::new(s, init, true, seed, device))
+                Affine::Mpo(
+                    MpoLinearConfig {
+                        spec: s.clone(),
+                        init,
+                        bias: true,
+                        seed,
+                    }
+                    .init(device),
+                )
             }
             None => {
                 let std = init.std(fan_in, fan_out);
@@ -60,10 +68,10 @@ impl Affine {
     }
 
     /// Weight parameters (cores for an MPO; no bias).
-    pub fn weight_params(&self) -> usize {
+    pub fn num_params(&self) -> usize {
         match self {
             Affine::Dense(l) => l.weight.val().dims().iter().product(),
-            Affine::Mpo(m) => m.num_core_params(),
+            Affine::Mpo(m) => m.num_params(),
         }
     }
 

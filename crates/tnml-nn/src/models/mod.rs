@@ -26,6 +26,7 @@ use crate::error::{NnError, Result};
 use crate::init::WeightInit;
 use crate::mpo_linear::MpoLinear;
 use crate::spec::MpoSpec;
+use tnml_core::Compression;
 
 /// The architectures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,17 +142,18 @@ impl NetConfig {
         if let Some(specs) = &self.mpo {
             let layers = self.arch.replaceable();
             if specs.len() != layers.len() {
-                return Err(NnError::Shape(format!(
-                    "{:?} has {} replaceable layers ({}), got {} MPO specs",
-                    self.arch,
-                    layers.len(),
-                    layers.iter().map(|l| l.0).collect::<Vec<_>>().join(", "),
-                    specs.len()
-                )));
+                return Err(NnError::SpecCount {
+                    arch: format!("{:?}", self.arch),
+                    layers: layers.len(),
+                    names: layers.iter().map(|l| l.0).collect::<Vec<_>>().join(", "),
+                    got: specs.len(),
+                });
             }
             for (spec, (name, fin, fout, _)) in specs.iter().zip(&layers) {
-                spec.check_layer(*fin, *fout)
-                    .map_err(|e| NnError::Shape(format!("layer {name}: {e}")))?;
+                spec.check_layer(*fin, *fout).map_err(|e| NnError::InLayer {
+                    layer: name.to_string(),
+                    source: Box::new(e),
+                })?;
             }
         }
         Ok(())
@@ -175,7 +177,7 @@ impl NetConfig {
     /// Per replaced layer: name, MPO parameters, dense parameters; and rho over them (Gao's Eq. 9).
     pub fn compression(&self) -> Option<CompressionReport> {
         let specs = self.mpo.as_ref()?;
-        let layers = self
+        let layers: Vec<LayerCompression> = self
             .arch
             .replaceable()
             .into_iter()
@@ -183,46 +185,64 @@ impl NetConfig {
             .map(|((name, _, _, dense), spec)| LayerCompression {
                 name: name.to_string(),
                 spec: spec.to_string(),
-                mpo_params: spec.num_params(),
-                dense_params: dense,
+                params: Compression {
+                    mpo_params: spec.num_params(),
+                    dense_params: dense,
+                },
             })
-            .collect::<Vec<_>>();
-        let mpo: usize = layers.iter().map(|l| l.mpo_params).sum();
-        let dense: usize = layers.iter().map(|l| l.dense_params).sum();
-        Some(CompressionReport {
-            layers,
-            mpo_params: mpo,
-            dense_params: dense,
-            rho: mpo as f64 / dense as f64,
-        })
+            .collect();
+        let total = layers.iter().map(|l| l.params).sum();
+        Some(CompressionReport { layers, total })
     }
 }
 
 /// One replaced layer in a [`CompressionReport`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LayerCompression {
     /// Layer name.
     pub name: String,
     /// Its MPO shape in Gao's notation.
     pub spec: String,
-    /// MPO core parameters.
-    pub mpo_params: usize,
-    /// Parameters of the dense layer it replaces.
-    pub dense_params: usize,
+    /// Its MPO parameters and those of the dense layer it replaces.
+    pub params: Compression,
 }
 
-/// Compression over the replaced layers: `rho = sum MPO params / sum dense params` (1/rho is
-/// Novikov's compression factor).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Compression over the replaced layers: core's [`Compression`] per layer and summed, so
+/// `total.ratio()` is Gao's `rho` and `total.factor()` Novikov's compression factor. Written to
+/// `compression.json` as `{layers: [{name, spec, mpo_params, dense_params, rho}], mpo_params,
+/// dense_params, rho, factor}`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct CompressionReport {
     /// Per layer.
     pub layers: Vec<LayerCompression>,
-    /// Sum of MPO parameters.
-    pub mpo_params: usize,
-    /// Sum of dense parameters.
-    pub dense_params: usize,
-    /// Their ratio.
-    pub rho: f64,
+    /// Summed over the layers.
+    pub total: Compression,
+}
+
+impl Serialize for CompressionReport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let layers: Vec<serde_json::Value> = self
+            .layers
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "name": l.name,
+                    "spec": l.spec,
+                    "mpo_params": l.params.mpo_params,
+                    "dense_params": l.params.dense_params,
+                    "rho": l.params.ratio(),
+                })
+            })
+            .collect();
+        let mut m = s.serialize_map(Some(5))?;
+        m.serialize_entry("layers", &layers)?;
+        m.serialize_entry("mpo_params", &self.total.mpo_params)?;
+        m.serialize_entry("dense_params", &self.total.dense_params)?;
+        m.serialize_entry("rho", &self.total.ratio())?;
+        m.serialize_entry("factor", &self.total.factor())?;
+        m.end()
+    }
 }
 
 /// A model of any architecture.
@@ -290,11 +310,19 @@ impl Net {
             Net::Fc2(m) => vec![("fc1", &m.fc1), ("fc2", &m.fc2)],
             Net::Lenet5(m) => vec![("fc3", &m.fc3), ("fc4", &m.fc4), ("fc5", &m.fc5)],
             Net::Vgg(m) => {
-                for layer in &m.features {
-                    if let vgg::VggLayer::Mpo(b) = layer {
-                        out.push((format!("conv5_mpo{}", out.len() + 1), &b.mpo));
-                    }
-                }
+                // named as in Arch::replaceable: conv5_1/conv5_2 (VGG-16), conv5_3/conv5_4 (VGG-19)
+                let convs = m
+                    .features
+                    .iter()
+                    .filter(|l| !matches!(l, vgg::VggLayer::Pool(_)))
+                    .count();
+                let depth = convs + 3;
+                let names = vgg::replaced_conv5(depth).map(|i| format!("conv5_{}", i + 1));
+                let mpos = m.features.iter().filter_map(|l| match l {
+                    vgg::VggLayer::Mpo(b) => Some(&b.mpo),
+                    _ => None,
+                });
+                out.extend(names.into_iter().zip(mpos));
                 vec![("fc6", &m.fc6), ("fc7", &m.fc7), ("fc8", &m.fc8)]
             }
             Net::Talk(m) => vec![("hidden", &m.hidden)],

@@ -55,10 +55,10 @@ impl Talk {
                 let mut sorted = perm.clone();
                 sorted.sort_unstable();
                 if sorted != (0..s.len()).collect::<Vec<_>>() {
-                    return Err(crate::NnError::Shape(format!(
-                        "pairing {perm:?} is not a permutation of the {} sites",
-                        s.len()
-                    )));
+                    return Err(crate::NnError::Option {
+                        option: "--pairing",
+                        reason: format!("{perm:?} is not a permutation of the {} sites", s.len()),
+                    });
                 }
                 // the MPO's input modes are the original axes in pairing order
                 let original: Vec<usize> = {
@@ -70,7 +70,12 @@ impl Talk {
                 };
                 Some(permuted_order(&original, perm))
             }
-            (Some(_), None) => return Err(crate::NnError::Shape("a pairing needs an MPO layer".into())),
+            (Some(_), None) => {
+                return Err(crate::NnError::Option {
+                    option: "--pairing",
+                    reason: "a pairing needs an MPO layer".into(),
+                })
+            }
             (None, _) => None,
         };
         Ok(Self {

@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::layers::{Affine, Norm1d};
 use super::NetConfig;
-use crate::mpo_linear::MpoLinear;
+use crate::mpo_linear::{MpoLinear, MpoLinearConfig};
 
 /// One entry of a VGG configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +151,13 @@ impl Vgg {
                         let spec = &cfg.mpo.as_ref().expect("checked")[mpo_k];
                         spec.check_layer(2048, 2048)?;
                         features.push(VggLayer::Mpo(MapMpoBn {
-                            mpo: MpoLinear::new(spec, cfg.init, true, cfg.seed + 10 + mpo_k as u64, device),
+                            mpo: MpoLinearConfig {
+                                spec: spec.clone(),
+                                init: cfg.init,
+                                bias: true,
+                                seed: cfg.seed + 10 + mpo_k as u64,
+                            }
+                            .init(device),
                             bn: BatchNormConfig::new(out).init(device),
                         }));
                         mpo_k += 1;

@@ -1,100 +1,25 @@
-//! `tnml mps train | eval | project`: the MPS classifier of Stoudenmire & Schwab (2016).
+//! `tnml mps train` with the sweep trainer: load, start from the class means, sweep with a
+//! line per sweep and a checkpoint after each, optionally refit the core at the turn site.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use tnml_data::{load, Images, Split};
+use tnml_data::Split;
 use tnml_mps::{
     embed_batch, train_sweeps, BondStep, FeatureMap, MpsClassifier, SiteFeatures, SweepConfig, SweepObserver,
     SweepSummary,
 };
 
-use crate::args::{DataLocation, Limits, SplitArg, Threads};
+use super::options::{load_pixels, LossArg, MapArg, MpsData, TrainerArg};
+use super::project::{refit_core, RefitArg, RefitData};
+use super::save::{checkpoint, finish_training, truncation_json};
+use crate::args::{Limits, Threads};
 use crate::run_dir::{atomic_write, RunDir};
-
-mod gradient;
-mod project;
-
-use project::{refit_core, RefitData};
-pub use project::{ProjectArgs, RefitArg};
-
-/// `tnml mps` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum MpsCommand {
-    /// Train by DMRG-like two-site sweeps (label index moving with the sweep).
-    Train(TrainArgs),
-    /// Error rate and per-class accuracy of a saved model.
-    Eval(EvalArgs),
-    /// Mixed canonical form around a bond: reduced features and core; optionally refit the core.
-    Project(ProjectArgs),
-}
-
-/// Feature map on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MapArg {
-    /// [cos(pi x/2), sin(pi x/2)] (the paper's).
-    Trig,
-    /// The 3-dimensional generalization of trig.
-    Trig3,
-    /// [1 - x, x].
-    Linear,
-}
-
-impl From<MapArg> for FeatureMap {
-    fn from(m: MapArg) -> Self {
-        match m {
-            MapArg::Trig => FeatureMap::Trig,
-            MapArg::Trig3 => FeatureMap::TrigD(3),
-            MapArg::Linear => FeatureMap::Linear,
-        }
-    }
-}
-
-/// Which trainer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TrainerArg {
-    /// DMRG-like two-site sweeps with the label moving (Stoudenmire & Schwab).
-    Sweep,
-    /// Adam on minibatches, all cores at once, exact gradients.
-    Gradient,
-}
-
-/// Loss of either trainer (`--loss`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LossArg {
-    /// Softmax cross-entropy.
-    CrossEntropy,
-    /// Squared error against one-hot labels.
-    Squared,
-}
-
-impl From<LossArg> for tnml_mps::Loss {
-    fn from(l: LossArg) -> Self {
-        match l {
-            LossArg::CrossEntropy => Self::CrossEntropy,
-            LossArg::Squared => Self::Squared,
-        }
-    }
-}
-
-/// Data options shared by the mps commands.
-#[derive(Debug, Clone, Args, Serialize)]
-pub struct MpsData {
-    #[command(flatten)]
-    #[serde(skip)]
-    pub location: DataLocation,
-    /// Image side: 14 (2x2 average pooling, the paper's 196 sites) or 28 (784 sites).
-    #[arg(long, default_value_t = 14)]
-    pub image_size: usize,
-}
 
 /// Arguments of `tnml mps train`.
 #[derive(Debug, Args, Serialize)]
@@ -174,73 +99,6 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(skip)]
     pub out: Option<PathBuf>,
-}
-
-/// Arguments of `tnml mps eval`.
-#[derive(Debug, Args)]
-pub struct EvalArgs {
-    /// Model file (model.safetensors of a run directory).
-    #[arg(long)]
-    pub model: PathBuf,
-    #[command(flatten)]
-    pub data: MpsData,
-    /// Which split.
-    #[arg(long, value_enum, default_value = "test")]
-    pub split: SplitArg,
-    /// Use at most this many images (the first ones).
-    #[arg(long)]
-    pub limit: Option<usize>,
-}
-
-/// Runs a `tnml mps` subcommand.
-pub fn run(cmd: &MpsCommand) -> Result<()> {
-    match cmd {
-        MpsCommand::Train(a) => train(a),
-        MpsCommand::Eval(a) => eval(a),
-        MpsCommand::Project(a) => project::project(a),
-    }
-}
-
-/// Pixels (row-major, `[0, 1]`) and labels of a split at the requested image size.
-fn load_pixels(
-    data: &MpsData,
-    split: Split,
-    subset: Option<(usize, u64)>,
-    limit: Option<usize>,
-) -> Result<(Vec<f32>, Vec<usize>, usize)> {
-    let (dataset, dir, _) = data.location.resolve();
-    let mut set = load(dataset, &dir, split)?;
-    if set.channels != 1 {
-        bail!(
-            "{} has {} channels; the MPS classifier takes grey images",
-            dataset.display_name(),
-            set.channels
-        );
-    }
-    if let Some((n, seed)) = subset {
-        set = set.random_subset(n, seed);
-    }
-    if let Some(n) = limit {
-        set = set.take(n);
-    }
-    let im = Images::from_set(&set);
-    let im = match data.image_size {
-        s if s == im.height => im,
-        s if s * 2 == im.height => im.avg_pool2x2()?,
-        s => bail!(
-            "--image-size {s} does not fit {}x{} images: use {} or {}",
-            im.height,
-            im.width,
-            im.height,
-            im.height / 2
-        ),
-    };
-    let side = im.height;
-    Ok((
-        im.data,
-        set.labels.iter().map(|&l| usize::from(l)).collect(),
-        side,
-    ))
 }
 
 #[derive(Serialize)]
@@ -344,7 +202,8 @@ impl SweepObserver for CliObserver<'_> {
     }
 }
 
-fn train(args: &TrainArgs) -> Result<()> {
+/// Runs `tnml mps train` with the sweep trainer.
+pub(super) fn train(args: &TrainArgs) -> Result<()> {
     args.threads.apply()?;
     let config = SweepConfig {
         sweeps: args.sweeps,
@@ -355,9 +214,6 @@ fn train(args: &TrainArgs) -> Result<()> {
         loss: args.loss.map_or(tnml_mps::Loss::Squared, tnml_mps::Loss::from),
         turn_site: None,
     };
-    if args.trainer == TrainerArg::Gradient {
-        return gradient::train_gradient_cmd(args);
-    }
     config.validate()?;
     let map = FeatureMap::from(args.feature_map);
     let t_load = Instant::now();
@@ -507,90 +363,5 @@ fn train(args: &TrainArgs) -> Result<()> {
     run.write_summary(&md)?;
     print!("{md}");
     println!("\nwrote {}", run.path().display());
-    Ok(())
-}
-
-/// What a truncation dropped, bond by bond, as JSON (run directories record every truncation).
-pub(crate) fn truncation_json(report: &tnml_core::TruncReport) -> serde_json::Value {
-    serde_json::json!({
-        "total_discarded_weight": report.total_discarded_weight(),
-        "bonds": report.bonds.iter().map(|t| serde_json::json!({
-            "bond": t.bond,
-            "kept": t.kept,
-            "full_rank": t.full_rank,
-            "discarded_weight": t.discarded_weight,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-/// Saves the model (atomically, replacing the previous checkpoint) and appends `record` to the
-/// metrics.
-fn checkpoint<T: Serialize>(run: &mut RunDir, model: &MpsClassifier, record: &T) -> Result<()> {
-    atomic_write(&run.path().join("model.safetensors"), &model.to_safetensors()?)?;
-    run.log_metric(record)
-}
-
-/// After training: on a training error keep the model (at its last good state) as
-/// `model-last-good.safetensors` and say so; then report a failure to write the run directory.
-fn finish_training(
-    run: &RunDir,
-    model: &MpsClassifier,
-    result: std::result::Result<(), tnml_mps::MpsError>,
-    write_failure: Option<anyhow::Error>,
-) -> Result<()> {
-    if let Err(e) = result {
-        let path = run.path().join("model-last-good.safetensors");
-        atomic_write(&path, &model.to_safetensors()?)?;
-        return Err(anyhow::Error::from(e).context(format!(
-            "training stopped; the last good model is in {}",
-            path.display()
-        )));
-    }
-    match write_failure {
-        Some(e) => Err(e.context("writing the run directory")),
-        None => Ok(()),
-    }
-}
-
-fn check_image(model: &MpsClassifier, side: usize) -> Result<()> {
-    if model.image() != (side, side) {
-        bail!(
-            "the model was trained on {}x{} images, the data gives {side}x{side}: pass --image-size {}",
-            model.image().0,
-            model.image().1,
-            model.image().0
-        );
-    }
-    Ok(())
-}
-
-fn eval(args: &EvalArgs) -> Result<()> {
-    let model = MpsClassifier::load(&args.model)?;
-    let (x, y, side) = load_pixels(&args.data, args.split.into(), None, args.limit)?;
-    check_image(&model, side)?;
-    if let Some(&l) = y.iter().find(|&&l| l >= model.num_labels()) {
-        bail!(
-            "the data has label {l}, the model only {} labels",
-            model.num_labels()
-        );
-    }
-    let feats = embed_batch(model.feature_map(), &x, side * side)?;
-    let t0 = Instant::now();
-    let scores = model.scores(&feats)?;
-    let secs = t0.elapsed().as_secs_f64();
-    let pred = scores.predictions();
-    println!(
-        "{}: {} images, error {:.4} ({}, {:.0} images/s)",
-        args.model.display(),
-        y.len(),
-        scores.error_rate(&y),
-        model.decision().name(),
-        y.len() as f64 / secs
-    );
-    for l in 0..model.num_labels() {
-        let total = y.iter().filter(|&&t| t == l).count();
-        let right = y.iter().zip(&pred).filter(|(t, p)| **t == l && **p == l).count();
-        println!("  class {l}: {right}/{total} correct");
-    }
     Ok(())
 }

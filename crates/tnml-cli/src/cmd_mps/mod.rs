@@ -1,0 +1,41 @@
+//! `tnml mps train | eval | project`: the MPS classifier of Stoudenmire & Schwab (2016).
+//!
+//! `options` holds what the subcommands share (feature map, loss, data, loading); `train` the
+//! sweep trainer's command, `gradient` the gradient trainer's, `save` the run-directory writes
+//! both trainers make; `eval` and `project` their commands.
+
+use anyhow::Result;
+use clap::Subcommand;
+
+mod eval;
+mod gradient;
+mod options;
+mod project;
+mod save;
+mod train;
+
+pub use eval::EvalArgs;
+pub use options::TrainerArg;
+pub use project::ProjectArgs;
+pub use train::TrainArgs;
+
+/// `tnml mps` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MpsCommand {
+    /// Train by DMRG-like two-site sweeps (label index moving with the sweep).
+    Train(TrainArgs),
+    /// Error rate and per-class accuracy of a saved model.
+    Eval(EvalArgs),
+    /// Mixed canonical form around a bond: reduced features and core; optionally refit the core.
+    Project(ProjectArgs),
+}
+
+/// Runs a `tnml mps` subcommand.
+pub fn run(cmd: &MpsCommand) -> Result<()> {
+    match cmd {
+        MpsCommand::Train(a) if a.trainer == TrainerArg::Gradient => gradient::train(a),
+        MpsCommand::Train(a) => train::train(a),
+        MpsCommand::Eval(a) => eval::eval(a),
+        MpsCommand::Project(a) => project::project(a),
+    }
+}

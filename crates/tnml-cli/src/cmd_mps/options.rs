@@ -1,0 +1,126 @@
+//! What the `tnml mps` commands share: the feature map, trainer and loss choices, the data
+//! options and the loading of pixels at the model's image size.
+
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use tnml_data::{load, Images, Split};
+use tnml_mps::{FeatureMap, MpsClassifier};
+
+use crate::args::DataLocation;
+
+/// Feature map on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MapArg {
+    /// [cos(pi x/2), sin(pi x/2)] (the paper's).
+    Trig,
+    /// The 3-dimensional generalization of trig.
+    Trig3,
+    /// [1 - x, x].
+    Linear,
+}
+
+impl From<MapArg> for FeatureMap {
+    fn from(m: MapArg) -> Self {
+        match m {
+            MapArg::Trig => FeatureMap::Trig,
+            MapArg::Trig3 => FeatureMap::TrigD(3),
+            MapArg::Linear => FeatureMap::Linear,
+        }
+    }
+}
+
+/// Which trainer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrainerArg {
+    /// DMRG-like two-site sweeps with the label moving (Stoudenmire & Schwab).
+    Sweep,
+    /// Adam on minibatches, all cores at once, exact gradients.
+    Gradient,
+}
+
+/// Loss of either trainer (`--loss`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossArg {
+    /// Softmax cross-entropy.
+    CrossEntropy,
+    /// Squared error against one-hot labels.
+    Squared,
+}
+
+impl From<LossArg> for tnml_mps::Loss {
+    fn from(l: LossArg) -> Self {
+        match l {
+            LossArg::CrossEntropy => Self::CrossEntropy,
+            LossArg::Squared => Self::Squared,
+        }
+    }
+}
+
+/// Data options shared by the mps commands.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct MpsData {
+    #[command(flatten)]
+    #[serde(skip)]
+    pub location: DataLocation,
+    /// Image side: 14 (2x2 average pooling, the paper's 196 sites) or 28 (784 sites).
+    #[arg(long, default_value_t = 14)]
+    pub image_size: usize,
+}
+
+/// Pixels (row-major, `[0, 1]`) and labels of a split at the requested image size.
+pub(super) fn load_pixels(
+    data: &MpsData,
+    split: Split,
+    subset: Option<(usize, u64)>,
+    limit: Option<usize>,
+) -> Result<(Vec<f32>, Vec<usize>, usize)> {
+    let (dataset, dir, _) = data.location.resolve();
+    let mut set = load(dataset, &dir, split)?;
+    if set.channels != 1 {
+        bail!(
+            "{} has {} channels; the MPS classifier takes grey images",
+            dataset.display_name(),
+            set.channels
+        );
+    }
+    if let Some((n, seed)) = subset {
+        set = set.random_subset(n, seed);
+    }
+    if let Some(n) = limit {
+        set = set.take(n);
+    }
+    let im = Images::from_set(&set);
+    let im = match data.image_size {
+        s if s == im.height => im,
+        s if s * 2 == im.height => im.avg_pool2x2()?,
+        s => bail!(
+            "--image-size {s} does not fit {}x{} images: use {} or {}",
+            im.height,
+            im.width,
+            im.height,
+            im.height / 2
+        ),
+    };
+    let side = im.height;
+    Ok((
+        im.data,
+        set.labels.iter().map(|&l| usize::from(l)).collect(),
+        side,
+    ))
+}
+
+pub(super) fn check_image(model: &MpsClassifier, side: usize) -> Result<()> {
+    if model.image() != (side, side) {
+        bail!(
+            "the model was trained on {}x{} images, the data gives {side}x{side}: pass --image-size {}",
+            model.image().0,
+            model.image().1,
+            model.image().0
+        );
+    }
+    Ok(())
+}

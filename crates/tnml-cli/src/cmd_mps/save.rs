@@ -1,0 +1,50 @@
+//! The run-directory writes of both MPS trainers: a checkpoint after every sweep or epoch, the
+//! last good model after a failure, the start's truncation report.
+
+use anyhow::Result;
+use serde::Serialize;
+use tnml_mps::MpsClassifier;
+
+use crate::run_dir::{atomic_write, RunDir};
+
+/// What a truncation dropped, bond by bond, as JSON (run directories record every truncation).
+pub(super) fn truncation_json(report: &tnml_core::TruncReport) -> serde_json::Value {
+    serde_json::json!({
+        "total_discarded_weight": report.total_discarded_weight(),
+        "bonds": report.bonds.iter().map(|t| serde_json::json!({
+            "bond": t.bond,
+            "kept": t.kept,
+            "full_rank": t.full_rank,
+            "discarded_weight": t.discarded_weight,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Saves the model (atomically, replacing the previous checkpoint) and appends `record` to the
+/// metrics.
+pub(super) fn checkpoint<T: Serialize>(run: &mut RunDir, model: &MpsClassifier, record: &T) -> Result<()> {
+    atomic_write(&run.path().join("model.safetensors"), &model.to_safetensors()?)?;
+    run.log_metric(record)
+}
+
+/// After training: on a training error keep the model (at its last good state) as
+/// `model-last-good.safetensors` and say so; then report a failure to write the run directory.
+pub(super) fn finish_training(
+    run: &RunDir,
+    model: &MpsClassifier,
+    result: std::result::Result<(), tnml_mps::MpsError>,
+    write_failure: Option<anyhow::Error>,
+) -> Result<()> {
+    if let Err(e) = result {
+        let path = run.path().join("model-last-good.safetensors");
+        atomic_write(&path, &model.to_safetensors()?)?;
+        return Err(anyhow::Error::from(e).context(format!(
+            "training stopped; the last good model is in {}",
+            path.display()
+        )));
+    }
+    match write_failure {
+        Some(e) => Err(e.context("writing the run directory")),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,214 @@
+//! The figures of a run directory, drawn from its recorded files (`metrics.jsonl`,
+//! `entanglement.jsonl`, `entanglement-baseline.json`, `truncation.csv`) into `plots/`: used by
+//! `tnml plot` and at the end of every run that records them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use tnml_nn::entangle::{Baseline, BondRecord};
+use tnml_nn::train::EpochRecord;
+use tnml_plot::{draw_heatmap, draw_lines, Heatmap, LineChart, Series};
+
+fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{} line {}", path.display(), i + 1)))
+        .collect()
+}
+
+fn series(name: &str, points: Vec<(f64, f64)>, color: usize, dashed: bool) -> Series {
+    Series {
+        name: name.to_string(),
+        points,
+        dashed,
+        color,
+    }
+}
+
+/// Draws all figures of `run` into `run/plots/`; returns the files written.
+pub fn plot_run(run: &Path, formats: &[&str]) -> Result<Vec<PathBuf>> {
+    let out = run.join("plots");
+    std::fs::create_dir_all(&out)?;
+    let written = std::cell::RefCell::new(Vec::new());
+    let save_lines = |chart: &LineChart, stem: &str| -> Result<()> {
+        for f in formats {
+            let p = out.join(format!("{stem}.{f}"));
+            draw_lines(chart, &p)?;
+            written.borrow_mut().push(p);
+        }
+        Ok(())
+    };
+    let metrics = run.join("metrics.jsonl");
+    if metrics.is_file() {
+        let recs: Vec<EpochRecord> = read_jsonl(&metrics)?;
+        let e = |r: &EpochRecord| r.epoch as f64;
+        save_lines(
+            &LineChart {
+                title: "accuracy".into(),
+                x_label: "epoch".into(),
+                y_label: "accuracy (%)".into(),
+                series: vec![
+                    series(
+                        "train",
+                        recs.iter().map(|r| (e(r), 100.0 * r.train_acc)).collect(),
+                        0,
+                        false,
+                    ),
+                    series(
+                        "test",
+                        recs.iter()
+                            .filter_map(|r| r.test_acc.map(|a| (e(r), 100.0 * a)))
+                            .collect(),
+                        1,
+                        false,
+                    ),
+                ],
+                log_y: false,
+            },
+            "accuracy",
+        )?;
+        save_lines(
+            &LineChart {
+                title: "loss".into(),
+                x_label: "epoch".into(),
+                y_label: "cross-entropy".into(),
+                series: vec![
+                    series(
+                        "train",
+                        recs.iter().map(|r| (e(r), r.train_loss)).collect(),
+                        0,
+                        false,
+                    ),
+                    series(
+                        "test",
+                        recs.iter()
+                            .filter_map(|r| r.test_loss.map(|l| (e(r), l)))
+                            .collect(),
+                        1,
+                        false,
+                    ),
+                ],
+                log_y: true,
+            },
+            "loss",
+        )?;
+    }
+    let ent = run.join("entanglement.jsonl");
+    if ent.is_file() {
+        let recs: Vec<BondRecord> = read_jsonl(&ent)?;
+        let baselines: Vec<Baseline> = match std::fs::read(run.join("entanglement-baseline.json")) {
+            Ok(b) => serde_json::from_slice(&b).context("entanglement-baseline.json")?,
+            Err(_) => Vec::new(),
+        };
+        let mut layers: BTreeMap<String, Vec<&BondRecord>> = BTreeMap::new();
+        for r in &recs {
+            layers.entry(r.layer.clone()).or_default().push(r);
+        }
+        for (layer, rs) in &layers {
+            let nb = rs.iter().map(|r| r.bond).max().unwrap_or(0);
+            let last_epoch = rs.iter().map(|r| r.epoch).max().unwrap_or(0) as f64;
+            let mut s = Vec::new();
+            for b in 1..=nb {
+                let pts: Vec<(f64, f64)> = rs
+                    .iter()
+                    .filter(|r| r.bond == b)
+                    .map(|r| (r.epoch as f64, r.entropy))
+                    .collect();
+                s.push(series(&format!("bond {b}"), pts, b - 1, false));
+            }
+            // bound: one dashed line per distinct value
+            let mut bounds: Vec<f64> = rs.iter().map(|r| r.bound).collect();
+            bounds.sort_by(f64::total_cmp);
+            bounds.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+            for (k, bd) in bounds.iter().enumerate() {
+                let name = if k == 0 {
+                    "bound ln(min cut)".to_string()
+                } else {
+                    String::new()
+                };
+                s.push(series(
+                    &name,
+                    vec![(0.0, *bd), (last_epoch.max(1.0), *bd)],
+                    7,
+                    true,
+                ));
+            }
+            if let Some(base) = baselines.iter().find(|b| &b.layer == layer) {
+                for (b, m) in base.mean.iter().enumerate() {
+                    let name = format!("bond {} random init", b + 1);
+                    s.push(series(&name, vec![(0.0, *m), (last_epoch.max(1.0), *m)], b, true));
+                }
+            }
+            save_lines(
+                &LineChart {
+                    title: format!("entanglement entropy of {layer} per bond"),
+                    x_label: "epoch".into(),
+                    y_label: "S (nats)".into(),
+                    series: s,
+                    log_y: false,
+                },
+                &format!("entropy-{layer}"),
+            )?;
+            for b in 1..=nb {
+                let at: Vec<&&BondRecord> = rs.iter().filter(|r| r.bond == b).collect();
+                let rows = at.iter().map(|r| r.spectrum.len()).max().unwrap_or(0);
+                if rows == 0 {
+                    continue;
+                }
+                let values: Vec<Vec<f64>> = (0..rows)
+                    .map(|k| {
+                        at.iter()
+                            .map(|r| r.spectrum.get(k).map_or(f64::NAN, |s| (s * s).max(1e-16).log10()))
+                            .collect()
+                    })
+                    .collect();
+                for f in formats {
+                    let p = out.join(format!("spectrum-{layer}-bond{b}.{f}"));
+                    draw_heatmap(
+                        &Heatmap {
+                            title: format!("entanglement spectrum of {layer}, bond {b}: log10 s^2"),
+                            x_label: "epoch".into(),
+                            y_label: "Schmidt index".into(),
+                            values: values.clone(),
+                            x_values: at.iter().map(|r| r.epoch as f64).collect(),
+                        },
+                        &p,
+                    )?;
+                    written.borrow_mut().push(p);
+                }
+            }
+        }
+    }
+    let trunc = run.join("truncation.csv");
+    if trunc.is_file() {
+        let text = std::fs::read_to_string(&trunc)?;
+        let mut by_layer: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            if f.len() >= 3 {
+                if let (Ok(d), Ok(e)) = (f[1].parse::<f64>(), f[2].parse::<f64>()) {
+                    by_layer.entry(f[0].to_string()).or_default().push((d, e));
+                }
+            }
+        }
+        let s = by_layer
+            .into_iter()
+            .enumerate()
+            .map(|(i, (l, pts))| series(&l, pts, i, false))
+            .collect();
+        save_lines(
+            &LineChart {
+                title: "truncation error vs bond dimension".into(),
+                x_label: "max bond dimension".into(),
+                y_label: "||W - W_D|| / ||W||".into(),
+                series: s,
+                log_y: true,
+            },
+            "truncation",
+        )?;
+    }
+    Ok(written.into_inner())
+}
