@@ -135,3 +135,38 @@ impl Threads {
 fn num_cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
+
+/// The seed of every random choice of a run (`--seed`): training subset and order,
+/// initialization, augmentation, synthetic matrices.
+#[derive(Debug, Clone, Copy, Default, Args, Serialize, Deserialize)]
+pub struct Seed {
+    /// Seed of every random choice (subset, order, initialization, augmentation); the same
+    /// seed gives the same run.
+    #[arg(long, default_value_t = 0)]
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// A truncation from the command line (`--max-bond`, `--cutoff`), the flags of every command
+/// that truncates a decomposition once.
+#[derive(Debug, Clone, Copy, Args, Serialize)]
+pub struct Truncation {
+    /// Largest bond dimension kept (default: no cap).
+    #[arg(long = "max-bond", alias = "bond")]
+    pub max_bond: Option<usize>,
+    /// Largest relative discarded weight per bond, sum of dropped s^2 / sum of s^2, in [0, 1).
+    #[arg(long, default_value_t = 0.0)]
+    pub cutoff: f64,
+}
+
+impl Truncation {
+    /// The validated parameters.
+    ///
+    /// # Errors
+    /// A bond dimension of 0 or a cutoff outside [0, 1).
+    pub fn params(&self) -> Result<tnml_core::TruncParams> {
+        let p = tnml_core::TruncParams::new(self.max_bond, self.cutoff);
+        p.validate()?;
+        Ok(p)
+    }
+}

@@ -13,6 +13,7 @@ use safetensors::Dtype;
 use serde::Serialize;
 use tnml_core::{EntanglementProfile, Mpo, TruncParams, TruncReport};
 
+use crate::args::{Seed, Truncation};
 use crate::matrix_source::{read_safetensors_matrix, Synthetic};
 use crate::run_dir::RunDir;
 
@@ -35,15 +36,10 @@ pub struct CompressArgs {
     /// Output modes o_1,...,o_N (their product is the number of rows).
     #[arg(long, value_delimiter = ',', required = true)]
     pub out_modes: Vec<usize>,
-    /// Largest bond dimension kept (default: no cap).
-    #[arg(long)]
-    pub max_bond: Option<usize>,
-    /// Largest relative discarded weight per bond, sum of dropped s^2 / sum of s^2, in [0, 1).
-    #[arg(long, default_value_t = 0.0)]
-    pub cutoff: f64,
-    /// Seed of the synthetic matrix.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub trunc: Truncation,
+    #[command(flatten)]
+    pub seed: Seed,
     /// Run directory (default: runs/mpo-compress-<UTC time>); must not exist or be empty.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -63,8 +59,7 @@ struct BondRecord {
 
 /// Runs `tnml mpo compress`.
 pub fn compress(args: &CompressArgs) -> Result<()> {
-    let params = TruncParams::new(args.max_bond, args.cutoff);
-    params.validate()?;
+    let params = args.trunc.params()?;
     let (source, w) = match &args.input {
         Some(path) => {
             let (name, w) = read_safetensors_matrix(path, args.tensor.as_deref())?;
@@ -74,8 +69,8 @@ pub fn compress(args: &CompressArgs) -> Result<()> {
             let rows = args.out_modes.iter().product();
             let cols = args.in_modes.iter().product();
             (
-                format!("synthetic {} (seed {})", args.matrix.name(), args.seed),
-                args.matrix.build(rows, cols, args.seed)?,
+                format!("synthetic {} (seed {})", args.matrix.name(), args.seed.seed),
+                args.matrix.build(rows, cols, args.seed.seed)?,
             )
         }
     };
@@ -85,7 +80,7 @@ pub fn compress(args: &CompressArgs) -> Result<()> {
         "tnml_version": env!("CARGO_PKG_VERSION"),
         "source": source,
         "args": args,
-        "trunc": { "max_bond": args.max_bond, "cutoff": args.cutoff, "min_bond": 1 },
+        "trunc": { "max_bond": args.trunc.max_bond, "cutoff": args.trunc.cutoff, "min_bond": 1 },
     }))?;
 
     let t0 = Instant::now();

@@ -57,7 +57,7 @@ pub(super) fn train(args: &TrainArgs) -> Result<()> {
     let (x, y, side) = load_pixels(
         &args.data,
         Split::Train,
-        Some((args.limits.train_limit.unwrap_or(usize::MAX), args.seed)),
+        Some((args.limits.train_limit.unwrap_or(usize::MAX), args.seed.seed)),
         None,
     )?;
     let (xt, yt, _) = load_pixels(&args.data, Split::Test, None, args.limits.test_limit)?;
@@ -71,7 +71,7 @@ pub(super) fn train(args: &TrainArgs) -> Result<()> {
         bond,
         args.turn_site.unwrap_or(sites / 2),
         1e-2,
-        args.seed,
+        args.seed.seed,
     )?;
     let config = tnml_mps::GradientConfig {
         epochs: args.epochs,
@@ -80,7 +80,7 @@ pub(super) fn train(args: &TrainArgs) -> Result<()> {
         loss: args
             .loss
             .map_or(tnml_mps::Loss::CrossEntropy, tnml_mps::Loss::from),
-        seed: args.seed,
+        seed: args.seed.seed,
     };
     config.validate()?;
     let mut run = RunDir::create(args.out.as_deref(), "mps-train")?;

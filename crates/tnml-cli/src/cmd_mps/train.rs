@@ -18,7 +18,7 @@ use tnml_mps::{
 use super::options::{load_pixels, LossArg, MapArg, MpsData, TrainerArg};
 use super::project::{refit_core, RefitArg, RefitData};
 use super::save::{checkpoint, finish_training, truncation_json};
-use crate::args::{Limits, Threads};
+use crate::args::{Limits, Seed, Threads};
 use crate::run_dir::{atomic_write, RunDir};
 
 /// Arguments of `tnml mps train`.
@@ -59,9 +59,9 @@ pub struct TrainArgs {
     /// sweep reports their error (to choose options such as --lambda without the test set).
     #[arg(long)]
     pub validation: Option<usize>,
-    /// Seed of the training subset and its order.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub seed: Seed,
     #[command(flatten)]
     #[serde(flatten)]
     pub threads: Threads,
@@ -218,7 +218,7 @@ pub(super) fn train(args: &TrainArgs) -> Result<()> {
     let map = FeatureMap::from(args.feature_map);
     let t_load = Instant::now();
     let train_n = args.limits.train_limit.unwrap_or(usize::MAX);
-    let (x, y, side) = load_pixels(&args.data, Split::Train, Some((train_n, args.seed)), None)?;
+    let (x, y, side) = load_pixels(&args.data, Split::Train, Some((train_n, args.seed.seed)), None)?;
     let (xt, yt, _) = load_pixels(&args.data, Split::Test, None, args.limits.test_limit)?;
     let sites = side * side;
     let (x, y, x_val, y_val) = match args.validation {

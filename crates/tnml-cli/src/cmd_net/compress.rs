@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Args;
 use serde::Serialize;
-use tnml_core::TruncParams;
 use tnml_data::Split;
 use tnml_nn::checkpoint::{self, CheckpointHeader};
 use tnml_nn::train::{evaluate, TrainConfig};
 use tnml_nn::{Arch, MpoLayers};
 
+use crate::args::{Seed, Truncation};
 use crate::net::report::describe;
 use crate::net::{EpochPrinter, NetData};
 use crate::run_dir::RunDir;
@@ -24,12 +24,9 @@ pub struct NetCompressArgs {
     /// Checkpoint (or run directory) of a trained dense FC2 or LeNet-5.
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Maximum bond dimension of every MPO (the modes are Gao's, or --mpo's).
-    #[arg(long = "max-bond", alias = "bond")]
-    pub max_bond: Option<usize>,
-    /// Relative discarded weight allowed per bond (sum of dropped s^2 / sum of s^2).
-    #[arg(long, default_value_t = 0.0)]
-    pub cutoff: f64,
+    /// Truncation of every MPO (the modes are Gao's, or --mpo's).
+    #[command(flatten)]
+    pub trunc: Truncation,
     /// Modes of each layer as `;`-separated specs (their bond is the upper limit); default Gao's.
     #[arg(long)]
     pub mpo: Option<MpoLayers>,
@@ -41,9 +38,8 @@ pub struct NetCompressArgs {
     pub lr: f64,
     #[command(flatten)]
     pub data: NetData,
-    /// Seed of fine-tuning.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub seed: Seed,
     /// Run directory (default runs/net-compress-<time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -65,10 +61,9 @@ pub(crate) fn compress(args: &NetCompressArgs) -> Result<()> {
             "compress handles FC2 and LeNet-5 (VGG's replaced conv5 layers are convolutions, not matrices)"
         );
     }
-    let params = TruncParams::new(args.max_bond, args.cutoff);
-    params.validate()?;
+    let params = args.trunc.params()?;
     let modes = args.mpo.as_ref().unwrap_or(&MpoLayers::Gao).resolve(arch, None)?;
-    let test = args.data.load(Split::Test, arch, args.seed)?;
+    let test = args.data.load(Split::Test, arch, args.seed.seed)?;
     let (loss0, acc0) = evaluate(&dense, &test, 1000, &dev);
     eprintln!(
         "dense model: test accuracy {:.2}%, loss {:.4}",
@@ -113,8 +108,8 @@ pub(crate) fn compress(args: &NetCompressArgs) -> Result<()> {
     );
     let final_net = net;
     if args.finetune_epochs > 0 {
-        let tc = TrainConfig::adam(args.finetune_epochs, 100, args.lr, args.seed);
-        let train_set = args.data.load(Split::Train, arch, args.seed)?;
+        let tc = TrainConfig::adam(args.finetune_epochs, 100, args.lr, args.seed.seed);
+        let train_set = args.data.load(Split::Train, arch, args.seed.seed)?;
         let header = CheckpointHeader::new(cfg.clone(), Some(tc.clone()));
         let mut printer = EpochPrinter::new(&mut run, header, 1);
         let optim = tc.build_optimizer();

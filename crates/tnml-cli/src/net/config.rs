@@ -14,7 +14,7 @@ use tnml_nn::data::{load_split, Subset};
 use tnml_nn::train::{LabeledImages, LrSchedule, OptimizerKind, TrainConfig};
 use tnml_nn::{Arch, MpoLayers, NetConfig, NormKind, WeightInit};
 
-use crate::args::{DataLocation, Limits, Threads};
+use crate::args::{DataLocation, Limits, Seed, Threads};
 
 /// Architectures on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -146,9 +146,9 @@ pub struct NetTrainArgs {
     /// pixels for digits (default off).
     #[arg(long)]
     pub augment: Option<bool>,
-    /// Seed of initialization, subset, shuffling and augmentation.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub seed: Seed,
     /// Record the entanglement of every MPO layer every K epochs (0 = never) into
     /// entanglement.jsonl, with a random-initialization baseline; plots go to plots/.
     #[arg(long, default_value_t = 1)]
@@ -257,7 +257,7 @@ impl NetTrainArgs {
             mpo,
             norm: self.norm,
             init: self.init,
-            seed: self.seed,
+            seed: self.seed.seed,
             pairing: (!self.pairing.is_empty()).then(|| self.pairing.clone()),
         };
         cfg.validate()?;
@@ -289,7 +289,7 @@ impl NetTrainArgs {
             lr: self.lr,
             schedule: self.lr_decay,
             weight_decay: self.weight_decay,
-            seed: self.seed,
+            seed: self.seed.seed,
             augment: self.augment.unwrap_or(cifar),
         };
         cfg.validate()?;
