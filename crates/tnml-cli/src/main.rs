@@ -17,7 +17,8 @@ mod runtime;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Tensor-network machine learning: MPO layers, entanglement analysis, MPS classifiers.
 #[derive(Debug, Parser)]
@@ -69,8 +70,26 @@ enum MpoCommand {
     Compress(cmd_mpo::CompressArgs),
 }
 
+/// The ids of the options given on the command line (not defaulted) of `net train`.
+fn explicit_ids(matches: &ArgMatches) -> Vec<String> {
+    matches
+        .subcommand_matches("net")
+        .and_then(|m| m.subcommand_matches("train"))
+        .map(|m| {
+            m.ids()
+                .filter(|id| m.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+                .map(|id| id.to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Command::Net(cmd_net::NetCommand::Train(args)) = &mut cli.command {
+        args.explicit = explicit_ids(&matches);
+    }
     let result = match &cli.command {
         Command::Mpo(MpoCommand::Compress(args)) => cmd_mpo::compress(args),
         Command::Data(cmd) => cmd_data::run(cmd),

@@ -438,3 +438,106 @@ fn shipped_experiment_configs_parse() {
     }
     assert_eq!(n, 5);
 }
+
+#[test]
+fn resume_restores_the_saved_options_and_refuses_other_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("r");
+    tnml()
+        .args([
+            "net",
+            "train",
+            "--model",
+            "fc2",
+            "--train-limit",
+            "300",
+            "--test-limit",
+            "100",
+        ])
+        .args(["--epochs", "1", "--seed", "3", "--out"])
+        .arg(&run)
+        .assert()
+        .success()
+        .stderr(contains("training on 300 images, testing on 100"));
+    // nothing to do without a higher epoch total (the default of --epochs does not raise it)
+    tnml()
+        .args(["net", "train", "--resume"])
+        .arg(&run)
+        .assert()
+        .failure()
+        .stderr(contains("has trained 1 of 1 epochs already"));
+    // the data options are the saved ones, not the defaults
+    tnml()
+        .args(["net", "train", "--epochs", "2", "--resume"])
+        .arg(&run)
+        .assert()
+        .success()
+        .stderr(contains("training on 300 images, testing on 100").and(contains("epoch   2")));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["args"]["epochs"], 2);
+    assert_eq!(config["train"]["epochs"], 2);
+    assert_eq!(config["args"]["train_limit"], 300);
+    assert_eq!(config["resumes"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        std::fs::read_to_string(run.join("resumes.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
+    // an option given again with another value is refused before anything trains
+    for (flag, value, msg) in [
+        ("--train-limit", "500", "--train-limit 500 (the run has 300)"),
+        ("--lr", "0.1", "--lr 0.1 (the run has 0.001)"),
+        (
+            "--dataset",
+            "fashion-mnist",
+            "--dataset \"fashion-mnist\" (the run has \"mnist-sample\")",
+        ),
+    ] {
+        tnml()
+            .args(["net", "train", "--epochs", "3", flag, value, "--resume"])
+            .arg(&run)
+            .assert()
+            .failure()
+            .stderr(contains(msg));
+    }
+    assert_eq!(metrics_lines(&run), 2);
+}
+
+#[test]
+fn a_diverging_run_keeps_no_non_finite_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("d");
+    let out = tnml()
+        .args([
+            "net",
+            "train",
+            "--model",
+            "fc2",
+            "--train-limit",
+            "300",
+            "--test-limit",
+            "100",
+        ])
+        .args(["--epochs", "2", "--lr", "1e30", "--out"])
+        .arg(&run)
+        .assert()
+        .failure()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("training stopped") && stderr.contains("at epoch"),
+        "{stderr}"
+    );
+    if let Ok(bytes) = std::fs::read(run.join("checkpoint/checkpoint.json")) {
+        let header: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        for r in header["history"].as_array().unwrap() {
+            assert!(r["train_loss"].as_f64().is_some_and(f64::is_finite), "{r}");
+        }
+    } else {
+        assert!(stderr.contains("nothing was saved"), "{stderr}");
+    }
+}

@@ -29,6 +29,27 @@ impl FromStr for NormKind {
     }
 }
 
+impl fmt::Display for NormKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::None => "none",
+            Self::Layer => "layer",
+            Self::Batch => "batch",
+        })
+    }
+}
+
+impl fmt::Display for WeightInit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Glorot => f.write_str("glorot"),
+            Self::He => f.write_str("he"),
+            Self::LeCun => f.write_str("lecun"),
+            Self::Std(s) => write!(f, "{s}"),
+        }
+    }
+}
+
 impl FromStr for WeightInit {
     type Err = String;
     fn from_str(text: &str) -> std::result::Result<Self, String> {
@@ -176,6 +197,12 @@ mod tests {
         assert!("cos".parse::<LrSchedule>().unwrap_err().contains("expected none"));
         for s in ["none", "exp:0.93", "step:50:0.316"] {
             assert_eq!(s.parse::<LrSchedule>().unwrap().to_string(), s);
+        }
+        for s in ["none", "layer", "batch"] {
+            assert_eq!(s.parse::<NormKind>().unwrap().to_string(), s);
+        }
+        for s in ["he", "glorot", "lecun", "0.044"] {
+            assert_eq!(s.parse::<WeightInit>().unwrap().to_string(), s);
         }
         assert_eq!("gao".parse::<MpoLayers>(), Ok(MpoLayers::Gao));
         let m: MpoLayers = "M^{4,4,4,4}_{4,7,7,4}(16);4,4,4,4->1,1,10,1:4".parse().unwrap();

@@ -108,11 +108,11 @@ pub struct NetTrainArgs {
     pub bond: Option<usize>,
     /// Norm after hidden fully connected layers: none, layer, batch.
     #[arg(long, default_value = "none")]
-    #[serde(deserialize_with = "from_text")]
+    #[serde(deserialize_with = "from_text", serialize_with = "as_text")]
     pub norm: NormKind,
     /// Initial variance of the (reconstructed) weights: he, glorot, lecun, or a standard deviation.
     #[arg(long, default_value = "he")]
-    #[serde(deserialize_with = "from_text")]
+    #[serde(deserialize_with = "from_text", serialize_with = "as_text")]
     pub init: WeightInit,
     #[command(flatten)]
     #[serde(flatten)]
@@ -140,7 +140,7 @@ pub struct NetTrainArgs {
     pub weight_decay: f64,
     /// Learning-rate decay: none, exp:GAMMA (per epoch), step:EVERY:GAMMA; GAMMA in (0, 1].
     #[arg(long, default_value = "none")]
-    #[serde(deserialize_with = "from_text")]
+    #[serde(deserialize_with = "from_text", serialize_with = "as_text")]
     pub lr_decay: LrSchedule,
     /// Augment each epoch: random crop (pad 4) + flip for CIFAR-10 (default on), shifts of up to 2
     /// pixels for digits (default off).
@@ -163,6 +163,11 @@ pub struct NetTrainArgs {
     /// --epochs may raise the total.
     #[arg(long, conflicts_with = "out")]
     pub resume: Option<PathBuf>,
+    /// The options given on the command line (clap ids), as opposed to defaults; filled in by
+    /// `main` from the argument matches, used by `--resume`.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub explicit: Vec<String>,
 }
 
 #[derive(Parser)]
@@ -181,26 +186,41 @@ impl Default for NetTrainArgs {
     }
 }
 
-/// Deserializes a value written as text (or as a number, `init = 0.01`) through `FromStr`, the
-/// parser the command line uses.
-fn from_text<'de, D: Deserializer<'de>, T: FromStr<Err = String>>(d: D) -> Result<T, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Text {
-        S(String),
-        F(f64),
-        I(i64),
-    }
-    let text = match Text::deserialize(d)? {
-        Text::S(s) => s,
-        Text::F(f) => f.to_string(),
-        Text::I(i) => i.to_string(),
-    };
-    text.parse().map_err(serde::de::Error::custom)
+/// A value written as text, or as a number (`init = 0.01`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Text {
+    S(String),
+    F(f64),
+    I(i64),
 }
 
+impl Text {
+    fn parse<T: FromStr<Err = String>>(self) -> Result<T, String> {
+        match self {
+            Text::S(s) => s,
+            Text::F(f) => f.to_string(),
+            Text::I(i) => i.to_string(),
+        }
+        .parse()
+    }
+}
+
+/// Deserializes a value through `FromStr`, the parser the command line uses.
+fn from_text<'de, D: Deserializer<'de>, T: FromStr<Err = String>>(d: D) -> Result<T, D::Error> {
+    Text::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+}
+
+/// As [`from_text`] for an optional value (`null` or absent is `None`).
 fn opt_from_text<'de, D: Deserializer<'de>, T: FromStr<Err = String>>(d: D) -> Result<Option<T>, D::Error> {
-    from_text(d).map(Some)
+    Option::<Text>::deserialize(d)?
+        .map(|t| t.parse().map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+/// Writes a value in its textual form (`exp:0.9`, `he`, `layer`), the form it is read back from.
+fn as_text<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
 }
 
 impl NetTrainArgs {

@@ -3,9 +3,9 @@
 //! summary.md).
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use tnml_data::Split;
 use tnml_nn::checkpoint::{self, CheckpointHeader};
@@ -39,12 +39,13 @@ impl<'a> EpochPrinter<'a> {
         }
     }
 
-    /// Ends the progress bar; returns the epochs recorded and the first write error, if any.
-    pub fn finish(mut self) -> (Vec<EpochRecord>, Option<anyhow::Error>) {
+    /// Ends the progress bar; returns the epochs recorded, the epoch of the last checkpoint
+    /// written, and the first write error, if any.
+    pub fn finish(mut self) -> (Vec<EpochRecord>, usize, Option<anyhow::Error>) {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
-        (self.header.history, self.write_error)
+        (self.header.history, self.header.epoch, self.write_error)
     }
 
     /// The run's checkpoint directory.
@@ -94,6 +95,19 @@ impl TrainObserver for EpochPrinter<'_> {
                 .map_or("-".into(), |v| format!("{:.2}%", 100.0 * v)),
             record.train_seconds
         );
+        // weights that went non-finite show in the losses measured with them: such an epoch is
+        // never saved, the checkpoint stays at the last finite one
+        if !record.train_loss.is_finite() || record.test_loss.is_some_and(|l| !l.is_finite()) {
+            return Err(tnml_nn::NnError::NonFiniteLoss {
+                loss: if record.train_loss.is_finite() {
+                    record.test_loss.unwrap_or(f64::NAN) as f32
+                } else {
+                    record.train_loss as f32
+                },
+                epoch: record.epoch,
+                step: 0,
+            });
+        }
         self.header.epoch = record.epoch;
         self.header.history.push(record.clone());
         let dir = self.checkpoint_dir();
@@ -119,53 +133,84 @@ impl TrainObserver for EpochPrinter<'_> {
 pub fn train(args: &NetTrainArgs) -> Result<()> {
     args.threads.apply()?;
     let dev = device();
-    let (net_cfg, train_cfg, mut run, first_epoch, header, net, optim) = if let Some(dir) = &args.resume {
-        let ck = dir.join("checkpoint");
-        let (mut header, net) =
-            checkpoint::load(&ck, &dev).with_context(|| format!("resuming from {}", ck.display()))?;
-        let mut tc = header
-            .train
-            .clone()
-            .context("checkpoint has no training configuration")?;
-        tc.epochs = tc.epochs.max(args.epochs);
-        header.train = Some(tc.clone());
-        let optim = checkpoint::load_optimizer(&ck, tc.build_optimizer())?;
-        let run = RunDir::open_existing(dir)?;
-        eprintln!(
-            "resuming {} after epoch {} of {}",
-            dir.display(),
-            header.epoch,
-            tc.epochs
-        );
-        (header.net.clone(), tc, run, header.epoch + 1, header, net, optim)
-    } else {
-        let net_cfg = args.net_config()?;
-        let train_cfg = args.train_config()?;
-        let net = net_cfg.init(&dev)?;
-        for s in net_cfg.mpo.iter().flatten() {
-            for c in &s.clamps {
-                eprintln!(
-                    "note: {s}: bond {} asked for {}, clamped to its rank cap {} (more adds parameters, not expressiveness)",
-                    c.bond, c.requested, c.cap
+    let resumed;
+    let args = match &args.resume {
+        Some(dir) => {
+            resumed = resume_args(args, dir)?;
+            &resumed
+        }
+        None => args,
+    };
+    // everything is checked and loaded before the run directory is touched
+    let (net_cfg, train_cfg, net, optim, header) = match &args.resume {
+        Some(dir) => {
+            let ck = checkpoint::resolve_dir(dir);
+            let (mut header, net) =
+                checkpoint::load(&ck, &dev).with_context(|| format!("resuming from {}", ck.display()))?;
+            let mut tc = header
+                .train
+                .clone()
+                .context("checkpoint has no training configuration")?;
+            if args.epochs <= header.epoch {
+                bail!(
+                    "{} has trained {} of {} epochs already: pass --epochs N with N > {} to continue",
+                    dir.display(),
+                    header.epoch,
+                    tc.epochs,
+                    header.epoch
                 );
             }
+            tc.epochs = args.epochs;
+            header.train = Some(tc.clone());
+            let optim = checkpoint::load_optimizer(&ck, tc.build_optimizer())?;
+            (header.net.clone(), tc, net, optim, header)
         }
-        let run = RunDir::create(args.out.as_deref(), "net-train")?;
-        if args.entangle_every > 0 && !net.mpo_layers().is_empty() {
-            let baselines = net
-                .mpo_layers()
-                .iter()
-                .map(|(name, l)| tnml_nn::entangle::random_baseline(name, l.spec(), net_cfg.init, 5))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            run.write_json("entanglement-baseline.json", &baselines)?;
-            record_entanglement(&run, &net, 0)?;
+        None => {
+            let net_cfg = args.net_config()?;
+            let train_cfg = args.train_config()?;
+            let net = net_cfg.init(&dev)?;
+            let header = CheckpointHeader::new(net_cfg.clone(), Some(train_cfg.clone()));
+            let optim = train_cfg.build_optimizer();
+            (net_cfg, train_cfg, net, optim, header)
         }
-        let header = CheckpointHeader::new(net_cfg.clone(), Some(train_cfg.clone()));
-        let optim = train_cfg.build_optimizer();
-        (net_cfg, train_cfg, run, 1, header, net, optim)
     };
     let train_set = args.data.load(Split::Train, net_cfg.arch, train_cfg.seed)?;
     let test_set = args.data.load(Split::Test, net_cfg.arch, train_cfg.seed)?;
+    let first_epoch = header.epoch + 1;
+    let mut run = match &args.resume {
+        Some(dir) => {
+            let run = RunDir::open_existing(dir)?;
+            record_resume(&run, args, &train_cfg, header.epoch)?;
+            eprintln!(
+                "resuming {} after epoch {} of {}",
+                dir.display(),
+                header.epoch,
+                train_cfg.epochs
+            );
+            run
+        }
+        None => {
+            for s in net_cfg.mpo.iter().flatten() {
+                for c in &s.clamps {
+                    eprintln!(
+                        "note: {s}: bond {} asked for {}, clamped to its rank cap {} (more adds parameters, not expressiveness)",
+                        c.bond, c.requested, c.cap
+                    );
+                }
+            }
+            let run = RunDir::create(args.out.as_deref(), "net-train")?;
+            if args.entangle_every > 0 && !net.mpo_layers().is_empty() {
+                let baselines = net
+                    .mpo_layers()
+                    .iter()
+                    .map(|(name, l)| tnml_nn::entangle::random_baseline(name, l.spec(), net_cfg.init, 5))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                run.write_json("entanglement-baseline.json", &baselines)?;
+                record_entanglement(&run, &net, 0)?;
+            }
+            run
+        }
+    };
     let (description, report) = describe(&net, &net_cfg);
     eprint!("{description}");
     if first_epoch == 1 {
@@ -202,14 +247,13 @@ pub fn train(args: &NetTrainArgs) -> Result<()> {
         &mut printer,
     );
     let ck = printer.checkpoint_dir();
-    let (history, write_error) = printer.finish();
+    let (history, saved_epoch, write_error) = printer.finish();
     if let Err(e) = result {
-        let kept = if history.is_empty() {
+        let kept = if saved_epoch == 0 {
             "no epoch finished, nothing was saved".to_string()
         } else {
             format!(
-                "the last good checkpoint (epoch {}) is in {}",
-                history.len(),
+                "the last good checkpoint (epoch {saved_epoch}) is in {}",
                 ck.display()
             )
         };
@@ -253,4 +297,82 @@ pub fn train(args: &NetTrainArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The options of the run in `dir` (its config.json), with the options that may change on a
+/// resume (`--epochs`, `--threads`) taken from `args`. Any other option given on the command
+/// line must equal the saved one: a resume never silently trains on other data or settings.
+fn resume_args(args: &NetTrainArgs, dir: &Path) -> Result<NetTrainArgs> {
+    const MAY_CHANGE: [&str; 4] = ["epochs", "threads", "resume", "out"];
+    let path = dir.join("config.json");
+    let text = std::fs::read(&path).with_context(|| format!("resuming: reading {}", path.display()))?;
+    let config: serde_json::Value =
+        serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let saved_json = config
+        .get("args")
+        .filter(|a| a.get("data").is_none())
+        .with_context(|| {
+            format!(
+                "{} does not hold the options of a net train run written by this version of tnml: \
+                 its data options cannot be restored, so it is not resumed",
+                path.display()
+            )
+        })?;
+    let saved: NetTrainArgs = serde_json::from_value(saved_json.clone())
+        .with_context(|| format!("{}: the saved options do not parse", path.display()))?;
+    let given = serde_json::to_value(args)?;
+    let differ: Vec<String> = args
+        .explicit
+        .iter()
+        .filter(|id| !MAY_CHANGE.contains(&id.as_str()))
+        .filter(|id| given.get(id.as_str()) != saved_json.get(id.as_str()))
+        .map(|id| {
+            format!(
+                "--{} {} (the run has {})",
+                id.replace('_', "-"),
+                given.get(id.as_str()).unwrap_or(&serde_json::Value::Null),
+                saved_json.get(id.as_str()).unwrap_or(&serde_json::Value::Null)
+            )
+        })
+        .collect();
+    if !differ.is_empty() {
+        bail!(
+            "--resume continues a run with the options it was started with; given otherwise: {}. \
+             Only --epochs and --threads may change; start a new run to change the others",
+            differ.join(", ")
+        );
+    }
+    let mut merged = saved;
+    if args.explicit.iter().any(|id| id == "epochs") {
+        merged.epochs = args.epochs;
+    }
+    merged.threads = args.threads;
+    merged.resume = args.resume.clone();
+    merged.out = None;
+    Ok(merged)
+}
+
+/// Records a resume in the run directory: config.json gets the new epoch total and a
+/// `resumes` entry; resumes.jsonl a line.
+fn record_resume(
+    run: &RunDir,
+    args: &NetTrainArgs,
+    train: &tnml_nn::train::TrainConfig,
+    after: usize,
+) -> Result<()> {
+    let path = run.path().join("config.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+    let entry = serde_json::json!({
+        "after_epoch": after,
+        "epochs": train.epochs,
+        "options_given": args.explicit,
+    });
+    config["args"] = serde_json::to_value(args)?;
+    config["train"] = serde_json::to_value(train)?;
+    match config.get_mut("resumes").and_then(|r| r.as_array_mut()) {
+        Some(list) => list.push(entry.clone()),
+        None => config["resumes"] = serde_json::json!([entry]),
+    }
+    run.write_config(&config)?;
+    run.append_lines("resumes.jsonl", &[serde_json::to_string(&entry)?])
 }
