@@ -70,10 +70,10 @@ enum MpoCommand {
     Compress(cmd_mpo::CompressArgs),
 }
 
-/// The ids of the options given on the command line (not defaulted) of `net train`.
-fn explicit_ids(matches: &ArgMatches) -> Vec<String> {
+/// The ids of the options given on the command line (not defaulted) of `tnml GROUP train`.
+fn explicit_ids(matches: &ArgMatches, group: &str) -> Vec<String> {
     matches
-        .subcommand_matches("net")
+        .subcommand_matches(group)
         .and_then(|m| m.subcommand_matches("train"))
         .map(|m| {
             m.ids()
@@ -87,8 +87,10 @@ fn explicit_ids(matches: &ArgMatches) -> Vec<String> {
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    if let Command::Net(cmd_net::NetCommand::Train(args)) = &mut cli.command {
-        args.explicit = explicit_ids(&matches);
+    match &mut cli.command {
+        Command::Net(cmd_net::NetCommand::Train(args)) => args.explicit = explicit_ids(&matches, "net"),
+        Command::Mps(cmd_mps::MpsCommand::Train(args)) => args.explicit = explicit_ids(&matches, "mps"),
+        _ => {}
     }
     let result = match &cli.command {
         Command::Mpo(MpoCommand::Compress(args)) => cmd_mpo::compress(args),

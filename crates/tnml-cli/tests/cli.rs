@@ -493,3 +493,86 @@ fn mps_gradient_trainer_runs_and_its_model_predicts_by_signed_argmax() {
         "{text}"
     );
 }
+
+/// Options are applied or refused before any work: nothing is written for a refused command.
+#[test]
+fn mps_train_refuses_what_it_would_ignore_or_misreport() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("never");
+    for (args, msg) in [
+        (
+            vec!["--trainer", "gradient", "--sweeps", "2"],
+            "--sweeps applies to the sweep trainer",
+        ),
+        (
+            vec!["--trainer", "gradient", "--validation", "50"],
+            "--validation applies to the sweep trainer",
+        ),
+        (
+            vec!["--trainer", "gradient", "--final-refit", "softmax"],
+            "--final-refit applies to the sweep trainer",
+        ),
+        (
+            vec!["--trainer", "gradient", "--max-bond", "4,8"],
+            "one fixed bond dimension",
+        ),
+        (vec!["--epochs", "3"], "--epochs applies to --trainer gradient"),
+        (
+            vec!["--test-limit", "0"],
+            "the test set of MNIST sample is empty (the limit is 0)",
+        ),
+        (
+            vec!["--train-limit", "0"],
+            "the train set of MNIST sample is empty (the limit is 0)",
+        ),
+        (
+            vec!["--train-limit", "200", "--turn-site", "100000"],
+            "--turn-site 100000: the chain has sites 0..196",
+        ),
+        (
+            vec!["--final-refit", "softmax", "--final-refit-lambda=-5"],
+            "must be finite and >= 0",
+        ),
+        (
+            vec!["--final-refit-lambda", "1e-3"],
+            "--final-refit-lambda 0.001 needs --final-refit",
+        ),
+    ] {
+        let output = tnml()
+            .args(["mps", "train"])
+            .args(&args)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(msg),
+            "{args:?}: {stderr}"
+        );
+        assert!(!out.exists(), "{args:?} left {}", out.display());
+    }
+    let run = tmp.path().join("m");
+    tnml()
+        .args([
+            "mps",
+            "train",
+            "--train-limit",
+            "200",
+            "--test-limit",
+            "50",
+            "--max-bond",
+            "2",
+        ])
+        .args(["--sweeps", "1", "--out"])
+        .arg(&run)
+        .assert()
+        .success();
+    tnml()
+        .args(["mps", "eval", "--model"])
+        .arg(run.join("model.safetensors"))
+        .args(["--limit", "0"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("the test set of MNIST sample is empty"));
+}

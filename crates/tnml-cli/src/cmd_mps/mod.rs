@@ -33,8 +33,13 @@ pub enum MpsCommand {
 /// Runs a `tnml mps` subcommand.
 pub fn run(cmd: &MpsCommand) -> Result<()> {
     match cmd {
-        MpsCommand::Train(a) if a.trainer == TrainerArg::Gradient => gradient::train(a),
-        MpsCommand::Train(a) => train::train(a),
+        MpsCommand::Train(a) => {
+            a.check_trainer_options()?;
+            match a.trainer {
+                TrainerArg::Gradient => gradient::train(a),
+                TrainerArg::Sweep => train::train(a),
+            }
+        }
         MpsCommand::Eval(a) => eval::eval(a),
         MpsCommand::Project(a) => project::project(a),
     }

@@ -93,6 +93,17 @@ pub(super) fn load_pixels(
     if let Some(n) = limit {
         set = set.take(n);
     }
+    if set.is_empty() {
+        let why = match (subset, limit) {
+            (Some((0, _)), _) | (_, Some(0)) => "the limit is 0".to_string(),
+            _ => format!("{} holds no image", dir.display()),
+        };
+        bail!(
+            "the {} set of {} is empty ({why}): an error rate of nothing is not 0",
+            split.name(),
+            dataset.display_name()
+        );
+    }
     let im = Images::from_set(&set);
     let im = match data.image_size {
         s if s == im.height => im,

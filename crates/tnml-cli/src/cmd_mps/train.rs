@@ -99,6 +99,57 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(skip)]
     pub out: Option<PathBuf>,
+    /// The options given on the command line (clap ids), filled in by `main`: options of one
+    /// trainer given with the other are refused, not ignored.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub explicit: Vec<String>,
+}
+
+/// Options only the sweep trainer reads.
+const SWEEP_ONLY: [&str; 9] = [
+    "sweeps",
+    "cutoff",
+    "cg_passes",
+    "refit_passes",
+    "lambda",
+    "validation",
+    "turn_site",
+    "final_refit",
+    "final_refit_lambda",
+];
+/// Options only the gradient trainer reads.
+const GRADIENT_ONLY: [&str; 3] = ["epochs", "batch_size", "lr"];
+
+impl TrainArgs {
+    /// Refuses options of the trainer that is not running (they would be recorded in
+    /// config.json and silently not applied).
+    ///
+    /// # Errors
+    /// The first such option, with the trainer it belongs to.
+    pub fn check_trainer_options(&self) -> Result<()> {
+        let (foreign, owner) = match self.trainer {
+            TrainerArg::Sweep => (&GRADIENT_ONLY[..], "--trainer gradient"),
+            TrainerArg::Gradient => (&SWEEP_ONLY[..], "the sweep trainer"),
+        };
+        if let Some(id) = self.explicit.iter().find(|id| foreign.contains(&id.as_str())) {
+            bail!(
+                "--{} applies to {owner}, not to --trainer {}",
+                id.replace('_', "-"),
+                match self.trainer {
+                    TrainerArg::Sweep => "sweep",
+                    TrainerArg::Gradient => "gradient",
+                }
+            );
+        }
+        if self.trainer == TrainerArg::Gradient && self.max_bond.len() > 1 {
+            bail!(
+                "--max-bond {:?}: the gradient trainer trains at one fixed bond dimension; give one value",
+                self.max_bond
+            );
+        }
+        Ok(())
+    }
 }
 
 #[derive(Serialize)]
@@ -215,6 +266,14 @@ pub(super) fn train(args: &TrainArgs) -> Result<()> {
         turn_site: None,
     };
     config.validate()?;
+    if let Some(l) = args.final_refit_lambda {
+        if args.final_refit.is_none() {
+            bail!("--final-refit-lambda {l} needs --final-refit");
+        }
+        if !(l >= 0.0 && l.is_finite()) {
+            bail!("--final-refit-lambda {l}: the penalty must be finite and >= 0");
+        }
+    }
     let map = FeatureMap::from(args.feature_map);
     let t_load = Instant::now();
     let train_n = args.limits.train_limit.unwrap_or(usize::MAX);
@@ -241,6 +300,13 @@ pub(super) fn train(args: &TrainArgs) -> Result<()> {
     let test = embed_batch(map, &xt, sites)?;
     let valid = embed_batch(map, &x_val, sites)?;
     let (dataset, dir, _) = args.data.location.resolve();
+    let turn_site = args.turn_site.unwrap_or(sites / 2);
+    if turn_site >= sites {
+        bail!("--turn-site {turn_site}: the chain has sites 0..{sites} ({side}x{side} pixels)");
+    }
+    let (mut model, start_report) =
+        MpsClassifier::from_class_means(&x, &y, (side, side), 10, map, config.trunc_at(1).max_bond)?;
+    // everything above is checked before the run directory exists
     let mut run = RunDir::create(args.out.as_deref(), "mps-train")?;
     run.write_config(&serde_json::json!({
         "command": "mps train",
@@ -262,11 +328,9 @@ pub(super) fn train(args: &TrainArgs) -> Result<()> {
         t_load.elapsed().as_secs_f64(),
         rayon::current_num_threads()
     );
-    let (mut model, start_report) =
-        MpsClassifier::from_class_means(&x, &y, (side, side), 10, map, config.trunc_at(1).max_bond)?;
     run.write_json("start-truncation.json", &truncation_json(&start_report))?;
     let config = SweepConfig {
-        turn_site: Some(args.turn_site.unwrap_or(sites / 2)),
+        turn_site: Some(turn_site),
         ..config
     };
     let init_test = model.scores(&test)?.error_rate(&yt);
