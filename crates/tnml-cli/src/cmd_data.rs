@@ -128,6 +128,16 @@ fn info(loc: &DataLocation) -> Result<()> {
 }
 
 fn show(args: &ShowArgs) -> Result<()> {
+    // bounded before anything is loaded or allocated: the grid is cols * width * scale pixels wide
+    for (flag, value, max) in [
+        ("--cols", args.cols, 256),
+        ("--scale", args.scale, 32),
+        ("--count", args.count, 10_000),
+    ] {
+        if value == 0 || value > max {
+            bail!("{flag} {value}: use 1 to {max}");
+        }
+    }
     let (dataset, dir, _) = args.location.resolve();
     let split = Split::from(args.split);
     let set = load(dataset, &dir, split)?;
@@ -139,7 +149,7 @@ fn show(args: &ShowArgs) -> Result<()> {
             set.len()
         );
     }
-    let end = (args.start + args.count).min(set.len());
+    let end = args.start.saturating_add(args.count).min(set.len());
     let labels: Vec<String> = (args.start..end).map(|i| set.labels[i].to_string()).collect();
     let images: Vec<GridImage> = (args.start..end)
         .zip(&labels)

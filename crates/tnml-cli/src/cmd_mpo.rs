@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
@@ -16,6 +16,7 @@ use tnml_core::{EntanglementProfile, Mpo, TruncParams, TruncReport};
 use crate::args::{Seed, Truncation};
 use crate::matrix_source::{read_safetensors_matrix, Synthetic};
 use crate::run_dir::RunDir;
+use crate::runtime::check_memory;
 
 /// Arguments of `tnml mpo compress`.
 #[derive(Debug, Args, Serialize)]
@@ -60,28 +61,40 @@ struct BondRecord {
 /// Runs `tnml mpo compress`.
 pub fn compress(args: &CompressArgs) -> Result<()> {
     let params = args.trunc.params()?;
+    // the modes' products, checked, before any matrix exists
+    let product = |modes: &[usize], flag: &str| {
+        modes
+            .iter()
+            .try_fold(1usize, |p, &m| p.checked_mul(m))
+            .filter(|&p| p > 0)
+            .with_context(|| format!("{flag} {modes:?}: the modes must be positive and multiply to a size"))
+    };
+    let (rows, cols) = (
+        product(&args.out_modes, "--out-modes")?,
+        product(&args.in_modes, "--in-modes")?,
+    );
+    // the matrix, two TT-SVDs of it (each a few copies) and the reconstruction: ~5 copies
+    check_memory(
+        (rows as u128) * (cols as u128) * 8 * 5,
+        &format!("a {rows}x{cols} matrix and its decompositions"),
+    )?;
     let (source, w) = match &args.input {
         Some(path) => {
             let (name, w) = read_safetensors_matrix(path, args.tensor.as_deref())?;
+            if (w.nrows(), w.ncols()) != (rows, cols) {
+                bail!(
+                    "tensor {name} is {} x {}: --out-modes multiply to {rows} and --in-modes to {cols} (rows = outputs)",
+                    w.nrows(),
+                    w.ncols()
+                );
+            }
             (format!("{}:{name}", path.display()), w)
         }
-        None => {
-            let rows = args.out_modes.iter().product();
-            let cols = args.in_modes.iter().product();
-            (
-                format!("synthetic {} (seed {})", args.matrix.name(), args.seed.seed),
-                args.matrix.build(rows, cols, args.seed.seed)?,
-            )
-        }
+        None => (
+            format!("synthetic {} (seed {})", args.matrix.name(), args.seed.seed),
+            args.matrix.build(rows, cols, args.seed.seed)?,
+        ),
     };
-    let mut run = RunDir::create(args.out.as_deref(), "mpo-compress")?;
-    run.write_config(&serde_json::json!({
-        "command": "mpo compress",
-        "tnml_version": env!("CARGO_PKG_VERSION"),
-        "source": source,
-        "args": args,
-        "trunc": { "max_bond": args.trunc.max_bond, "cutoff": args.trunc.cutoff, "min_bond": 1 },
-    }))?;
 
     let t0 = Instant::now();
     let (exact, _) = Mpo::from_dense(w.as_ref(), &args.in_modes, &args.out_modes, &TruncParams::exact())
@@ -94,6 +107,15 @@ pub fn compress(args: &CompressArgs) -> Result<()> {
         Ok(back) => Some((&back - &w).norm_l2() / w.norm_l2()),
         Err(_) => None,
     };
+    // everything above is checked and computed before the run directory exists
+    let mut run = RunDir::create(args.out.as_deref(), "mpo-compress")?;
+    run.write_config(&serde_json::json!({
+        "command": "mpo compress",
+        "tnml_version": env!("CARGO_PKG_VERSION"),
+        "source": source,
+        "args": args,
+        "trunc": { "max_bond": args.trunc.max_bond, "cutoff": args.trunc.cutoff, "min_bond": 1 },
+    }))?;
 
     let caps = mpo.rank_caps();
     let records: Vec<BondRecord> = (0..mpo.len() - 1)

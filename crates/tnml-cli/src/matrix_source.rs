@@ -92,6 +92,17 @@ pub fn read_safetensors_matrix(path: &Path, name: Option<&str>) -> Result<(Strin
     if shape.len() != 2 {
         bail!("tensor {name:?} has shape {shape:?}: a matrix (2 dimensions) is needed");
     }
+    if shape[0] == 0 || shape[1] == 0 {
+        bail!("tensor {name:?} has shape {shape:?}: an empty matrix has no MPO");
+    }
+    let (elems, width) = match view.dtype() {
+        Dtype::F32 => (view.data().len() / 4, 4),
+        Dtype::F64 => (view.data().len() / 8, 8),
+        _ => (0, 0),
+    };
+    if width > 0 && shape[0].checked_mul(shape[1]) != Some(elems) {
+        bail!("tensor {name:?} has shape {shape:?} but {elems} values: the file is inconsistent");
+    }
     let values: Vec<f64> = match view.dtype() {
         Dtype::F32 => view
             .data()

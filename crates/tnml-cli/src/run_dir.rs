@@ -14,14 +14,20 @@
 //! file or the new one, never half of one. `metrics.jsonl` is rewritten whole (it stays small).
 
 use std::fs;
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-/// Writes `bytes` to `path` atomically (temporary file + fsync + rename).
+/// Temporary files of this process get distinct names.
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `bytes` to `path` atomically (temporary file + fsync + rename). The temporary file is
+/// created new (`O_EXCL`: a planted file or symlink of that name is never followed) and removed
+/// on any error.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
@@ -31,9 +37,17 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .context("atomic_write needs a file name")?
         .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = dir.join(format!(
+        ".{name}.tmp-{}-{}",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
     let result = (|| -> Result<()> {
-        let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         f.write_all(bytes)
             .with_context(|| format!("writing {}", tmp.display()))?;
         f.sync_all()
@@ -57,23 +71,39 @@ impl RunDir {
     /// Creates `out`, or `runs/<command>-<timestamp>` when `out` is `None`.
     ///
     /// An existing non-empty directory is refused: results are never mixed or overwritten.
+    /// Creation is atomic: the directory itself is created (not checked, then created), and the
+    /// default name takes the next free `-2`, `-3`, ... when two runs start in the same second.
     pub fn create(out: Option<&Path>, command: &str) -> Result<Self> {
         let path = match out {
-            Some(p) => p.to_path_buf(),
-            None => unique_default(command),
+            Some(p) => {
+                create_parent(p)?;
+                match fs::create_dir(p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                        if !p.is_dir() {
+                            bail!("{} exists and is not a directory", p.display());
+                        }
+                        if fs::read_dir(p)?.next().is_some() {
+                            bail!(
+                                "{} exists and is not empty: choose another --out (results are never overwritten)",
+                                p.display()
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("creating run directory {}", p.display()))
+                    }
+                }
+                p.to_path_buf()
+            }
+            None => create_unique_in(Path::new("runs"), command)?,
         };
-        if path.exists() {
-            if !path.is_dir() {
-                bail!("{} exists and is not a directory", path.display());
-            }
-            if fs::read_dir(&path)?.next().is_some() {
-                bail!(
-                    "{} exists and is not empty: choose another --out (results are never overwritten)",
-                    path.display()
-                );
-            }
-        }
-        fs::create_dir_all(&path).with_context(|| format!("creating run directory {}", path.display()))?;
+        // claim the directory: of two runs given the same empty --out, one gets it
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path.join(CLAIM))
+            .with_context(|| format!("{} is being written by another run", path.display()))?;
         Ok(Self {
             path,
             metrics: Vec::new(),
@@ -117,6 +147,20 @@ impl RunDir {
         self.write_file(name, &bytes)
     }
 
+    /// Replaces `metrics.jsonl` by `records` (a resume rewrites it from the checkpoint's
+    /// history, so the file matches the checkpoint even after a kill between the two writes).
+    pub fn reset_metrics<T: Serialize>(&mut self, records: &[T]) -> Result<()> {
+        self.metrics = records
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<std::result::Result<_, _>>()?;
+        let mut text = self.metrics.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        self.write_file("metrics.jsonl", text.as_bytes())
+    }
+
     /// Appends one record to `metrics.jsonl`.
     pub fn log_metric<T: Serialize>(&mut self, record: &T) -> Result<()> {
         self.metrics.push(serde_json::to_string(record)?);
@@ -146,19 +190,37 @@ impl RunDir {
     }
 }
 
-fn unique_default(command: &str) -> PathBuf {
+/// The marker a run directory is claimed with (created new, so only one run gets it).
+pub const CLAIM: &str = ".tnml-run";
+
+fn create_parent(path: &Path) -> Result<()> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display())),
+        None => Ok(()),
+    }
+}
+
+/// `<root>/<command>-<UTC time>`, or the first free `-2`, `-3`, ... created atomically.
+fn create_unique_in(root: &Path, command: &str) -> Result<PathBuf> {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let base = PathBuf::from("runs").join(format!("{command}-{}", utc_stamp(secs)));
-    let mut path = base.clone();
-    let mut i = 2;
-    while path.exists() {
-        path = PathBuf::from(format!("{}-{i}", base.display()));
-        i += 1;
+    let base = root.join(format!("{command}-{}", utc_stamp(secs)));
+    create_parent(&base)?;
+    for i in 1..10_000 {
+        let path = if i == 1 {
+            base.clone()
+        } else {
+            PathBuf::from(format!("{}-{i}", base.display()))
+        };
+        match fs::create_dir(&path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("creating run directory {}", path.display())),
+        }
     }
-    path
+    bail!("no free run directory name next to {}", base.display())
 }
 
 /// `YYYYmmdd-HHMMSS` in UTC for seconds since the Unix epoch (civil-from-days, H. Hinnant).
@@ -209,8 +271,41 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names.len(), 3, "{names:?}");
+        assert_eq!(names.len(), 4, "{names:?} (3 files and the claim)");
         let err = RunDir::create(Some(&out), "test").unwrap_err();
         assert!(err.to_string().contains("not empty"), "{err}");
+    }
+
+    #[test]
+    fn runs_started_together_get_distinct_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("runs");
+        let paths: Vec<PathBuf> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| create_unique_in(&root, "race").unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut unique = paths.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 8, "{paths:?}");
+        // one empty --out, two runs: one is refused
+        let out = tmp.path().join("shared");
+        fs::create_dir(&out).unwrap();
+        let first = RunDir::create(Some(&out), "a");
+        let second = RunDir::create(Some(&out), "b");
+        assert!(first.is_ok() && second.is_err());
+    }
+
+    #[test]
+    fn atomic_write_never_follows_a_planted_temporary_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("model.safetensors");
+        atomic_write(&target, b"one").unwrap();
+        atomic_write(&target, b"two").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"two");
+        let left: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary file is left behind");
     }
 }

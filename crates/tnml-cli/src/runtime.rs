@@ -11,3 +11,33 @@ pub fn device() -> burn::tensor::Device {
     }
     burn::tensor::Device::flex().autodiff()
 }
+
+/// This machine's memory in bytes (`MemTotal` of /proc/meminfo; 16 GiB where it cannot be read).
+pub fn total_memory() -> u128 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u128>().ok())
+        })
+        .map_or(16 << 30, |kb| kb * 1024)
+}
+
+/// Refuses work whose estimated memory exceeds the machine's, with both figures, before
+/// anything is allocated (an allocation failure aborts the process without a word).
+///
+/// # Errors
+/// `bytes` above [`total_memory`].
+pub fn check_memory(bytes: u128, what: &str) -> anyhow::Result<()> {
+    let total = total_memory();
+    if bytes > total {
+        anyhow::bail!(
+            "{what} needs about {:.1} GB, more than this machine's {:.1} GB",
+            bytes as f64 / 1e9,
+            total as f64 / 1e9
+        );
+    }
+    Ok(())
+}

@@ -541,3 +541,66 @@ fn a_diverging_run_keeps_no_non_finite_checkpoint() {
         assert!(stderr.contains("nothing was saved"), "{stderr}");
     }
 }
+
+/// A kill at any step of saving a checkpoint leaves a run that eval and --resume accept, whose
+/// checkpoint is all of one epoch and whose metrics match it after the resume.
+#[test]
+fn a_kill_while_checkpointing_leaves_a_whole_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    for step in ["model", "optimizer", "header", "synced", "old-moved", "swapped"] {
+        let run = tmp.path().join(step);
+        let out = tnml()
+            .env("TNML_FAULT", format!("checkpoint:2:{step}"))
+            .args([
+                "net",
+                "train",
+                "--model",
+                "fc2",
+                "--train-limit",
+                "300",
+                "--test-limit",
+                "100",
+            ])
+            .args(["--epochs", "2", "--out"])
+            .arg(&run)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{step}: the fault did not fire");
+        let ck = ["checkpoint", "checkpoint.old"]
+            .iter()
+            .map(|d| run.join(d))
+            .find(|d| d.join("checkpoint.json").is_file())
+            .unwrap_or_else(|| panic!("{step}: no whole checkpoint"));
+        let header: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(ck.join("checkpoint.json")).unwrap()).unwrap();
+        let want = if step == "swapped" { 2 } else { 1 };
+        assert_eq!(header["epoch"], want, "{step}");
+        assert_eq!(header["history"].as_array().unwrap().len(), want, "{step}");
+        tnml()
+            .args(["net", "eval", "--checkpoint"])
+            .arg(&run)
+            .args(["--test-limit", "100"])
+            .assert()
+            .success();
+        tnml()
+            .args(["net", "train", "--epochs", "3", "--resume"])
+            .arg(&run)
+            .assert()
+            .success()
+            .stderr(contains(format!("after epoch {want} of 3")));
+        let epochs: Vec<u64> = std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(epochs, vec![1, 2, 3], "{step}");
+        assert!(
+            !run.join("checkpoint.new").exists() && !run.join("checkpoint.old").exists(),
+            "{step}"
+        );
+    }
+}

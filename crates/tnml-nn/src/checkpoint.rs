@@ -1,9 +1,13 @@
 //! Checkpoints: the model (burnpack, exact), the optimizer state, and a JSON header naming the
 //! model configuration and the epoch; plus a safetensors export of the weights for other tools.
 //!
-//! A checkpoint directory holds `checkpoint.json`, `model.bpk`, `optimizer.bpk`. Every file is
-//! written to a temporary name, synced, and renamed, and `checkpoint.json` is written last, so a
-//! crash leaves either the previous checkpoint or the new one, never a mix.
+//! A checkpoint directory holds `checkpoint.json`, `model.bpk`, `optimizer.bpk`, all of one
+//! epoch. [`save`] writes the three files into a new sibling directory (`checkpoint.new`),
+//! syncs them, moves the previous checkpoint aside (`checkpoint.old`), renames the new one into
+//! place and removes the old one. A kill at any point therefore leaves a whole checkpoint of one
+//! epoch: `checkpoint/` (old or new), or, between the two renames, `checkpoint.old/`, which
+//! [`resolve_dir`] finds. Tested by killing the process between every two steps
+//! (`TNML_FAULT=checkpoint:<epoch>:<step>`, see [`fault_point`]).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -61,15 +65,18 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> NnError + '_ {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename).
+/// Writes `bytes` to `path` atomically: a temporary file created new next to it (a planted
+/// file or symlink is never followed), synced, renamed over `path`; removed on any error (a full
+/// disk leaves nothing behind).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp-write");
-    {
-        let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(bytes).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(name);
+    let result = write_synced(&tmp, bytes).and_then(|()| fs::rename(&tmp, path).map_err(io_err(path)));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
     }
-    fs::rename(&tmp, path).map_err(io_err(path))
+    result
 }
 
 fn record_err(what: &str, path: &Path, e: impl std::fmt::Display) -> NnError {
@@ -79,34 +86,120 @@ fn record_err(what: &str, path: &Path, e: impl std::fmt::Display) -> NnError {
     }
 }
 
-/// Saves `net` (and `optim` if given) with `header` into directory `dir` (created if missing).
+/// `dir` with `.suffix` appended to its last component (`checkpoint` -> `checkpoint.new`).
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".{suffix}"));
+    dir.with_file_name(name)
+}
+
+/// Test hook for crash safety: `TNML_FAULT=checkpoint:<epoch>:<step>` aborts the process at
+/// `step` of saving the checkpoint of `epoch` (steps: `model`, `optimizer`, `header`, `synced`,
+/// `old-moved`, `swapped`). Unset, it costs one environment lookup per save.
+pub fn fault_point(epoch: usize, step: &str) {
+    if let Ok(spec) = std::env::var("TNML_FAULT") {
+        if spec == format!("checkpoint:{epoch}:{step}") {
+            eprintln!("TNML_FAULT: aborting at {step} of the epoch-{epoch} checkpoint");
+            std::process::abort();
+        }
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    f.write_all(bytes).map_err(io_err(path))?;
+    f.sync_all().map_err(io_err(path))
+}
+
+fn sync_dir(dir: &Path) {
+    // best effort: directory fsync is not available everywhere
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Saves `net` (and `optim` if given) with `header` as the checkpoint directory `dir`,
+/// replacing the previous one whole (see the module docs).
 ///
 /// # Errors
-/// File system errors, serialization errors.
+/// File system errors, serialization errors; the previous checkpoint is then left in place
+/// and the partial new one removed.
 pub fn save(dir: &Path, header: &CheckpointHeader, net: &Net, optim: Option<&ModuleOptimizer>) -> Result<()> {
-    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let (new, old) = (sibling(dir, "new"), sibling(dir, "old"));
+    if new.exists() {
+        fs::remove_dir_all(&new).map_err(io_err(&new))?; // left by a crash
+    }
+    let result = write_new(&new, header, net, optim);
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&new);
+        return result;
+    }
+    fault_point(header.epoch, "synced");
+    if dir.exists() {
+        if old.exists() {
+            fs::remove_dir_all(&old).map_err(io_err(&old))?;
+        }
+        fs::rename(dir, &old).map_err(io_err(dir))?;
+        fault_point(header.epoch, "old-moved");
+    }
+    fs::rename(&new, dir).map_err(io_err(dir))?;
+    fault_point(header.epoch, "swapped");
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent);
+    }
+    if old.exists() {
+        fs::remove_dir_all(&old).map_err(io_err(&old))?;
+    }
+    Ok(())
+}
+
+fn write_new(
+    new: &Path,
+    header: &CheckpointHeader,
+    net: &Net,
+    optim: Option<&ModuleOptimizer>,
+) -> Result<()> {
+    fs::create_dir_all(new).map_err(io_err(new))?;
     let model = net
         .clone()
         .into_record()
         .into_bytes()
-        .map_err(|e| record_err("model", dir, e))?;
-    atomic_write(&dir.join("model.bpk"), &model)?;
+        .map_err(|e| record_err("model", new, e))?;
+    write_synced(&new.join("model.bpk"), &model)?;
+    fault_point(header.epoch, "model");
     if let Some(o) = optim {
-        let bytes = o.into_bytes().map_err(|e| record_err("optimizer", dir, e))?;
-        atomic_write(&dir.join("optimizer.bpk"), &bytes)?;
+        let bytes = o.into_bytes().map_err(|e| record_err("optimizer", new, e))?;
+        write_synced(&new.join("optimizer.bpk"), &bytes)?;
+        fault_point(header.epoch, "optimizer");
     }
-    let json = serde_json::to_vec_pretty(header).map_err(|e| record_err("header", dir, e))?;
-    atomic_write(&dir.join("checkpoint.json"), &json)
+    let json = serde_json::to_vec_pretty(header).map_err(|e| record_err("header", new, e))?;
+    write_synced(&new.join("checkpoint.json"), &json)?;
+    fault_point(header.epoch, "header");
+    sync_dir(new);
+    Ok(())
 }
 
-/// The checkpoint directory of `path`: `path/checkpoint` when `path` is a run directory
-/// (it holds `checkpoint/checkpoint.json`), else `path` itself.
-pub fn resolve_dir(path: &Path) -> std::path::PathBuf {
-    if path.join("checkpoint").join("checkpoint.json").exists() {
-        path.join("checkpoint")
-    } else {
+/// The checkpoint directory of `path` (a run directory or a checkpoint directory):
+/// `path` itself when it holds `checkpoint.json`, else `path/checkpoint`; when that is missing
+/// because a save was killed between its two renames, the whole previous checkpoint
+/// `checkpoint.old` next to it.
+pub fn resolve_dir(path: &Path) -> PathBuf {
+    let ck = if path.join("checkpoint.json").exists() {
+        return path.to_path_buf();
+    } else if path.file_name().is_some_and(|n| n == "checkpoint") {
         path.to_path_buf()
+    } else {
+        path.join("checkpoint")
+    };
+    let old = sibling(&ck, "old");
+    if !ck.join("checkpoint.json").exists() && old.join("checkpoint.json").exists() {
+        return old;
     }
+    ck
 }
 
 /// Reads the header of the checkpoint in `dir`.

@@ -9,6 +9,7 @@ use super::options::load_pixels;
 use super::save::{checkpoint, finish_training};
 use super::train::TrainArgs;
 use crate::run_dir::RunDir;
+use crate::runtime::check_memory;
 
 struct EpochPrinter<'a> {
     bar: ProgressBar,
@@ -54,6 +55,15 @@ impl tnml_mps::EpochObserver for EpochPrinter<'_> {
 pub(super) fn train(args: &TrainArgs) -> Result<()> {
     args.threads.apply()?;
     let map = FeatureMap::from(args.feature_map);
+    let bond = *args.max_bond.last().unwrap_or(&10);
+    // sites (at most 28x28) x d x bond^2 in f64 for the model, Adam's two moments and the
+    // gradient, plus f32 left/right partial contractions per batch
+    let (d, sites_max) = (map.dim() as u128, 784u128);
+    let b = bond as u128;
+    check_memory(
+        (sites_max + 10) * d * b * b * 8 * 4 + (args.batch_size as u128) * sites_max * b * 4 * 3,
+        &format!("the gradient trainer at bond {bond}"),
+    )?;
     let (x, y, side) = load_pixels(
         &args.data,
         Split::Train,
@@ -63,7 +73,6 @@ pub(super) fn train(args: &TrainArgs) -> Result<()> {
     let (xt, yt, _) = load_pixels(&args.data, Split::Test, None, args.limits.test_limit)?;
     let sites = side * side;
     let (feats, test) = (embed_batch(map, &x, sites)?, embed_batch(map, &xt, sites)?);
-    let bond = *args.max_bond.last().unwrap_or(&10);
     let mut model = MpsClassifier::near_identity(
         (side, side),
         10,

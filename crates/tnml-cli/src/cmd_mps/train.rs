@@ -107,14 +107,13 @@ pub struct TrainArgs {
 }
 
 /// Options only the sweep trainer reads.
-const SWEEP_ONLY: [&str; 9] = [
+const SWEEP_ONLY: [&str; 8] = [
     "sweeps",
     "cutoff",
     "cg_passes",
     "refit_passes",
     "lambda",
     "validation",
-    "turn_site",
     "final_refit",
     "final_refit_lambda",
 ];

@@ -179,7 +179,8 @@ pub fn train(args: &NetTrainArgs) -> Result<()> {
     let first_epoch = header.epoch + 1;
     let mut run = match &args.resume {
         Some(dir) => {
-            let run = RunDir::open_existing(dir)?;
+            let mut run = RunDir::open_existing(dir)?;
+            run.reset_metrics(&header.history)?;
             record_resume(&run, args, &train_cfg, header.epoch)?;
             eprintln!(
                 "resuming {} after epoch {} of {}",
