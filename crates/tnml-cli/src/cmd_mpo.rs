@@ -6,12 +6,12 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use serde::Serialize;
-use tnml_core::{EntanglementProfile, Mpo, TruncParams, TruncReport};
+use tnml_core::{check_modes, EntanglementProfile, Mpo, TruncParams, TruncReport};
 
 use crate::args::{Seed, Truncation};
 use crate::matrix_source::{read_safetensors_matrix, Synthetic};
@@ -61,13 +61,14 @@ struct BondRecord {
 /// Runs `tnml mpo compress`.
 pub fn compress(args: &CompressArgs) -> Result<()> {
     let params = args.trunc.params()?;
-    // the modes' products, checked, before any matrix exists
+    // the modes and their products, checked, before any matrix exists
+    check_modes("in_modes", &args.in_modes)?;
+    check_modes("out_modes", &args.out_modes)?;
     let product = |modes: &[usize], flag: &str| {
         modes
             .iter()
             .try_fold(1usize, |p, &m| p.checked_mul(m))
-            .filter(|&p| p > 0)
-            .with_context(|| format!("{flag} {modes:?}: the modes must be positive and multiply to a size"))
+            .with_context(|| format!("{flag} {modes:?}: the modes multiply past {}", usize::MAX))
     };
     let (rows, cols) = (
         product(&args.out_modes, "--out-modes")?,
@@ -80,14 +81,8 @@ pub fn compress(args: &CompressArgs) -> Result<()> {
     )?;
     let (source, w) = match &args.input {
         Some(path) => {
+            // its size is bounded by the file's; the modes are checked against it by from_dense
             let (name, w) = read_safetensors_matrix(path, args.tensor.as_deref())?;
-            if (w.nrows(), w.ncols()) != (rows, cols) {
-                bail!(
-                    "tensor {name} is {} x {}: --out-modes multiply to {rows} and --in-modes to {cols} (rows = outputs)",
-                    w.nrows(),
-                    w.ncols()
-                );
-            }
             (format!("{}:{name}", path.display()), w)
         }
         None => (

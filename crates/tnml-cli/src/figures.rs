@@ -42,7 +42,37 @@ pub fn plot_run(run: &Path, formats: &[&str]) -> Result<Vec<PathBuf>> {
         Ok(())
     };
     let metrics = run.join("metrics.jsonl");
-    if metrics.is_file() {
+    let sweeps = metrics.is_file() && {
+        let first: Vec<serde_json::Value> = read_jsonl(&metrics)?;
+        first.first().is_some_and(|r| r.get("sweep").is_some())
+    };
+    if sweeps {
+        // an MPS sweep run: error rates per sweep
+        let recs: Vec<serde_json::Value> = read_jsonl(&metrics)?;
+        let curve = |key: &str| -> Vec<(f64, f64)> {
+            recs.iter()
+                .filter_map(|r| Some((r.get("sweep")?.as_f64()?, 100.0 * r.get(key)?.as_f64()?)))
+                .collect()
+        };
+        let mut lines = vec![
+            series("train", curve("train_error"), 0, false),
+            series("test", curve("test_error"), 1, false),
+        ];
+        let validation = curve("validation_error");
+        if !validation.is_empty() {
+            lines.push(series("validation", validation, 2, false));
+        }
+        save_lines(
+            &LineChart {
+                title: "error per sweep".into(),
+                x_label: "sweep".into(),
+                y_label: "error (%)".into(),
+                series: lines,
+                log_y: false,
+            },
+            "error",
+        )?;
+    } else if metrics.is_file() {
         let recs: Vec<EpochRecord> = read_jsonl(&metrics)?;
         let e = |r: &EpochRecord| r.epoch as f64;
         save_lines(

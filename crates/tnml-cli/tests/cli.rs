@@ -575,4 +575,113 @@ fn mps_train_refuses_what_it_would_ignore_or_misreport() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("the test set of MNIST sample is empty"));
+    // the figures of an MPS run: error per sweep (tnml plot read only epoch records before)
+    tnml().arg("plot").arg(&run).assert().success();
+    assert!(run.join("plots/error.png").is_file() && run.join("plots/error.svg").is_file());
+}
+
+/// Absurd sizes are refused with the figures, before anything is allocated or written.
+#[test]
+fn absurd_sizes_are_refused_before_allocating() {
+    let tmp = tempfile::tempdir().unwrap();
+    // a safetensors tensor of shape [0, 10^18]
+    let empty = tmp.path().join("empty.safetensors");
+    let view = safetensors::tensor::TensorView::new(
+        safetensors::Dtype::F32,
+        vec![0, 1_000_000_000_000_000_000],
+        &[],
+    )
+    .unwrap();
+    std::fs::write(&empty, safetensors::serialize([("w", view)], None).unwrap()).unwrap();
+    let out = tmp.path().join("never");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "mpo".into(),
+                "compress".into(),
+                "--input".into(),
+                empty.display().to_string(),
+                "--in-modes".into(),
+                "4,4".into(),
+                "--out-modes".into(),
+                "4,4".into(),
+            ],
+            "an empty matrix has no MPO",
+        ),
+        (
+            vec![
+                "entangle".into(),
+                empty.display().to_string(),
+                "--in-modes".into(),
+                "4,4".into(),
+                "--out-modes".into(),
+                "4,4".into(),
+            ],
+            "an empty matrix has no MPO",
+        ),
+        (
+            vec![
+                "mpo".into(),
+                "compress".into(),
+                "--in-modes".into(),
+                "100000,10".into(),
+                "--out-modes".into(),
+                "100000,10".into(),
+            ],
+            "more than this machine's",
+        ),
+        (
+            vec![
+                "mpo".into(),
+                "compress".into(),
+                "--in-modes".into(),
+                "9223372036854775809,3".into(),
+                "--out-modes".into(),
+                "2,2".into(),
+            ],
+            "the modes multiply past",
+        ),
+        (
+            vec![
+                "mps".into(),
+                "train".into(),
+                "--trainer".into(),
+                "gradient".into(),
+                "--max-bond".into(),
+                "100000".into(),
+            ],
+            "more than this machine's",
+        ),
+        (
+            vec![
+                "data".into(),
+                "show".into(),
+                "--cols".into(),
+                "18446744073709551615".into(),
+            ],
+            "--cols 18446744073709551615: use 1 to 256",
+        ),
+        (
+            vec!["data".into(), "show".into(), "--scale".into(), "100000000".into()],
+            "--scale 100000000: use 1 to 32",
+        ),
+        (
+            vec!["net".into(), "train".into(), "--threads".into(), "100000".into()],
+            "--threads 100000: use 1 to 4096",
+        ),
+    ];
+    for (args, msg) in cases {
+        let mut cmd = tnml();
+        cmd.args(&args);
+        if args[0] != "data" {
+            cmd.arg("--out").arg(&out);
+        }
+        let output = cmd.timeout(std::time::Duration::from_secs(60)).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(msg),
+            "{args:?}: {stderr}"
+        );
+        assert!(!out.exists(), "{args:?} left {}", out.display());
+    }
 }

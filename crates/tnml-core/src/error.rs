@@ -138,8 +138,12 @@ pub(crate) fn check_finite(what: &'static str, data: &[f64]) -> Result<()> {
     }
 }
 
-/// Checks a list of modes: not empty, no zero entry.
-pub(crate) fn check_modes(what: &'static str, modes: &[usize]) -> Result<()> {
+/// Checks a list of modes: not empty, no zero entry (callers outside the core check modes
+/// before they build a matrix of that size).
+///
+/// # Errors
+/// [`CoreError::EmptyModes`], [`CoreError::ZeroMode`].
+pub fn check_modes(what: &'static str, modes: &[usize]) -> Result<()> {
     if modes.is_empty() {
         return Err(CoreError::EmptyModes { what });
     }

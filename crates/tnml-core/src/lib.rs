@@ -36,7 +36,7 @@ pub use faer;
 pub use bonds::{clamp_bond_dims, rank_caps};
 pub use compression::Compression;
 pub use entanglement::{BondEntanglement, EntanglementProfile};
-pub use error::{CoreError, Result};
+pub use error::{check_modes, CoreError, Result};
 pub use linalg::{truncated_svd, TruncatedSvd};
 pub use mpo::Mpo;
 pub use mps::Mps;

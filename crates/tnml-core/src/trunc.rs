@@ -135,7 +135,8 @@ impl TruncParams {
             k -= 1;
         }
         let k = k.min(numerical_rank).max(self.min_bond).min(self.max_bond).min(n);
-        let discarded: f64 = s[k..].iter().rev().map(|x| x * x).sum();
+        // `+ 0.0`: an empty float sum is -0.0, which reports print as "-0.000e0"
+        let discarded: f64 = s[k..].iter().rev().map(|x| x * x).sum::<f64>() + 0.0;
         (k, discarded, total)
     }
 }
@@ -196,7 +197,7 @@ impl TruncReport {
         if self.initial_norm2 == 0.0 {
             return 0.0;
         }
-        self.bonds.iter().map(|t| t.discarded_norm2).sum::<f64>() / self.initial_norm2
+        (self.bonds.iter().map(|t| t.discarded_norm2).sum::<f64>() + 0.0) / self.initial_norm2
     }
 
     /// The largest number of singular values kept at any bond.
@@ -241,6 +242,20 @@ mod tests {
                 .0,
             3
         );
+    }
+
+    #[test]
+    fn nothing_dropped_is_a_positive_zero() {
+        let (k, discarded, _) = TruncParams::exact().choose_rank(&[3.0, 2.0, 1.0], 0.0);
+        assert_eq!(k, 3);
+        assert!(discarded == 0.0 && discarded.is_sign_positive(), "{discarded}");
+        let report = TruncReport {
+            bonds: Vec::new(),
+            clamps: Vec::new(),
+            initial_norm2: 2.0,
+        };
+        assert!(report.total_discarded_weight().is_sign_positive());
+        assert_eq!(format!("{:.3e}", report.total_discarded_weight()), "0.000e0");
     }
 
     #[test]

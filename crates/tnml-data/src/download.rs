@@ -86,6 +86,10 @@ fn expected_digest(c: Checksum) -> &'static str {
     }
 }
 
+/// The most bytes one download may bring (CIFAR-10's archive, the largest, is 170 MB): a mirror
+/// that sends an endless body is cut off here.
+pub const MAX_DOWNLOAD: u64 = 256 << 20;
+
 /// One HTTP transfer into `part`, resuming from its current length.
 fn transfer(
     agent: &ureq::Agent,
@@ -94,6 +98,13 @@ fn transfer(
     progress: &mut dyn Progress,
     name: &str,
 ) -> std::result::Result<(), String> {
+    // a part file planted as a symlink (in a shared data directory) is never followed
+    if fs::symlink_metadata(part).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(format!(
+            "{} is a symbolic link: remove it, tnml writes only regular files",
+            part.display()
+        ));
+    }
     let already = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
     let mut req = agent.get(url);
     if already > 0 {
@@ -114,7 +125,16 @@ fn transfer(
                 .map_err(|e| e.to_string())?,
             already,
         ),
-        200 => (File::create(part).map_err(|e| e.to_string())?, 0),
+        200 => {
+            // a fresh start: the old part (if any) goes, the new one is created new
+            let _ = fs::remove_file(part);
+            let f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(part)
+                .map_err(|e| e.to_string())?;
+            (f, 0)
+        }
         416 if already > 0 => {
             // nothing left to send: the part file is complete (or wrong; the checksum decides)
             return Ok(());
@@ -124,10 +144,18 @@ fn transfer(
     progress.start(name, length.map(|l| l + start), start);
     let mut reader = resp.into_body().into_reader();
     let mut buf = vec![0u8; 1 << 16];
+    let mut total = start;
     let result = loop {
         match reader.read(&mut buf) {
             Ok(0) => break Ok(()),
+            Ok(n) if total + n as u64 > MAX_DOWNLOAD => {
+                let _ = fs::remove_file(part); // nothing worth resuming
+                break Err(format!(
+                    "{url} sent more than {MAX_DOWNLOAD} bytes, more than any file tnml fetches: stopped"
+                ));
+            }
             Ok(n) => {
+                total += n as u64;
                 if let Err(e) = file.write_all(&buf[..n]) {
                     break Err(e.to_string());
                 }
@@ -284,9 +312,19 @@ fn unpack_cifar(archive: &Path, root: &Path) -> Result<()> {
             continue;
         }
         let dest = out.join(&name);
-        let tmp = out.join(format!(".{name}.tmp"));
-        let mut w = File::create(&tmp).map_err(io_err(&tmp))?;
-        std::io::copy(&mut entry, &mut w).map_err(io_err(archive))?;
+        let tmp = out.join(format!(".{name}.tmp-{}", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        let mut w = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io_err(&tmp))?;
+        // a CIFAR batch is 30 MB; an entry claiming more is not one
+        let copied = std::io::copy(&mut (&mut entry).take(MAX_DOWNLOAD), &mut w).map_err(io_err(archive));
+        if copied.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        copied?;
         fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
     }
     Ok(())

@@ -66,6 +66,24 @@ pub enum DataError {
         /// Bytes present.
         found: u64,
     },
+    /// A decompressed stream that goes on past what its header describes (read no further).
+    #[error("{}: the data goes on past the {expected} bytes its header describes (trailing data, or a gzip bomb)", file.display())]
+    Overlong {
+        /// The file.
+        file: PathBuf,
+        /// Bytes the header describes.
+        expected: u64,
+    },
+    /// A header that claims more data than any data set tnml reads.
+    #[error("{}: the header claims {claimed} bytes, more than the {limit} bytes tnml reads from one file", file.display())]
+    TooLarge {
+        /// The file.
+        file: PathBuf,
+        /// Bytes claimed.
+        claimed: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// Images and labels disagree in count.
     #[error("{} has {images} images but {} has {labels} labels", images_file.display(), labels_file.display())]
     CountMismatch {

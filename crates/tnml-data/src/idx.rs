@@ -7,11 +7,15 @@
 //! ```
 //! Images are `idx3` (count, rows, cols), labels `idx1` (count). A file is accepted only if its
 //! length is exactly what the header describes; gzip is detected by its magic bytes `1f 8b`.
+//! A gzipped file is decompressed only as far as its header says (plus one byte, to notice
+//! more): a gzip bomb is refused after reading what the header promised, never inflated whole.
+//! Multi-member gzip streams (`cat a.gz b.gz`, valid for `gzip -t`) are read; bytes after the
+//! last member that are not gzip are an error, not ignored.
 
 use std::io::Read;
 use std::path::Path;
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 
 use crate::error::{io_err, DataError, Result};
 
@@ -24,20 +28,86 @@ pub struct Idx {
     pub data: Vec<u8>,
 }
 
-/// Reads a whole file, decompressing it when it starts with the gzip magic bytes.
+/// The most bytes tnml decompresses from one file (the largest IDX file, MNIST's training
+/// images, is 47 MB).
+pub const MAX_DECOMPRESSED: u64 = 1 << 30;
+
+/// Reads a whole file, decompressing it when it starts with the gzip magic bytes, up to
+/// [`MAX_DECOMPRESSED`] bytes.
+///
+/// # Errors
+/// I/O, a corrupt gzip stream, more than [`MAX_DECOMPRESSED`] bytes.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(io_err(path))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 6);
-        GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|source| DataError::Gzip {
+        let mut dec = MultiGzDecoder::new(&raw[..]);
+        let out = read_at_most(&mut dec, MAX_DECOMPRESSED + 1, path)?;
+        if out.len() as u64 > MAX_DECOMPRESSED {
+            return Err(DataError::Overlong {
                 file: path.to_path_buf(),
-                source,
-            })?;
+                expected: MAX_DECOMPRESSED,
+            });
+        }
         Ok(out)
     } else {
         Ok(raw)
+    }
+}
+
+/// Reads at most `limit` bytes from `r` into a new buffer.
+fn read_at_most(r: &mut impl Read, limit: u64, path: &Path) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    r.take(limit)
+        .read_to_end(&mut out)
+        .map_err(|source| DataError::Gzip {
+            file: path.to_path_buf(),
+            source,
+        })?;
+    Ok(out)
+}
+
+/// Decompresses an IDX file only as far as its header describes (plus one byte).
+fn read_gz_idx(raw: &[u8], path: &Path) -> Result<Vec<u8>> {
+    let mut dec = MultiGzDecoder::new(raw);
+    let mut bytes = read_at_most(&mut dec, 4, path)?;
+    if bytes.len() < 4 {
+        return Ok(bytes); // parse_idx names the truncation
+    }
+    let ndims = usize::from(bytes[3]);
+    bytes.extend(read_at_most(&mut dec, 4 * ndims as u64, path)?);
+    if bytes.len() < 4 + 4 * ndims {
+        return Ok(bytes);
+    }
+    let body = bytes[4..].chunks_exact(4).fold(1u64, |acc, c| {
+        acc.saturating_mul(u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+    });
+    if body > MAX_DECOMPRESSED {
+        return Err(DataError::TooLarge {
+            file: path.to_path_buf(),
+            claimed: body,
+            limit: MAX_DECOMPRESSED,
+        });
+    }
+    let expected = bytes.len() as u64 + body;
+    bytes.extend(read_at_most(&mut dec, body + 1, path)?);
+    if bytes.len() as u64 > expected {
+        return Err(DataError::Overlong {
+            file: path.to_path_buf(),
+            expected,
+        });
+    }
+    // the stream must end here: what follows the data is another gzip member or an error
+    let mut rest = [0u8; 1];
+    match dec.read(&mut rest) {
+        Ok(0) => Ok(bytes),
+        Ok(_) => Err(DataError::Overlong {
+            file: path.to_path_buf(),
+            expected,
+        }),
+        Err(source) => Err(DataError::Gzip {
+            file: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -123,7 +193,12 @@ pub fn parse_idx(bytes: &[u8], expected_dims: usize, file: &Path) -> Result<Idx>
 /// # Errors
 /// As [`parse_idx`], plus I/O and gzip errors.
 pub fn read_idx(path: &Path, expected_dims: usize) -> Result<Idx> {
-    parse_idx(&read_maybe_gz(path)?, expected_dims, path)
+    let raw = std::fs::read(path).map_err(io_err(path))?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        parse_idx(&read_gz_idx(&raw, path)?, expected_dims, path)
+    } else {
+        parse_idx(&raw, expected_dims, path)
+    }
 }
 
 /// Serializes an IDX file of unsigned bytes (used to write the shipped sample and in tests).

@@ -24,6 +24,8 @@ enum Mode {
     CorruptAlways,
     /// The first response has one byte flipped.
     CorruptFirst,
+    /// A body that never ends (no length, 1 MB chunks until the client hangs up).
+    Endless,
 }
 
 struct Server {
@@ -93,6 +95,16 @@ fn serve(files: HashMap<String, Vec<u8>>, mode: Mode) -> Server {
                 "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 slice.len()
             );
+            if mode == Mode::Endless {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+                let chunk = vec![0u8; 1 << 20];
+                for _ in 0..400 {
+                    if stream.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+                continue;
+            }
             let _ = stream.write_all(head.as_bytes());
             if mode == Mode::TruncateFirst && n == 0 {
                 let _ = stream.write_all(&slice[..slice.len() / 2]);
@@ -280,4 +292,34 @@ fn fetch_mnist_from_a_local_mirror_and_repair_a_corrupt_file() {
     );
     // the shipped sample has nothing to fetch
     assert!(fetch(Dataset::MnistSample, tmp.path(), &[&server.base], &mut NoProgress).is_err());
+}
+
+#[test]
+fn an_endless_body_is_cut_off_and_a_planted_symlink_is_not_followed() {
+    let data = payload();
+    let server = serve(files("blob.bin", &data), Mode::Endless);
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("blob.bin");
+    let err = download_verified(
+        &[&server.base],
+        &remote("blob.bin", &data),
+        &dest,
+        &mut NoProgress,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("more than any file tnml fetches"), "{err}");
+    assert!(leftovers(tmp.path()).is_empty(), "{:?}", leftovers(tmp.path()));
+    // a .part planted as a symlink to a file elsewhere: refused, the target untouched
+    let good = serve(files("blob.bin", &data), Mode::Good);
+    let victim = tmp.path().join("victim");
+    std::fs::write(&victim, b"keep me").unwrap();
+    let part = tmp.path().join("blob.bin.part");
+    let _ = std::fs::remove_file(&part);
+    std::os::unix::fs::symlink(&victim, &part).unwrap();
+    let err = download_verified(&[&good.base], &remote("blob.bin", &data), &dest, &mut NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is a symbolic link"), "{err}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
 }

@@ -272,3 +272,38 @@ fn select_and_random_subset_keep_images_with_their_labels() {
     }
     assert_eq!(set.random_subset(99, 1).len(), 5);
 }
+
+/// gzip as `gzip -t` sees it: several members are one file; what follows the data is an error;
+/// a stream that inflates past what its header promises is refused after that much.
+#[test]
+fn gzip_members_trailing_bytes_and_bombs() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_split(tmp.path(), 2, 2);
+    let img = tmp.path().join("t10k-images-idx3-ubyte.gz");
+    let idx = encode_idx(&[2, 28, 28], &vec![5; 2 * 784]);
+    // two members (cat a.gz b.gz): read as one stream
+    let (a, b) = idx.split_at(700);
+    let mut two = gz(a);
+    two.extend(gz(b));
+    std::fs::write(&img, &two).unwrap();
+    let set = load(Dataset::Mnist, tmp.path(), Split::Test).unwrap();
+    assert_eq!((set.len(), set.image(1)[783]), (2, 5));
+    // garbage after the stream
+    let mut trailing = gz(&idx);
+    trailing.extend(b"garbage after the gzip stream");
+    std::fs::write(&img, &trailing).unwrap();
+    let e = load(Dataset::Mnist, tmp.path(), Split::Test).unwrap_err();
+    assert!(matches!(e, DataError::Gzip { .. }), "{e}");
+    // a bomb: the header promises 2 images, the stream inflates to 64 MB
+    let mut bomb = idx.clone();
+    bomb.extend(vec![0u8; 64 << 20]);
+    std::fs::write(&img, gz(&bomb)).unwrap();
+    let e = load(Dataset::Mnist, tmp.path(), Split::Test).unwrap_err();
+    assert!(matches!(e, DataError::Overlong { expected: 1584, .. }), "{e}");
+    // a header that claims more than any data set
+    let mut huge = encode_idx(&[1, 28, 28], &[0; 784]);
+    huge[4..8].copy_from_slice(&4_000_000u32.to_be_bytes());
+    std::fs::write(&img, gz(&huge)).unwrap();
+    let e = load(Dataset::Mnist, tmp.path(), Split::Test).unwrap_err();
+    assert!(matches!(e, DataError::TooLarge { .. }), "{e}");
+}

@@ -107,7 +107,16 @@ impl MpsClassifier {
         );
         let feature_map: FeatureMap =
             serde_json::from_str(&get("feature_map")?).map_err(|e| bad(format!("feature_map: {e}")))?;
+        feature_map.validate().map_err(|e| bad(e.to_string()))?;
         let d = feature_map.dim();
+        // sizes read from the file are checked against the file itself before anything is
+        // allocated: one tensor per pixel
+        if h.checked_mul(w) != Some(st.len()) {
+            return Err(bad(format!(
+                "metadata says {h}x{w} pixels, the file holds {} site tensors",
+                st.len()
+            )));
+        }
         let mut sites = Vec::with_capacity(h * w);
         for k in 0..h * w {
             let name = format!("site.{k:03}");

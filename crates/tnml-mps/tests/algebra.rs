@@ -240,6 +240,28 @@ fn save_and_load_round_trip_bit_exactly() {
     let err = MpsClassifier::from_safetensors(&foreign, "w.safetensors").unwrap_err();
     assert!(err.to_string().contains("metadata has no \"format\""), "{err}");
     drop(other);
+    // sizes in the metadata are checked against the file before anything is allocated
+    // (100000000 x 100000000 pixels aborted on a huge allocation before)
+    let (head_len, rest) = bytes.split_at(8);
+    let n = u64::from_le_bytes(head_len.try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&rest[..n]).unwrap();
+    for (from, to) in [
+        ("\"image_height\":\"2\"", "\"image_height\":\"100000000\""),
+        (
+            "\"image_width\":\"3\"",
+            "\"image_width\":\"18446744073709551615\"",
+        ),
+    ] {
+        assert!(header.contains(from), "{header}");
+        let forged = header.replace(from, to);
+        let mut file = (forged.len() as u64).to_le_bytes().to_vec();
+        file.extend(forged.as_bytes());
+        file.extend(&rest[n..]);
+        let err = MpsClassifier::from_safetensors(&file, "forged.safetensors")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the file holds 6 site tensors"), "{err}");
+    }
 }
 
 #[test]
