@@ -7,7 +7,6 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use safetensors::{Dtype, SafeTensors};
 use tnml_core::faer::Mat;
 
 /// A seeded synthetic matrix.
@@ -62,68 +61,23 @@ impl Synthetic {
     }
 }
 
-/// Reads the 2-D tensor `name` (F32 or F64) from a safetensors file.
-///
-/// With `name = None` the file must hold exactly one tensor.
+/// Reads the 2-D tensor `name` (F32 or F64) from a safetensors file
+/// ([`tnml_nn::weights::matrix_from_safetensors`]); with `name = None` the file must hold
+/// exactly one tensor.
 pub fn read_safetensors_matrix(path: &Path, name: Option<&str>) -> Result<(String, Mat<f64>)> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let st = SafeTensors::deserialize(&bytes)
-        .with_context(|| format!("{} is not a valid safetensors file", path.display()))?;
-    let mut names = st.names();
-    names.sort();
-    let name = match name {
-        Some(n) => n.to_string(),
-        None if names.len() == 1 => names[0].to_string(),
-        None => bail!(
-            "{} holds {} tensors ({}): pick one with --tensor",
-            path.display(),
-            names.len(),
-            names.join(", ")
-        ),
-    };
-    let view = st.tensor(&name).with_context(|| {
-        format!(
-            "no tensor {name:?} in {} (it has: {})",
-            path.display(),
-            names.join(", ")
-        )
-    })?;
-    let shape = view.shape().to_vec();
-    if shape.len() != 2 {
-        bail!("tensor {name:?} has shape {shape:?}: a matrix (2 dimensions) is needed");
-    }
-    if shape[0] == 0 || shape[1] == 0 {
-        bail!("tensor {name:?} has shape {shape:?}: an empty matrix has no MPO");
-    }
-    let (elems, width) = match view.dtype() {
-        Dtype::F32 => (view.data().len() / 4, 4),
-        Dtype::F64 => (view.data().len() / 8, 8),
-        _ => (0, 0),
-    };
-    if width > 0 && shape[0].checked_mul(shape[1]) != Some(elems) {
-        bail!("tensor {name:?} has shape {shape:?} but {elems} values: the file is inconsistent");
-    }
-    let values: Vec<f64> = match view.dtype() {
-        Dtype::F32 => view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            .collect(),
-        Dtype::F64 => view
-            .data()
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-            .collect(),
-        other => bail!("tensor {name:?} has dtype {other:?}: F32 or F64 is needed"),
-    };
-    let (rows, cols) = (shape[0], shape[1]);
-    Ok((name, Mat::from_fn(rows, cols, |i, j| values[i * cols + j])))
+    Ok(tnml_nn::weights::matrix_from_safetensors(
+        &bytes,
+        name,
+        &path.display().to_string(),
+    )?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use safetensors::tensor::TensorView;
+    use safetensors::Dtype;
 
     #[test]
     fn reads_f32_and_rejects_bad_files() {

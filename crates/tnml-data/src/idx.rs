@@ -193,11 +193,18 @@ pub fn parse_idx(bytes: &[u8], expected_dims: usize, file: &Path) -> Result<Idx>
 /// # Errors
 /// As [`parse_idx`], plus I/O and gzip errors.
 pub fn read_idx(path: &Path, expected_dims: usize) -> Result<Idx> {
-    let raw = std::fs::read(path).map_err(io_err(path))?;
+    parse_maybe_gz(&std::fs::read(path).map_err(io_err(path))?, expected_dims, path)
+}
+
+/// Parses the bytes of an IDX file, gzipped (bounded, see the module docs) or raw.
+///
+/// # Errors
+/// As [`parse_idx`], plus gzip errors and streams longer than their header.
+pub fn parse_maybe_gz(raw: &[u8], expected_dims: usize, file: &Path) -> Result<Idx> {
     if raw.starts_with(&[0x1f, 0x8b]) {
-        parse_idx(&read_gz_idx(&raw, path)?, expected_dims, path)
+        parse_idx(&read_gz_idx(raw, file)?, expected_dims, file)
     } else {
-        parse_idx(&raw, expected_dims, path)
+        parse_idx(raw, expected_dims, file)
     }
 }
 

@@ -208,9 +208,36 @@ pub fn resolve_dir(path: &Path) -> PathBuf {
 /// A missing or corrupt `checkpoint.json`, or a file of another format.
 pub fn read_header(dir: &Path) -> Result<CheckpointHeader> {
     let path = dir.join("checkpoint.json");
-    let text = fs::read(&path).map_err(io_err(&path))?;
+    parse_header(&fs::read(&path).map_err(io_err(&path))?, &path)
+}
+
+/// Parses and checks a checkpoint header: format, version, and the model and training
+/// configurations through the same validation as ones built in code.
+///
+/// # Errors
+/// Not JSON, another format, an invalid model or training configuration.
+pub fn parse_header(text: &[u8], path: &Path) -> Result<CheckpointHeader> {
     let header: CheckpointHeader =
-        serde_json::from_slice(&text).map_err(|e| record_err("not a tnml checkpoint header", &path, e))?;
+        serde_json::from_slice(text).map_err(|e| record_err("not a tnml checkpoint header", path, e))?;
+    header
+        .net
+        .validate()
+        .map_err(|e| record_err("invalid model", path, e))?;
+    if let Some(t) = &header.train {
+        t.validate()
+            .map_err(|e| record_err("invalid training configuration", path, e))?;
+    }
+    if header.epoch != header.history.len() {
+        return Err(record_err(
+            "inconsistent",
+            path,
+            format!(
+                "epoch {} with {} epochs of history",
+                header.epoch,
+                header.history.len()
+            ),
+        ));
+    }
     if header.format != FORMAT || header.version != 1 {
         return Err(NnError::Checkpoint {
             path: path.display().to_string(),
@@ -229,15 +256,23 @@ pub fn read_header(dir: &Path) -> Result<CheckpointHeader> {
 /// As [`read_header`], and a model file that does not match the header's model.
 pub fn load(dir: &Path, device: &Device) -> Result<(CheckpointHeader, Net)> {
     let header = read_header(dir)?;
-    let net = header.net.init(device)?;
     let path = dir.join("model.bpk");
     let bytes = fs::read(&path).map_err(io_err(&path))?;
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
-        .map_err(|e| record_err("corrupt model file", &path, e))?;
-    let net = net
-        .try_load_record(record)
-        .map_err(|e| record_err("model file does not match the checkpoint's model", &path, e))?;
+    let net = load_model(&header, bytes, &path, device)?;
     Ok((header, net))
+}
+
+/// The model of `header` with the weights of a `model.bpk` (its bytes); `path` names it in
+/// errors.
+///
+/// # Errors
+/// A corrupt record, or one of another model.
+pub fn load_model(header: &CheckpointHeader, bytes: Vec<u8>, path: &Path, device: &Device) -> Result<Net> {
+    let net = header.net.init(device)?;
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(|e| record_err("corrupt model file", path, e))?;
+    net.try_load_record(record)
+        .map_err(|e| record_err("model file does not match the checkpoint's model", path, e))
 }
 
 /// Loads the optimizer state saved next to a model into `optim`.

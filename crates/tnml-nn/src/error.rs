@@ -126,6 +126,14 @@ pub enum NnError {
         /// What is wrong, with the numbers.
         reason: String,
     },
+    /// A weights file (safetensors) that cannot be read as asked.
+    #[error("{path}: {reason}")]
+    WeightsFile {
+        /// The file.
+        path: String,
+        /// What is wrong, with the numbers.
+        reason: String,
+    },
     /// Images of another shape than the model takes.
     #[error("the model takes {}x{}x{} images (channels x height x width), the data has {}x{}x{}", expected[0], expected[1], expected[2], got[0], got[1], got[2])]
     ImageShape {

@@ -15,6 +15,7 @@ pub mod mpo_linear;
 pub mod options;
 pub mod spec;
 pub mod train;
+pub mod weights;
 
 pub use error::{NnError, Result};
 pub use init::WeightInit;
