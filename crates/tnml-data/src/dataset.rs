@@ -342,9 +342,9 @@ impl ImageSet {
     }
 
     /// A seeded random subset of `n` images (all, shuffled, if fewer): the order of
-    /// [`crate::transform::shuffled_indices`], so the same seed picks the same images everywhere.
+    /// [`crate::split::shuffled_indices`], so the same seed picks the same images everywhere.
     pub fn random_subset(&self, n: usize, seed: u64) -> Self {
-        let idx = crate::transform::shuffled_indices(self.len(), seed);
+        let idx = crate::split::shuffled_indices(self.len(), seed);
         self.select(&idx[..n.min(self.len())])
     }
 

@@ -15,6 +15,7 @@ pub mod download;
 pub mod error;
 pub mod idx;
 pub mod location;
+pub mod split;
 pub mod transform;
 
 pub use dataset::{load, Dataset, ImageSet, Split};

@@ -1,15 +1,15 @@
 //! Transforms on images as `f32`: scaling, pooling, padding, normalization, augmentation, and
-//! seeded shuffles, splits and batches.
+//! the index orders of [`crate::split`] (seeded shuffles, splits, batches) are re-exported here.
 //!
 //! Layout: image `i`, channel `c`, row `y`, column `x` sits at `((i * C + c) * H + y) * W + x`,
 //! so every image flattens row-major (the pixel order of the MPS classifier).
 
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
 use crate::dataset::ImageSet;
 use crate::error::{DataError, Result};
+pub use crate::split::{batches, shuffled_indices, train_val_split};
 
 /// Per-channel mean of the CIFAR-10 training set (pixels scaled to [0, 1]).
 pub const CIFAR10_MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
@@ -215,46 +215,10 @@ impl Images {
     }
 }
 
-/// `0..n` in a seeded random order.
-pub fn shuffled_indices(n: usize, seed: u64) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..n).collect();
-    idx.shuffle(&mut StdRng::seed_from_u64(seed));
-    idx
-}
-
-/// A seeded split of `0..n` into `(train, validation)` with `round(n * val_fraction)` in the
-/// validation part.
-///
-/// # Errors
-/// A fraction outside `[0, 1)`.
-pub fn train_val_split(n: usize, val_fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
-    if !(0.0..1.0).contains(&val_fraction) {
-        return Err(DataError::Invalid(format!(
-            "validation fraction {val_fraction} must lie in [0, 1)"
-        )));
-    }
-    let idx = shuffled_indices(n, seed);
-    let n_val = (n as f64 * val_fraction).round() as usize;
-    let (val, train) = idx.split_at(n_val);
-    Ok((train.to_vec(), val.to_vec()))
-}
-
-/// Consecutive batches of at most `batch_size` indices (the last may be shorter).
-///
-/// # Errors
-/// A batch size of 0.
-pub fn batches(indices: &[usize], batch_size: usize) -> Result<std::slice::Chunks<'_, usize>> {
-    if batch_size == 0 {
-        return Err(DataError::Invalid(
-            "batch size is 0: it must be at least 1".into(),
-        ));
-    }
-    Ok(indices.chunks(batch_size))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     fn ramp(len: usize, c: usize, h: usize, w: usize) -> Images {
         Images {
