@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use tnml_nn::entangle::{Baseline, BondRecord};
 use tnml_nn::train::EpochRecord;
 use tnml_plot::{draw_heatmap, draw_lines, Heatmap, LineChart, Series};
@@ -27,6 +27,9 @@ fn series(name: &str, points: Vec<(f64, f64)>, color: usize, dashed: bool) -> Se
         color,
     }
 }
+
+/// The most sites of an MPO layer a recorded file may name (a bound on what is drawn).
+const MAX_SITES: usize = 1024;
 
 /// Draws all figures of `run` into `run/plots/`; returns the files written.
 pub fn plot_run(run: &Path, formats: &[&str]) -> Result<Vec<PathBuf>> {
@@ -139,6 +142,13 @@ pub fn plot_run(run: &Path, formats: &[&str]) -> Result<Vec<PathBuf>> {
         }
         for (layer, rs) in &layers {
             let nb = rs.iter().map(|r| r.bond).max().unwrap_or(0);
+            // a bond index comes from the file: bounded by what an MPO layer can have
+            if nb > MAX_SITES {
+                bail!(
+                    "{}: layer {layer} has bond {nb}; an MPO layer has at most {MAX_SITES} sites",
+                    ent.display()
+                );
+            }
             let last_epoch = rs.iter().map(|r| r.epoch).max().unwrap_or(0) as f64;
             let mut s = Vec::new();
             for b in 1..=nb {

@@ -685,3 +685,36 @@ fn absurd_sizes_are_refused_before_allocating() {
         assert!(!out.exists(), "{args:?} left {}", out.display());
     }
 }
+
+/// A failed save (a full disk) stops the run at once and names the last model actually saved.
+#[test]
+fn a_failed_save_stops_mps_training_and_names_the_last_good_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("r");
+    let output = tnml()
+        .env("TNML_FAULT", "mps-save:2")
+        .args([
+            "mps",
+            "train",
+            "--train-limit",
+            "200",
+            "--test-limit",
+            "50",
+            "--max-bond",
+            "2",
+        ])
+        .args(["--sweeps", "3", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("training stopped") && stderr.contains("model.safetensors (sweep 1)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("sweep 3:"), "it kept sweeping: {stderr}");
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 1);
+    assert!(run.join("model.safetensors").is_file());
+}

@@ -604,3 +604,72 @@ fn a_kill_while_checkpointing_leaves_a_whole_checkpoint() {
         );
     }
 }
+
+/// A command reads only the files it needs: a corrupt training file does not stop an
+/// evaluation of the test split. An empty test file is an error, not accuracy 0.00%.
+#[test]
+fn eval_reads_only_the_test_split_and_empty_sets_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("r");
+    tnml()
+        .args([
+            "net",
+            "train",
+            "--model",
+            "fc2",
+            "--train-limit",
+            "200",
+            "--test-limit",
+            "100",
+        ])
+        .args(["--epochs", "1", "--entangle-every", "0", "--out"])
+        .arg(&run)
+        .assert()
+        .success();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-sample");
+    for f in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+        std::fs::copy(sample.join(f), data.join(f)).unwrap();
+    }
+    std::fs::write(data.join("train-images-idx3-ubyte.gz"), b"not gzip, not idx").unwrap();
+    std::fs::write(data.join("train-labels-idx1-ubyte.gz"), b"").unwrap();
+    tnml()
+        .args(["net", "eval", "--checkpoint"])
+        .arg(&run)
+        .args(["--dataset", "mnist", "--test-limit", "100", "--data-dir"])
+        .arg(&data)
+        .assert()
+        .success()
+        .stdout(contains("(100 images)"));
+    // an IDX test file with no image
+    let empty = |dims: &[u32]| {
+        let mut b = vec![0u8, 0, 8, dims.len() as u8];
+        for d in dims {
+            b.extend(d.to_be_bytes());
+        }
+        b
+    };
+    std::fs::write(data.join("t10k-images-idx3-ubyte.gz"), empty(&[0, 28, 28])).unwrap();
+    std::fs::write(data.join("t10k-labels-idx1-ubyte.gz"), empty(&[0])).unwrap();
+    tnml()
+        .args(["net", "eval", "--checkpoint"])
+        .arg(&run)
+        .args(["--dataset", "mnist", "--data-dir"])
+        .arg(&data)
+        .assert()
+        .failure()
+        .stderr(contains("the test set is empty"));
+    // an entanglement record naming an absurd bond is refused, not drawn
+    std::fs::write(
+        run.join("entanglement.jsonl"),
+        r#"{"epoch":1,"layer":"fc1","bond":1000000000,"bond_dim":2,"entropy":0.1,"bound":0.7,"ratio":0.1,"renyi2":0.1,"spectrum":[1.0],"discarded":[0.0]}"#,
+    )
+    .unwrap();
+    tnml()
+        .arg("plot")
+        .arg(&run)
+        .assert()
+        .failure()
+        .stderr(contains("has bond 1000000000"));
+}

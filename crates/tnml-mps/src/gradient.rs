@@ -286,8 +286,11 @@ pub fn train_gradient(
             train_error: wrong as f64 / feats.samples as f64,
             seconds: t0.elapsed().as_secs_f64(),
         };
-        observer.on_epoch(&summary, model);
+        let flow = observer.on_epoch(&summary, model);
         out.push(summary);
+        if flow.is_break() {
+            break;
+        }
     }
     Ok(out)
 }

@@ -3,6 +3,8 @@
 //! trainer every batch and epoch ([`EpochSummary`]) to an [`EpochObserver`]. [`Silent`] ignores
 //! both.
 
+use std::ops::ControlFlow;
+
 use tnml_core::{TruncParams, Truncation};
 
 use crate::model::label::Direction;
@@ -64,8 +66,11 @@ impl SweepSummary {
 pub trait SweepObserver {
     /// After every bond update.
     fn on_bond(&mut self, _step: &BondStep) {}
-    /// After every sweep, with the model as it now is.
-    fn on_sweep(&mut self, _summary: &SweepSummary, _model: &MpsClassifier) {}
+    /// After every sweep, with the model as it now is. [`ControlFlow::Break`] stops the
+    /// training after this sweep (an observer that could not save the model, say).
+    fn on_sweep(&mut self, _summary: &SweepSummary, _model: &MpsClassifier) -> ControlFlow<()> {
+        ControlFlow::Continue(())
+    }
 }
 
 /// What one epoch of the gradient trainer did.
@@ -85,8 +90,10 @@ pub struct EpochSummary {
 pub trait EpochObserver {
     /// After every minibatch: `(epoch, batch, batches per epoch, loss)`.
     fn on_batch(&mut self, _epoch: usize, _batch: usize, _batches: usize, _loss: f64) {}
-    /// After every epoch.
-    fn on_epoch(&mut self, _summary: &EpochSummary, _model: &MpsClassifier) {}
+    /// After every epoch; [`ControlFlow::Break`] stops the training after it.
+    fn on_epoch(&mut self, _summary: &EpochSummary, _model: &MpsClassifier) -> ControlFlow<()> {
+        ControlFlow::Continue(())
+    }
 }
 
 /// An observer that ignores everything.

@@ -50,6 +50,12 @@ pub fn load_split(
         Subset::Random { limit, seed } => set.random_subset(limit, seed),
         Subset::First(n) => set.take(n),
     };
+    if set.is_empty() {
+        return Err(NnError::EmptySet {
+            split: if split == Split::Train { "training" } else { "test" },
+            why: format!(" ({} holds no image)", dir.display()),
+        });
+    }
     let mut images = Images::from_set(&set);
     let [c, h, w] = arch.input_shape();
     if (c, h, w) == (1, 32, 32) && images.channels == 1 && (images.height, images.width) == (28, 28) {

@@ -1,12 +1,14 @@
 //! `tnml mps train --trainer gradient`: Adam on all cores, with a line per epoch.
 
+use std::ops::ControlFlow;
+
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use tnml_data::Split;
 use tnml_mps::{embed_batch, FeatureMap, MpsClassifier, SiteFeatures};
 
 use super::options::load_pixels;
-use super::save::{checkpoint, finish_training};
+use super::save::{checkpoint, finish_training, save_failed};
 use super::train::TrainArgs;
 use crate::run_dir::RunDir;
 use crate::runtime::check_memory;
@@ -30,7 +32,7 @@ impl tnml_mps::EpochObserver for EpochPrinter<'_> {
         self.bar.set_message(format!("epoch {epoch} loss {loss:.4}"));
     }
 
-    fn on_epoch(&mut self, s: &tnml_mps::EpochSummary, model: &MpsClassifier) {
+    fn on_epoch(&mut self, s: &tnml_mps::EpochSummary, model: &MpsClassifier) -> ControlFlow<()> {
         let test_error = model
             .scores(self.test)
             .map(|sc| sc.error_rate(self.test_labels))
@@ -41,13 +43,16 @@ impl tnml_mps::EpochObserver for EpochPrinter<'_> {
         );
         self.bar.suspend(|| eprintln!("{line}"));
         let rec = serde_json::json!({"epoch": s.epoch, "loss": s.loss, "train_error": s.train_error, "test_error": test_error, "seconds": s.seconds});
-        if let Err(e) = checkpoint(self.run, model, &rec) {
-            self.failure.get_or_insert(e);
-        }
         self.lines.push(format!(
             "| {} | {:.5} | {:.4} | {:.4} | {:.1} |",
             s.epoch, s.loss, s.train_error, test_error, s.seconds
         ));
+        if let Err(e) = checkpoint(self.run, model, &rec, s.epoch) {
+            let saved = s.epoch.checked_sub(1).filter(|&e| e > 0);
+            self.failure = Some(save_failed(e, self.run, "epoch", saved));
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
     }
 }
 

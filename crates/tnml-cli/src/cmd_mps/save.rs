@@ -20,11 +20,32 @@ pub(super) fn truncation_json(report: &tnml_core::TruncReport) -> serde_json::Va
     })
 }
 
-/// Saves the model (atomically, replacing the previous checkpoint) and appends `record` to the
-/// metrics.
-pub(super) fn checkpoint<T: Serialize>(run: &mut RunDir, model: &MpsClassifier, record: &T) -> Result<()> {
+/// Saves the model of sweep (or epoch) `step` (atomically, replacing the previous one) and
+/// appends `record` to the metrics. `TNML_FAULT=mps-save:<step>` makes the save of that step
+/// fail, as a full disk would (the test hook of the failed-save path).
+pub(super) fn checkpoint<T: Serialize>(
+    run: &mut RunDir,
+    model: &MpsClassifier,
+    record: &T,
+    step: usize,
+) -> Result<()> {
+    if std::env::var("TNML_FAULT").is_ok_and(|f| f == format!("mps-save:{step}")) {
+        anyhow::bail!("TNML_FAULT: simulated write failure at step {step}");
+    }
     atomic_write(&run.path().join("model.safetensors"), &model.to_safetensors()?)?;
     run.log_metric(record)
+}
+
+/// Why a save failed and what is kept: the run stops at the first failed save.
+pub(super) fn save_failed(e: anyhow::Error, run: &RunDir, step: &str, saved: Option<usize>) -> anyhow::Error {
+    let kept = match saved {
+        Some(s) => format!(
+            "the last good model is {} ({step} {s})",
+            run.path().join("model.safetensors").display()
+        ),
+        None => "no model was saved".to_string(),
+    };
+    e.context(format!("saving the model failed; training stopped; {kept}"))
 }
 
 /// After training: on a training error keep the model (at its last good state) as
@@ -44,7 +65,7 @@ pub(super) fn finish_training(
         )));
     }
     match write_failure {
-        Some(e) => Err(e.context("writing the run directory")),
+        Some(e) => Err(e),
         None => Ok(()),
     }
 }

@@ -2,6 +2,7 @@
 //! line per sweep and a checkpoint after each, optionally refit the core at the turn site.
 
 use std::fmt::Write as _;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -17,7 +18,7 @@ use tnml_mps::{
 
 use super::options::{load_pixels, LossArg, MapArg, MpsData, TrainerArg};
 use super::project::{refit_core, RefitArg, RefitData};
-use super::save::{checkpoint, finish_training, truncation_json};
+use super::save::{checkpoint, finish_training, save_failed, truncation_json};
 use crate::args::{Limits, Seed, Threads};
 use crate::run_dir::{atomic_write, RunDir};
 
@@ -213,7 +214,7 @@ impl SweepObserver for CliObserver<'_> {
         ));
     }
 
-    fn on_sweep(&mut self, s: &SweepSummary, model: &MpsClassifier) {
+    fn on_sweep(&mut self, s: &SweepSummary, model: &MpsClassifier) -> ControlFlow<()> {
         let test_error = model
             .scores(self.test)
             .map(|sc| sc.error_rate(self.test_labels))
@@ -245,10 +246,14 @@ impl SweepObserver for CliObserver<'_> {
         );
         // printed even when the bar is hidden (not a terminal): logs keep the per-sweep line
         self.bar.suspend(|| eprintln!("{line}"));
-        if let Err(e) = checkpoint(self.run, model, &rec) {
-            self.failure.get_or_insert(e);
-        }
+        let saved = self.records.last().map(|r| r.sweep);
+        let step = rec.sweep;
         self.records.push(rec);
+        if let Err(e) = checkpoint(self.run, model, self.records.last().expect("just pushed"), step) {
+            self.failure = Some(save_failed(e, self.run, "sweep", saved));
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
     }
 }
 

@@ -109,8 +109,11 @@ pub fn train_sweeps(
             seconds: t0.elapsed().as_secs_f64(),
             flops,
         };
-        observer.on_sweep(&summary, model);
+        let flow = observer.on_sweep(&summary, model);
         summaries.push(summary);
+        if flow.is_break() {
+            break;
+        }
     }
     Ok(summaries)
 }
