@@ -718,3 +718,48 @@ fn a_failed_save_stops_mps_training_and_names_the_last_good_model() {
     assert_eq!(metrics.lines().count(), 1);
     assert!(run.join("model.safetensors").is_file());
 }
+
+/// A diverging gradient run stops with the epoch and batch, exits non-zero, keeps a finite model.
+#[test]
+fn a_diverging_gradient_run_stops_and_keeps_the_last_good_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("g");
+    let output = tnml()
+        .args([
+            "mps",
+            "train",
+            "--trainer",
+            "gradient",
+            "--train-limit",
+            "200",
+            "--test-limit",
+            "50",
+        ])
+        .args(["--max-bond", "4", "--epochs", "2", "--lr", "1e30", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("training diverged at epoch 1, batch 1"),
+        "{stderr}"
+    );
+    let model = tnml_model(&run.join("model-last-good.safetensors"));
+    assert!(model.iter().all(|x| x.is_finite() && x.abs() <= 1e8));
+}
+
+/// Every f64 of a model file's tensors.
+fn tnml_model(path: &std::path::Path) -> Vec<f64> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .iter()
+        .flat_map(|(_, t)| {
+            t.data()
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}

@@ -111,6 +111,16 @@ pub enum MpsError {
         /// What it must be.
         requirement: &'static str,
     },
+    /// Gradient training diverged: a non-finite loss, or weights that left any sane range.
+    #[error("training diverged at epoch {epoch}, batch {batch}: {what}; the model was left at its state before that step")]
+    Diverged {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Batch within the epoch (1-based).
+        batch: usize,
+        /// What went wrong, with the value.
+        what: String,
+    },
     /// A class with no training sample.
     #[error("label {label} has no training samples")]
     EmptyClass {

@@ -223,13 +223,19 @@ fn scale_rows(v: &[f32], width: usize, log_a: &[f64], log_b: &[f64]) -> Vec<f32>
         .collect()
 }
 
+/// Largest weight magnitude the gradient trainer accepts: sites start near the identity (entries
+/// of order 1) and a step of Adam moves each entry by about the learning rate, so a weight past
+/// this has diverged long before it overflows.
+pub const MAX_WEIGHT: f64 = 1e8;
+
 /// Trains every core with Adam on minibatches (bond dimensions stay as they are).
 ///
-/// On a non-finite loss the update is skipped and [`MpsError::NonFiniteCost`] returned: the
-/// model is left at its last good state.
+/// On a non-finite loss, or a step that would take a weight past [`MAX_WEIGHT`] (or to a
+/// non-finite value), the step is not applied and [`MpsError::Diverged`] names the epoch and
+/// batch: the model is left at its last good state.
 ///
 /// # Errors
-/// Invalid config, data that do not fit, a non-finite loss.
+/// Invalid config, data that do not fit, divergence.
 pub fn train_gradient(
     model: &mut MpsClassifier,
     feats: &SiteFeatures,
@@ -256,24 +262,34 @@ pub fn train_gradient(
             let batch = feats.select(idx);
             let y: Vec<usize> = idx.iter().map(|&i| labels[i]).collect();
             let (loss, grads, w) = loss_and_gradients(model, &batch, &y, config.loss)?;
+            let diverged = |what: String| MpsError::Diverged {
+                epoch,
+                batch: bi + 1,
+                what,
+            };
             if !loss.is_finite() {
-                return Err(MpsError::NonFiniteCost {
-                    sweep: epoch,
-                    bond: bi + 1,
-                    direction: "gradient batch",
-                    value: loss,
-                });
+                return Err(diverged(format!("the loss is {loss}")));
             }
             step += 1;
             let (c1, c2) = (1.0 - b1.powi(step), 1.0 - b2.powi(step));
+            // the step is computed aside and applied only if every weight stays in range
+            let mut updated = Vec::with_capacity(grads.len());
             for (k, g) in grads.iter().enumerate() {
-                let s = &model.sites[k];
-                let mut data = s.data().to_vec();
+                let mut data = model.sites[k].data().to_vec();
                 for (i, gi) in g.iter().enumerate() {
                     m[k][i] = b1 * m[k][i] + (1.0 - b1) * gi;
                     v[k][i] = b2 * v[k][i] + (1.0 - b2) * gi * gi;
                     data[i] -= config.learning_rate * (m[k][i] / c1) / ((v[k][i] / c2).sqrt() + eps);
                 }
+                if let Some(x) = data.iter().find(|x| !x.is_finite() || x.abs() > MAX_WEIGHT) {
+                    return Err(diverged(format!(
+                        "a weight of site {k} became {x:e} (beyond {MAX_WEIGHT:e}); lower --lr"
+                    )));
+                }
+                updated.push(data);
+            }
+            for (k, data) in updated.into_iter().enumerate() {
+                let s = &model.sites[k];
                 model.sites[k] = SiteTensor::new(s.left(), s.phys(), s.right(), data)?;
             }
             loss_sum += loss * idx.len() as f64;
