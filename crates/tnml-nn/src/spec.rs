@@ -272,7 +272,8 @@ impl fmt::Display for MpoSpec {
         let bonds = match self.bond_dims.first() {
             Some(&b0) if self.bond_dims.iter().all(|&b| b == b0) => b0.to_string(),
             Some(_) => join(&self.bond_dims),
-            None => "-".to_string(),
+            // one core has no inner bond; (1) parses back to it ("-" did not)
+            None => "1".to_string(),
         };
         write!(
             f,
@@ -343,6 +344,21 @@ impl MpoSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (fuzz/mpo_spec, crash-4a18da3e): a one-core spec printed as `(-)`, which
+    /// does not parse; every printed spec must parse back to itself.
+    #[test]
+    fn a_one_core_spec_prints_to_text_that_parses_back() {
+        let s = MpoSpec::parse("222224->1:4").unwrap();
+        assert!(s.bond_dims.is_empty());
+        let text = s.to_string();
+        assert_eq!(text, "M^{1}_{222224}(1)");
+        let back = MpoSpec::parse(&text).unwrap();
+        assert_eq!(
+            (back.in_modes, back.out_modes, back.bond_dims),
+            (s.in_modes, s.out_modes, s.bond_dims)
+        );
+    }
 
     #[test]
     fn a_spec_read_from_a_file_is_checked_like_one_built_in_code() {
