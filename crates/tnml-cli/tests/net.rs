@@ -673,3 +673,40 @@ fn eval_reads_only_the_test_split_and_empty_sets_are_errors() {
         .failure()
         .stderr(contains("has bond 1000000000"));
 }
+
+/// A failed write (a full disk) stops the run, names the epoch of the checkpoint actually on
+/// disk and leaves no partial checkpoint behind.
+#[test]
+fn a_failed_checkpoint_write_names_the_last_good_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("full");
+    let out = tnml()
+        .env("TNML_FAULT", "checkpoint:2:model:io")
+        .args([
+            "net",
+            "train",
+            "--model",
+            "fc2",
+            "--train-limit",
+            "300",
+            "--test-limit",
+            "100",
+        ])
+        .args(["--epochs", "3", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("the last good checkpoint (epoch 1)"), "{stderr}");
+    assert!(stderr.contains("simulated full disk"), "{stderr}");
+    assert!(!run.join("checkpoint.new").exists());
+    let header: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("checkpoint/checkpoint.json")).unwrap()).unwrap();
+    assert_eq!(header["epoch"], 1);
+    let names: Vec<String> = std::fs::read_dir(run.join("checkpoint"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+}

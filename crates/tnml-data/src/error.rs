@@ -9,7 +9,7 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum DataError {
     /// Reading a file failed.
-    #[error("{}: {source}", file.display())]
+    #[error("{}", file.display())]
     Io {
         /// The file.
         file: PathBuf,
@@ -17,7 +17,7 @@ pub enum DataError {
         source: std::io::Error,
     },
     /// A gzip stream is corrupt or ends early.
-    #[error("{}: bad or truncated gzip stream: {source}", file.display())]
+    #[error("{}: bad or truncated gzip stream", file.display())]
     Gzip {
         /// The file.
         file: PathBuf,

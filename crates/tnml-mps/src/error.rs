@@ -157,7 +157,7 @@ pub enum MpsError {
     #[error(transparent)]
     Core(#[from] CoreError),
     /// File I/O.
-    #[error("{file}: {source}")]
+    #[error("{file}")]
     Io {
         /// The file.
         file: String,

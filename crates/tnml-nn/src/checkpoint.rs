@@ -95,7 +95,8 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
 
 /// Test hook for crash safety: `TNML_FAULT=checkpoint:<epoch>:<step>` aborts the process at
 /// `step` of saving the checkpoint of `epoch` (steps: `model`, `optimizer`, `header`, `synced`,
-/// `old-moved`, `swapped`). Unset, it costs one environment lookup per save.
+/// `old-moved`, `swapped`); `TNML_FAULT=checkpoint:<epoch>:model:io` makes writing the model
+/// fail as a full disk does. Unset, it costs one environment lookup per step.
 pub fn fault_point(epoch: usize, step: &str) {
     if let Ok(spec) = std::env::var("TNML_FAULT") {
         if spec == format!("checkpoint:{epoch}:{step}") {
@@ -103,6 +104,16 @@ pub fn fault_point(epoch: usize, step: &str) {
             std::process::abort();
         }
     }
+}
+
+fn fault_io(epoch: usize, path: &Path) -> Result<()> {
+    if std::env::var("TNML_FAULT").is_ok_and(|f| f == format!("checkpoint:{epoch}:model:io")) {
+        return Err(NnError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::StorageFull, "TNML_FAULT: simulated full disk"),
+        });
+    }
+    Ok(())
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -169,6 +180,7 @@ fn write_new(
         .into_record()
         .into_bytes()
         .map_err(|e| record_err("model", new, e))?;
+    fault_io(header.epoch, &new.join("model.bpk"))?;
     write_synced(&new.join("model.bpk"), &model)?;
     fault_point(header.epoch, "model");
     if let Some(o) = optim {

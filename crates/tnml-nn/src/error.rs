@@ -177,7 +177,7 @@ pub enum NnError {
     #[error(transparent)]
     Core(#[from] tnml_core::CoreError),
     /// File system errors.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: String,

@@ -108,10 +108,14 @@ impl TrainObserver for EpochPrinter<'_> {
                 step: 0,
             });
         }
-        self.header.epoch = record.epoch;
-        self.header.history.push(record.clone());
+        // the header is committed only once its checkpoint is on disk, so a failed save names
+        // the epoch actually kept
+        let mut header = self.header.clone();
+        header.epoch = record.epoch;
+        header.history.push(record.clone());
         let dir = self.checkpoint_dir();
-        checkpoint::save(&dir, &self.header, net, Some(optim))?;
+        checkpoint::save(&dir, &header, net, Some(optim))?;
+        self.header = header;
         checkpoint::export_safetensors(&self.run.path().join("model.safetensors"), net, &self.header.net)?;
         if let Err(e) = self.run.log_metric(record) {
             self.write_error = Some(e);
