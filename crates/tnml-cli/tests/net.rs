@@ -396,6 +396,14 @@ fn experiment_config_runs_every_variant() {
             "[[variant]]\nname = \"a\"\nlr_decay = \"exp:-1\"\n",
             "must lie in (0, 1]",
         ),
+        (
+            "[[variant]]\nname = \"a\"\nmomentum = -5.0\n",
+            "--momentum -5: use a value in [0, 1)",
+        ),
+        (
+            "[[variant]]\nname = \"a\"\nmomentum = nan\n",
+            "--momentum NaN: use a value in [0, 1)",
+        ),
     ] {
         std::fs::write(&cfg, format!("name = \"bad\"\n{toml}")).unwrap();
         tnml()
