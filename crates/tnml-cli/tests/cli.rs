@@ -594,79 +594,68 @@ fn absurd_sizes_are_refused_before_allocating() {
     .unwrap();
     std::fs::write(&empty, safetensors::serialize([("w", view)], None).unwrap()).unwrap();
     let out = tmp.path().join("never");
-    let cases: Vec<(Vec<String>, &str)> = vec![
+    let empty_s = empty.display().to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec![
-                "mpo".into(),
-                "compress".into(),
-                "--input".into(),
-                empty.display().to_string(),
-                "--in-modes".into(),
-                "4,4".into(),
-                "--out-modes".into(),
-                "4,4".into(),
+                "mpo",
+                "compress",
+                "--input",
+                empty_s.as_str(),
+                "--in-modes",
+                "4,4",
+                "--out-modes",
+                "4,4",
             ],
             "an empty matrix has no MPO",
         ),
         (
             vec![
-                "entangle".into(),
-                empty.display().to_string(),
-                "--in-modes".into(),
-                "4,4".into(),
-                "--out-modes".into(),
-                "4,4".into(),
+                "entangle",
+                empty_s.as_str(),
+                "--in-modes",
+                "4,4",
+                "--out-modes",
+                "4,4",
             ],
             "an empty matrix has no MPO",
         ),
         (
             vec![
-                "mpo".into(),
-                "compress".into(),
-                "--in-modes".into(),
-                "100000,10".into(),
-                "--out-modes".into(),
-                "100000,10".into(),
+                "mpo",
+                "compress",
+                "--in-modes",
+                "100000,10",
+                "--out-modes",
+                "100000,10",
             ],
             "more than this machine's",
         ),
         (
             vec![
-                "mpo".into(),
-                "compress".into(),
-                "--in-modes".into(),
-                "9223372036854775809,3".into(),
-                "--out-modes".into(),
-                "2,2".into(),
+                "mpo",
+                "compress",
+                "--in-modes",
+                "9223372036854775809,3",
+                "--out-modes",
+                "2,2",
             ],
             "the modes multiply past",
         ),
         (
-            vec![
-                "mps".into(),
-                "train".into(),
-                "--trainer".into(),
-                "gradient".into(),
-                "--max-bond".into(),
-                "100000".into(),
-            ],
+            vec!["mps", "train", "--trainer", "gradient", "--max-bond", "100000"],
             "more than this machine's",
         ),
         (
-            vec![
-                "data".into(),
-                "show".into(),
-                "--cols".into(),
-                "18446744073709551615".into(),
-            ],
+            vec!["data", "show", "--cols", "18446744073709551615"],
             "--cols 18446744073709551615: use 1 to 256",
         ),
         (
-            vec!["data".into(), "show".into(), "--scale".into(), "100000000".into()],
+            vec!["data", "show", "--scale", "100000000"],
             "--scale 100000000: use 1 to 32",
         ),
         (
-            vec!["net".into(), "train".into(), "--threads".into(), "100000".into()],
+            vec!["net", "train", "--threads", "100000"],
             "--threads 100000: use 1 to 4096",
         ),
     ];

@@ -18,6 +18,22 @@ fn metrics_lines(run: &Path) -> usize {
         .count()
 }
 
+/// `tnml net train --model fc2` on 300 training and 100 test images of the shipped sample.
+fn small_fc2_train() -> Command {
+    let mut cmd = tnml();
+    cmd.args([
+        "net",
+        "train",
+        "--model",
+        "fc2",
+        "--train-limit",
+        "300",
+        "--test-limit",
+        "100",
+    ]);
+    cmd
+}
+
 #[test]
 fn train_resume_eval_and_compress_on_the_sample() {
     let tmp = tempfile::tempdir().unwrap();
@@ -451,17 +467,7 @@ fn shipped_experiment_configs_parse() {
 fn resume_restores_the_saved_options_and_refuses_other_ones() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("r");
-    tnml()
-        .args([
-            "net",
-            "train",
-            "--model",
-            "fc2",
-            "--train-limit",
-            "300",
-            "--test-limit",
-            "100",
-        ])
+    small_fc2_train()
         .args(["--epochs", "1", "--seed", "3", "--out"])
         .arg(&run)
         .assert()
@@ -518,17 +524,7 @@ fn resume_restores_the_saved_options_and_refuses_other_ones() {
 fn a_diverging_run_keeps_no_non_finite_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("d");
-    let out = tnml()
-        .args([
-            "net",
-            "train",
-            "--model",
-            "fc2",
-            "--train-limit",
-            "300",
-            "--test-limit",
-            "100",
-        ])
+    let out = small_fc2_train()
         .args(["--epochs", "2", "--lr", "1e30", "--out"])
         .arg(&run)
         .assert()
@@ -557,18 +553,8 @@ fn a_kill_while_checkpointing_leaves_a_whole_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     for step in ["model", "optimizer", "header", "synced", "old-moved", "swapped"] {
         let run = tmp.path().join(step);
-        let out = tnml()
+        let out = small_fc2_train()
             .env("TNML_FAULT", format!("checkpoint:2:{step}"))
-            .args([
-                "net",
-                "train",
-                "--model",
-                "fc2",
-                "--train-limit",
-                "300",
-                "--test-limit",
-                "100",
-            ])
             .args(["--epochs", "2", "--out"])
             .arg(&run)
             .output()
@@ -688,18 +674,8 @@ fn eval_reads_only_the_test_split_and_empty_sets_are_errors() {
 fn a_failed_checkpoint_write_names_the_last_good_epoch() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("full");
-    let out = tnml()
+    let out = small_fc2_train()
         .env("TNML_FAULT", "checkpoint:2:model:io")
-        .args([
-            "net",
-            "train",
-            "--model",
-            "fc2",
-            "--train-limit",
-            "300",
-            "--test-limit",
-            "100",
-        ])
         .args(["--epochs", "3", "--out"])
         .arg(&run)
         .output()
