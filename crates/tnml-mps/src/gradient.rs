@@ -294,7 +294,9 @@ pub fn train_gradient(
             }
             loss_sum += loss * idx.len() as f64;
             wrong += w;
-            observer.on_batch(epoch, bi + 1, batches.len(), loss);
+            if observer.on_batch(epoch, bi + 1, batches.len(), loss).is_break() {
+                return Ok(out);
+            }
         }
         let summary = EpochSummary {
             epoch,

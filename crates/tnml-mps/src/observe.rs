@@ -64,8 +64,12 @@ impl SweepSummary {
 
 /// Receives progress of the sweep trainer.
 pub trait SweepObserver {
-    /// After every bond update.
-    fn on_bond(&mut self, _step: &BondStep) {}
+    /// After every bond update. [`ControlFlow::Break`] stops the training right here: the
+    /// model is whole (every update is complete when this is called), with the label on one
+    /// of the two sites just updated, and no further summary is reported (a Ctrl-C, say).
+    fn on_bond(&mut self, _step: &BondStep) -> ControlFlow<()> {
+        ControlFlow::Continue(())
+    }
     /// After every sweep, with the model as it now is. [`ControlFlow::Break`] stops the
     /// training after this sweep (an observer that could not save the model, say).
     fn on_sweep(&mut self, _summary: &SweepSummary, _model: &MpsClassifier) -> ControlFlow<()> {
@@ -88,8 +92,12 @@ pub struct EpochSummary {
 
 /// Receives progress of the gradient trainer.
 pub trait EpochObserver {
-    /// After every minibatch: `(epoch, batch, batches per epoch, loss)`.
-    fn on_batch(&mut self, _epoch: usize, _batch: usize, _batches: usize, _loss: f64) {}
+    /// After every minibatch: `(epoch, batch, batches per epoch, loss)`. [`ControlFlow::Break`]
+    /// stops the training after this batch's update (the model is whole); the epoch is not
+    /// summarized.
+    fn on_batch(&mut self, _epoch: usize, _batch: usize, _batches: usize, _loss: f64) -> ControlFlow<()> {
+        ControlFlow::Continue(())
+    }
     /// After every epoch; [`ControlFlow::Break`] stops the training after it.
     fn on_epoch(&mut self, _summary: &EpochSummary, _model: &MpsClassifier) -> ControlFlow<()> {
         ControlFlow::Continue(())

@@ -126,3 +126,59 @@ fn a_cross_entropy_sweep_learns_and_predicts_by_signed_argmax() {
     assert!(train_err < 0.1, "train error {train_err}");
     assert!(test_err < 0.25, "test error {test_err} (chance is 0.9)");
 }
+
+/// Stops after a fixed number of bond updates (as a Ctrl-C does through the Python package).
+struct StopAfter {
+    bonds: usize,
+    seen: usize,
+    sweeps: usize,
+}
+
+impl tnml_mps::SweepObserver for StopAfter {
+    fn on_bond(&mut self, _: &tnml_mps::BondStep) -> std::ops::ControlFlow<()> {
+        self.seen += 1;
+        if self.seen >= self.bonds {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+
+    fn on_sweep(&mut self, _: &tnml_mps::SweepSummary, _: &MpsClassifier) -> std::ops::ControlFlow<()> {
+        self.sweeps += 1;
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
+#[test]
+fn an_observer_stops_the_sweep_between_bond_updates_with_a_whole_model() {
+    let Setup {
+        mut model,
+        feats,
+        y,
+        test,
+        yt,
+    } = setup();
+    let start_error = model.scores(&test).unwrap().error_rate(&yt);
+    let config = SweepConfig {
+        sweeps: 3,
+        turn_site: Some(98),
+        ..SweepConfig::default()
+    };
+    let mut stop = StopAfter {
+        bonds: 40,
+        seen: 0,
+        sweeps: 0,
+    };
+    let summaries = train_sweeps(&mut model, &feats, &y, &config, &mut stop).unwrap();
+    // stopped inside the first sweep: no sweep summarized, no bond update after the 40th
+    assert_eq!((summaries.len(), stop.sweeps, stop.seen), (0, 0, 40));
+    // the label moved right with the 40 updates from the turn site: the model is whole and
+    // scores every image, better than the class-mean start already
+    assert_eq!(model.label_site(), 98 + 40);
+    let err = model.scores(&test).unwrap().error_rate(&yt);
+    assert!(
+        err.is_finite() && err < start_error,
+        "{err} vs start {start_error}"
+    );
+}

@@ -23,13 +23,14 @@ struct EpochPrinter<'a> {
 }
 
 impl tnml_mps::EpochObserver for EpochPrinter<'_> {
-    fn on_batch(&mut self, epoch: usize, batch: usize, batches: usize, loss: f64) {
+    fn on_batch(&mut self, epoch: usize, batch: usize, batches: usize, loss: f64) -> ControlFlow<()> {
         if batch == 1 {
             self.bar.reset();
             self.bar.set_length(batches as u64);
         }
         self.bar.set_position(batch as u64);
         self.bar.set_message(format!("epoch {epoch} loss {loss:.4}"));
+        ControlFlow::Continue(())
     }
 
     fn on_epoch(&mut self, s: &tnml_mps::EpochSummary, model: &MpsClassifier) -> ControlFlow<()> {

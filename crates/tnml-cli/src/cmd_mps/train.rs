@@ -186,7 +186,7 @@ struct CliObserver<'a> {
 const LOG_EVERY_S: f64 = 60.0;
 
 impl SweepObserver for CliObserver<'_> {
-    fn on_bond(&mut self, s: &BondStep) {
+    fn on_bond(&mut self, s: &BondStep) -> ControlFlow<()> {
         if s.step == 1 {
             self.bar.reset();
             self.bar.set_length(s.steps_per_sweep as u64);
@@ -212,6 +212,7 @@ impl SweepObserver for CliObserver<'_> {
             s.cost,
             s.train_error
         ));
+        ControlFlow::Continue(())
     }
 
     fn on_sweep(&mut self, s: &SweepSummary, model: &MpsClassifier) -> ControlFlow<()> {

@@ -36,6 +36,9 @@ pub use config::SweepConfig;
 /// turn site and the model put in canonical form around it ([`MpsClassifier::move_label_to`]). The model's decision rule is set
 /// to fit the loss ([`Loss::decision`]).
 ///
+/// An observer may stop the training after any bond update or sweep; the summaries of the
+/// sweeps completed so far are returned.
+///
 /// On a non-finite cost the update is not applied and [`MpsError::NonFiniteCost`] is returned:
 /// the model is left at its last good state.
 ///
@@ -87,7 +90,7 @@ pub fn train_sweeps(
             let out = cache.update_bond(model, j, dir, config, &params, sweep)?;
             flops += out.flops;
             last = (out.cost, out.train_error);
-            observer.on_bond(&BondStep {
+            let flow = observer.on_bond(&BondStep {
                 sweep,
                 direction: dir,
                 bond: j + 1,
@@ -98,6 +101,9 @@ pub fn train_sweeps(
                 truncation: out.truncation,
             });
             truncations.push(out.truncation);
+            if flow.is_break() {
+                return Ok(summaries);
+            }
         }
         let summary = SweepSummary {
             sweep,
