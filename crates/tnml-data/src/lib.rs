@@ -13,6 +13,7 @@ pub mod cifar;
 pub mod dataset;
 pub mod download;
 pub mod error;
+pub mod gray;
 pub mod idx;
 pub mod location;
 pub mod split;
@@ -20,5 +21,6 @@ pub mod transform;
 
 pub use dataset::{load, Dataset, ImageSet, Split};
 pub use error::{DataError, Result};
+pub use gray::{load_gray, GrayPixels, Selection};
 pub use location::{resolve_data_dir, DataDirSource};
 pub use transform::Images;

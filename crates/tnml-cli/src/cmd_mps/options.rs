@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
-use tnml_data::{load, Images, Split};
+use tnml_data::{load_gray, Selection, Split};
 use tnml_mps::{FeatureMap, MpsClassifier};
 
 use crate::args::DataLocation;
@@ -71,7 +71,8 @@ pub struct MpsData {
     pub image_size: usize,
 }
 
-/// Pixels (row-major, `[0, 1]`) and labels of a split at the requested image size.
+/// Pixels (row-major, `[0, 1]`), labels and image side of a split at the requested image
+/// size ([`tnml_data::load_gray`], which the Python package reads through too).
 pub(super) fn load_pixels(
     data: &MpsData,
     split: Split,
@@ -79,49 +80,15 @@ pub(super) fn load_pixels(
     limit: Option<usize>,
 ) -> Result<(Vec<f32>, Vec<usize>, usize)> {
     let (dataset, dir, _) = data.location.resolve();
-    let mut set = load(dataset, &dir, split)?;
-    if set.channels != 1 {
-        bail!(
-            "{} has {} channels; the MPS classifier takes grey images",
-            dataset.display_name(),
-            set.channels
-        );
-    }
-    if let Some((n, seed)) = subset {
-        set = set.random_subset(n, seed);
-    }
-    if let Some(n) = limit {
-        set = set.take(n);
-    }
-    if set.is_empty() {
-        let why = match (subset, limit) {
-            (Some((0, _)), _) | (_, Some(0)) => "the limit is 0".to_string(),
-            _ => format!("{} holds no image", dir.display()),
-        };
-        bail!(
-            "the {} set of {} is empty ({why}): an error rate of nothing is not 0",
-            split.name(),
-            dataset.display_name()
-        );
-    }
-    let im = Images::from_set(&set);
-    let im = match data.image_size {
-        s if s == im.height => im,
-        s if s * 2 == im.height => im.avg_pool2x2()?,
-        s => bail!(
-            "--image-size {s} does not fit {}x{} images: use {} or {}",
-            im.height,
-            im.width,
-            im.height,
-            im.height / 2
-        ),
-    };
-    let side = im.height;
-    Ok((
-        im.data,
-        set.labels.iter().map(|&l| usize::from(l)).collect(),
-        side,
-    ))
+    let g = load_gray(dataset, &dir, split, Selection { subset, limit }, data.image_size).map_err(
+        |e| match e {
+            tnml_data::DataError::Invalid(m) if m.starts_with("image size") => {
+                anyhow::anyhow!("{}", m.replacen("image size", "--image-size", 1))
+            }
+            e => e.into(),
+        },
+    )?;
+    Ok((g.pixels, g.labels, g.side))
 }
 
 pub(super) fn check_image(model: &MpsClassifier, side: usize) -> Result<()> {
