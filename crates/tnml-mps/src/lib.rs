@@ -29,6 +29,6 @@ pub use gradient::{loss_and_gradients, train_gradient, GradientConfig};
 pub use model::label::Direction;
 pub use model::{Decision, Loss, MpsClassifier, Scores};
 pub use observe::{BondStep, EpochObserver, EpochSummary, Silent, SweepObserver, SweepSummary};
-pub use projection::{Projection, ReducedFeatures};
+pub use projection::{Projection, ReducedFeatures, RefitKind, RefitOutcome};
 pub use softmax::SoftmaxFit;
 pub use sweep::{train_sweeps, SweepConfig};

@@ -254,6 +254,55 @@ impl Projection {
         fit
     }
 
+    /// Refits the core the default way (`tnml mps train --final-refit`, `tnml mps project
+    /// --refit`, the Python package's `refit=`): ridge with `lambda` (default
+    /// [`RIDGE_LAMBDA`]); softmax with `lambda`, or without one the best of [`SOFTMAX_LAMBDAS`]
+    /// on the last sixth of the rows ([`softmax_holdout`]), then refitted on all of them.
+    ///
+    /// # Errors
+    /// Labels that do not fit, a bad `lambda`, too few rows to hold a sixth out.
+    pub fn refit_with_defaults(
+        &mut self,
+        phi: &ReducedFeatures,
+        labels: &[usize],
+        kind: RefitKind,
+        lambda: Option<f64>,
+        max_iters: usize,
+    ) -> Result<RefitOutcome> {
+        match kind {
+            RefitKind::Ridge => {
+                let lambda = lambda.unwrap_or(RIDGE_LAMBDA);
+                let cost = self.refit(phi, labels, lambda)?;
+                Ok(RefitOutcome {
+                    lambda,
+                    validation: Vec::new(),
+                    holdout: 0,
+                    cost,
+                    softmax: None,
+                })
+            }
+            RefitKind::Softmax => {
+                let (lambda, validation, holdout) = match lambda {
+                    Some(l) => (l, Vec::new(), 0),
+                    None => {
+                        let holdout = softmax_holdout(labels.len());
+                        let (table, best) =
+                            self.select_softmax_lambda(phi, labels, &SOFTMAX_LAMBDAS, holdout, max_iters)?;
+                        (best, table, holdout)
+                    }
+                };
+                let fit = self.refit_softmax(phi, labels, lambda, max_iters)?;
+                Ok(RefitOutcome {
+                    lambda,
+                    validation,
+                    holdout,
+                    cost: fit.loss,
+                    softmax: Some(fit),
+                })
+            }
+        }
+    }
+
     /// Chooses the softmax refit's penalty by validation: for each `lambda`, fits on all rows but
     /// the last `holdout` and measures the error on those. Returns `(lambda, validation error)`
     /// per candidate and the chosen one (the smallest error; ties go to the larger `lambda`).
@@ -384,4 +433,39 @@ impl Projection {
         model.decision = self.decision;
         Ok(model)
     }
+}
+
+/// Default penalty of the ridge refit.
+pub const RIDGE_LAMBDA: f64 = 1e-3;
+
+/// Candidate penalties of the softmax refit, tried on a validation split.
+pub const SOFTMAX_LAMBDAS: [f64; 5] = [1e-3, 1e-4, 1e-5, 1e-6, 1e-7];
+
+/// Rows held out to choose the softmax penalty: the last sixth.
+pub fn softmax_holdout(samples: usize) -> usize {
+    samples / 6
+}
+
+/// How the core at the projection bond is refitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefitKind {
+    /// Ridge least squares on one-hot targets (the sweeps' quadratic cost; predicts argmax |f|).
+    Ridge,
+    /// Multinomial logistic regression, L-BFGS (predicts argmax f).
+    Softmax,
+}
+
+/// What [`Projection::refit_with_defaults`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefitOutcome {
+    /// The penalty used.
+    pub lambda: f64,
+    /// `(lambda, validation error)` per candidate when the penalty was chosen by validation.
+    pub validation: Vec<(f64, f64)>,
+    /// Rows held out for that choice (0 when none was made).
+    pub holdout: usize,
+    /// Final cost: ridge cost or cross-entropy plus penalty.
+    pub cost: f64,
+    /// The L-BFGS details of a softmax refit.
+    pub softmax: Option<SoftmaxFit>,
 }

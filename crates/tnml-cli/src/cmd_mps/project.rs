@@ -15,9 +15,6 @@ use tnml_mps::{embed_batch, MpsClassifier, Projection, ReducedFeatures};
 use super::options::{check_image, load_pixels, MpsData};
 use crate::run_dir::{atomic_write, RunDir};
 
-/// Candidate penalties of the softmax refit, tried on a validation split.
-const SOFTMAX_LAMBDAS: [f64; 5] = [1e-3, 1e-4, 1e-5, 1e-6, 1e-7];
-
 /// How `tnml mps project` refits the core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -121,6 +118,15 @@ pub(super) fn project(args: &ProjectArgs) -> Result<()> {
     Ok(())
 }
 
+impl From<RefitArg> for tnml_mps::RefitKind {
+    fn from(k: RefitArg) -> Self {
+        match k {
+            RefitArg::Ridge => Self::Ridge,
+            RefitArg::Softmax => Self::Softmax,
+        }
+    }
+}
+
 /// Reduced features and labels of the training and test sets.
 pub(super) struct RefitData<'a> {
     pub phi: &'a ReducedFeatures,
@@ -141,36 +147,24 @@ pub(super) fn refit_core(
     let (phi, y) = (data.phi, data.labels);
     let mut md = String::new();
     let t0 = Instant::now();
-    let what = match kind {
-        RefitArg::Ridge => {
-            let lambda = lambda.unwrap_or(1e-3);
-            let cost = proj.refit(phi, y, lambda)?;
-            format!("ridge refit (lambda {lambda}): cost {cost:.5}")
+    let out = proj.refit_with_defaults(phi, y, kind.into(), lambda, iters)?;
+    if !out.validation.is_empty() {
+        let _ = writeln!(
+            md,
+            "- softmax penalty chosen on the last {} training images (fit on the other {}):",
+            out.holdout,
+            y.len() - out.holdout
+        );
+        for (l, e) in &out.validation {
+            let _ = writeln!(md, "  - lambda {l:e}: validation error {e:.4}");
         }
-        RefitArg::Softmax => {
-            let lambda = match lambda {
-                Some(l) => l,
-                None => {
-                    let holdout = y.len() / 6;
-                    let (table, best) =
-                        proj.select_softmax_lambda(phi, y, &SOFTMAX_LAMBDAS, holdout, iters)?;
-                    let _ = writeln!(
-                        md,
-                        "- softmax penalty chosen on the last {holdout} training images (fit on the other {}):",
-                        y.len() - holdout
-                    );
-                    for (l, e) in table {
-                        let _ = writeln!(md, "  - lambda {l:e}: validation error {e:.4}");
-                    }
-                    best
-                }
-            };
-            let fit = proj.refit_softmax(phi, y, lambda, iters)?;
-            format!(
-                "softmax refit (lambda {lambda}, {} L-BFGS iterations, gradient norm {:.1e}): cross-entropy {:.5}",
-                fit.iterations, fit.grad_norm, fit.loss
-            )
-        }
+    }
+    let what = match &out.softmax {
+        None => format!("ridge refit (lambda {}): cost {:.5}", out.lambda, out.cost),
+        Some(fit) => format!(
+            "softmax refit (lambda {}, {} L-BFGS iterations, gradient norm {:.1e}): cross-entropy {:.5}",
+            out.lambda, fit.iterations, fit.grad_norm, fit.loss
+        ),
     };
     let _ = writeln!(
         md,
