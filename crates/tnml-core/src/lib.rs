@@ -26,6 +26,7 @@ pub mod compression;
 pub mod entanglement;
 pub mod error;
 pub mod linalg;
+pub mod modes;
 pub mod mpo;
 pub mod mps;
 pub mod site;
