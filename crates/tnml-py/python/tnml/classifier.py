@@ -1,0 +1,257 @@
+"""The MPS classifier of Stoudenmire & Schwab (2016), in scikit-learn's style."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import _arrays, _tnml
+
+_PARAMS = (
+    "bond",
+    "sweeps",
+    "loss",
+    "lam",
+    "feature_map",
+    "image_shape",
+    "threads",
+    "verbose",
+    "trainer",
+    "cutoff",
+    "cg_passes",
+    "refit_passes",
+    "turn_site",
+    "epochs",
+    "batch_size",
+    "lr",
+    "random_state",
+    "refit",
+    "refit_lambda",
+)
+
+
+class MPSClassifier:
+    """A matrix product state over the pixels with a label index, ``f^l(x) = <W^l, Phi(x)>``.
+
+    ``Phi(x)`` is the product of local feature maps (``feature_map``: ``"trig"`` =
+    ``[cos(pi x/2), sin(pi x/2)]``, the paper's; ``"trigN"``; ``"linear"`` = ``[1-x, x]``) over the pixels
+    in raster order. X is float in [0, 1], shape ``(n, h*w)``; y holds integer labels ``0..L-1``.
+
+    ``trainer="sweep"`` (the paper's DMRG-like two-site sweeps, the label index moving, the bond
+    dimension adapting up to ``bond`` with relative discarded weight ``cutoff`` per SVD; ``bond`` may
+    be a list, one cap per sweep, the last repeating): starts from the class means, ``sweeps``
+    sweeps of ``cg_passes`` CG steps per bond with L2 penalty ``lam``; ``loss="cross-entropy"``
+    (softmax logits, predicts ``argmax f``) or ``"squared"`` (the paper's quadratic cost, predicts
+    ``argmax |f|``). ``refit="ridge"`` / ``"softmax"`` then refits the core at the label site on the
+    reduced features (``refit_lambda``, or for softmax chosen on the last sixth of the data).
+
+    ``trainer="gradient"``: Adam on all cores at a fixed ``bond``, ``epochs`` passes in minibatches
+    of ``batch_size`` at step ``lr``, starting near the identity (``random_state`` seeds it and the
+    batch order).
+
+    ``threads``: worker threads (None: all cores). ``verbose``: a line per sweep or epoch on stderr.
+    Ctrl-C stops training between bond updates (or minibatches): ``model_`` keeps the last good
+    state, ``interrupted_`` is True, and the ``KeyboardInterrupt`` propagates.
+
+    The same options and data as ``tnml mps train`` give the same model: the model file of
+    :meth:`save` is the CLI's ``model.safetensors`` (``tnml mps eval --model FILE``).
+    """
+
+    def __init__(
+        self,
+        bond: int | Sequence[int] = 20,
+        sweeps: int = 2,
+        loss: str = "cross-entropy",
+        lam: float = 0.5,
+        feature_map: str = "trig",
+        image_shape: tuple[int, int] | None = None,
+        threads: int | None = None,
+        verbose: bool = False,
+        trainer: str = "sweep",
+        cutoff: float = 1e-10,
+        cg_passes: int = 3,
+        refit_passes: int = 1,
+        turn_site: int | None = None,
+        epochs: int = 10,
+        batch_size: int = 50,
+        lr: float = 1e-3,
+        random_state: int = 0,
+        refit: str | None = None,
+        refit_lambda: float | None = None,
+    ):
+        self.bond = bond
+        self.sweeps = sweeps
+        self.loss = loss
+        self.lam = lam
+        self.feature_map = feature_map
+        self.image_shape = image_shape
+        self.threads = threads
+        self.verbose = verbose
+        self.trainer = trainer
+        self.cutoff = cutoff
+        self.cg_passes = cg_passes
+        self.refit_passes = refit_passes
+        self.turn_site = turn_site
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.random_state = random_state
+        self.refit = refit
+        self.refit_lambda = refit_lambda
+
+    # scikit-learn's estimator protocol
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {p: getattr(self, p) for p in _PARAMS}
+
+    def set_params(self, **params: Any) -> "MPSClassifier":
+        for k, v in params.items():
+            if k not in _PARAMS:
+                raise ValueError(f"MPSClassifier has no parameter {k!r} (it has: {', '.join(_PARAMS)})")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = MPSClassifier()
+        changed = [f"{p}={getattr(self, p)!r}" for p in _PARAMS if getattr(self, p) != getattr(defaults, p)]
+        return f"MPSClassifier({', '.join(changed)})"
+
+    def _image(self, n_pixels: int) -> tuple[int, int]:
+        if self.image_shape is not None:
+            h, w = (int(v) for v in self.image_shape)
+            if h * w != n_pixels:
+                raise ValueError(f"image_shape {self.image_shape} has {h * w} pixels, X has {n_pixels} columns")
+            return h, w
+        side = int(round(np.sqrt(n_pixels)))
+        if side * side != n_pixels:
+            raise ValueError(f"X has {n_pixels} columns, not a square image: give image_shape=(h, w)")
+        return side, side
+
+    def _options(self) -> dict[str, Any]:
+        bond = [self.bond] if np.isscalar(self.bond) else list(self.bond)
+        for b in bond:
+            if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 0:
+                raise ValueError(f"bond {self.bond!r}: bond dimensions are positive integers")
+        return {
+            "trainer": self.trainer,
+            "bond": [int(b) for b in bond],
+            "cutoff": float(self.cutoff),
+            "sweeps": int(self.sweeps),
+            "cg_passes": int(self.cg_passes),
+            "refit_passes": int(self.refit_passes),
+            "lam": float(self.lam),
+            "loss": self.loss,
+            "feature_map": self.feature_map,
+            "turn_site": self.turn_site,
+            "epochs": int(self.epochs),
+            "batch_size": int(self.batch_size),
+            "lr": float(self.lr),
+            "seed": int(self.random_state),
+            "threads": self.threads,
+            "refit": self.refit,
+            "refit_lambda": self.refit_lambda,
+        }
+
+    def _report(self, event: dict) -> None:
+        kind = event["event"]
+        if kind == "sweep":
+            print(
+                f"sweep {event['sweep']}: train error {event['train_error']:.4f}, cost {event['cost']:.5f}, "
+                f"max bond {event['max_bond']}, discarded weight {event['discarded_weight']:.3e}, "
+                f"{event['seconds']:.1f} s",
+                file=sys.stderr,
+            )
+        elif kind == "epoch":
+            print(
+                f"epoch {event['epoch']}: loss {event['loss']:.5f}, train error {event['train_error']:.4f}, "
+                f"{event['seconds']:.1f} s",
+                file=sys.stderr,
+            )
+        elif kind == "note":
+            print(event["text"], file=sys.stderr)
+        elif kind == "step" and sys.stderr.isatty():
+            what = "sweep" if "sweep" in event else "epoch"
+            print(f"\r{what} {event[what]} step {event['step']}/{event['steps']} cost {event['cost']:.5f}",
+                  end="", file=sys.stderr, flush=True)
+        self.history_.append(event)
+
+    def fit(self, X: Any, y: Any) -> "MPSClassifier":
+        """Trains on images ``X`` ``(n, h*w)`` in [0, 1] and labels ``y`` ``(n,)`` in ``0..L-1``.
+
+        ``L = max(y) + 1`` (at least 2). Returns self; progress records are in ``history_``.
+        """
+        x = _arrays.pixels(X)
+        labels = _arrays.labels(y, x.shape[0])
+        num_labels = max(int(labels.max()) + 1, 2)
+        image = self._image(x.shape[1])
+        self.history_: list[dict] = []
+        self.interrupted_ = False
+        callback = (lambda e: self._report(e)) if self.verbose else self.history_.append
+        model, interrupt = _tnml.fit(x, labels, image, num_labels, self._options(), callback)
+        self.model_ = model
+        self.classes_ = np.arange(num_labels)
+        self.n_features_in_ = x.shape[1]
+        if interrupt is not None:
+            self.interrupted_ = True
+            raise interrupt
+        return self
+
+    def _fitted(self) -> "_tnml.Model":
+        model = getattr(self, "model_", None)
+        if model is None:
+            raise RuntimeError("this MPSClassifier is not fitted yet: call fit(X, y) or MPSClassifier.load(path)")
+        return model
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """The scores ``f^l(x)`` ``(n, L)``, float64 (``inf``/0 where a score leaves float64's range;
+        see :meth:`decision_function_normalized`)."""
+        values, log_scale = self.decision_function_normalized(X)
+        with np.errstate(over="ignore"):
+            return values * np.exp(log_scale)[:, None]
+
+    def decision_function_normalized(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Scores normalized per image and the log of the scale removed:
+        ``f^l(x_n) = values[n, l] * exp(log_scale[n])`` (never overflows, however many sites)."""
+        return self._fitted().scores_normalized(_arrays.pixels(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted classes ``(n,)`` int64: ``argmax_l f^l`` for cross-entropy models,
+        ``argmax_l |f^l|`` for the quadratic cost (the paper's rule)."""
+        return self._fitted().predict(_arrays.pixels(X))
+
+    def score(self, X: Any, y: Any) -> float:
+        """Mean accuracy (scikit-learn's convention; ``tnml mps eval`` prints the error, 1 - accuracy)."""
+        x = _arrays.pixels(X)
+        labels = _arrays.labels(y, x.shape[0], self._fitted().num_labels)
+        return float(np.mean(self.predict(x) == labels))
+
+    @property
+    def bond_dims(self) -> list[int]:
+        """Bond dimensions of the fitted model."""
+        return self._fitted().bond_dims
+
+    @property
+    def num_params(self) -> int:
+        return self._fitted().num_params
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the model file (``tnml mps train``'s ``model.safetensors`` format) atomically."""
+        self._fitted().save(os.fspath(path))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "MPSClassifier":
+        """A fitted classifier from a model file written by :meth:`save` or ``tnml mps train``."""
+        model = _tnml.Model.load(os.fspath(path))
+        clf = cls(
+            bond=max(model.bond_dims, default=1),
+            feature_map=model.feature_map,
+            image_shape=tuple(model.image_shape),
+            loss="cross-entropy" if model.decision == "signed" else "squared",
+        )
+        clf.model_ = model
+        clf.classes_ = np.arange(model.num_labels)
+        clf.n_features_in_ = model.image_shape[0] * model.image_shape[1]
+        clf.interrupted_ = False
+        return clf

@@ -1,0 +1,56 @@
+//! # tnml-py
+//!
+//! The native module `tnml._tnml` behind the Python package `tnml` (the Python layer in
+//! `python/tnml/` checks dtypes and shapes and gives the sklearn-style classes; this crate does
+//! the work). Conventions are the Rust core's: MPO cores `[left, in, out, right]`, dense matrices
+//! `(prod out, prod in)` as `nn.Linear.weight`, entropies in natural log.
+//!
+//! Errors: invalid arrays and options become `ValueError`, files that cannot be read `OSError`
+//! (`FileNotFoundError` where missing), a training run that diverges `RuntimeError`; every
+//! message is the Rust one. Long calls release the GIL.
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+mod classifier;
+mod data;
+mod fit;
+mod mpo;
+
+/// A `ValueError` with the message of a Rust error.
+pub(crate) fn value_error(e: impl std::fmt::Display) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+/// A Python exception for an error of the MPS classifier: I/O as `OSError` (with the file
+/// name), divergence as `RuntimeError`, everything else as `ValueError`.
+pub(crate) fn mps_error(e: tnml_mps::MpsError) -> PyErr {
+    match e {
+        tnml_mps::MpsError::Io { file, source } => {
+            PyErr::from(std::io::Error::new(source.kind(), format!("{file}: {source}")))
+        }
+        e @ (tnml_mps::MpsError::Diverged { .. } | tnml_mps::MpsError::NonFiniteCost { .. }) => {
+            // the message names the CLI's option; the Python parameter is `lr`
+            PyRuntimeError::new_err(e.to_string().replace("--lr", "lr"))
+        }
+        e => value_error(e),
+    }
+}
+
+/// An `OSError` (the matching subclass) for an I/O error on `path`.
+pub(crate) fn io_error(path: &std::path::Path, e: &std::io::Error) -> PyErr {
+    PyErr::from(std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// The native module.
+#[pymodule]
+fn _tnml(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<mpo::PyMpo>()?;
+    m.add_class::<classifier::Model>()?;
+    m.add_function(wrap_pyfunction!(fit::fit, m)?)?;
+    m.add_function(wrap_pyfunction!(data::load_dataset, m)?)?;
+    m.add_function(wrap_pyfunction!(data::read_safetensors, m)?)?;
+    m.add_function(wrap_pyfunction!(data::default_layer_modes, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,215 @@
+"""tnml.MPSClassifier: the same model as `tnml mps train`, model files both ways, bad input,
+Ctrl-C, the gradient trainer and the refit."""
+
+import json
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import tnml
+
+
+def cli_test_error(cli, run_dir):
+    lines = (pathlib.Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    return json.loads(lines[-1])["test_error"]
+
+
+def eval_error(cli, model_path):
+    out = subprocess.run(
+        [cli, "mps", "eval", "--model", str(model_path), "--limit", "500"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return float(re.search(r"error (\d\.\d+)", out).group(1))
+
+
+def test_same_options_same_test_error_as_the_cli(cli, sample_small, tmp_path):
+    X, y, Xt, yt = sample_small
+    run = tmp_path / "run"
+    subprocess.run(
+        [cli, "mps", "train", "--max-bond", "10", "--sweeps", "1", "--train-limit", "2000", "--seed", "0",
+         "--test-limit", "500", "--threads", "2", "--out", str(run)],
+        capture_output=True, text=True, check=True,
+    )
+    clf = tnml.MPSClassifier(bond=10, sweeps=1, loss="squared", lam=0.0, threads=2).fit(X, y)
+    assert 1 - clf.score(Xt, yt) == pytest.approx(cli_test_error(cli, run), abs=1e-12)
+    # the two models predict the same classes
+    cli_model = tnml.MPSClassifier.load(run / "model.safetensors")
+    np.testing.assert_array_equal(cli_model.predict(Xt), clf.predict(Xt))
+    assert cli_model.bond_dims == clf.bond_dims
+
+
+def test_model_files_go_both_ways(cli, sample_small, tmp_path):
+    X, y, Xt, yt = sample_small
+    clf = tnml.MPSClassifier(bond=6, sweeps=1, loss="cross-entropy", lam=0.5, threads=2).fit(X, y)
+    path = tmp_path / "py-model.safetensors"
+    clf.save(path)
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temporary left
+    assert eval_error(cli, path) == pytest.approx(round(1 - clf.score(Xt, yt), 4), abs=1e-12)
+    back = tnml.MPSClassifier.load(path)
+    np.testing.assert_array_equal(back.predict(Xt), clf.predict(Xt))
+    np.testing.assert_allclose(back.decision_function(Xt), clf.decision_function(Xt), rtol=1e-6)
+    assert back.loss == "cross-entropy" and back.image_shape == (14, 14)
+
+
+def test_scores_predictions_and_decision_rule(sample_small):
+    X, y, Xt, yt = sample_small
+    for loss, rule in [("cross-entropy", np.argmax), ("squared", lambda f, axis: np.argmax(np.abs(f), axis=axis))]:
+        clf = tnml.MPSClassifier(bond=4, sweeps=1, loss=loss, lam=0.0).fit(X[:500], y[:500])
+        f = clf.decision_function(Xt)
+        assert f.shape == (len(yt), 10) and np.isfinite(f).all()
+        np.testing.assert_array_equal(clf.predict(Xt), rule(f, axis=1))
+        v, log_scale = clf.decision_function_normalized(Xt)
+        np.testing.assert_allclose(v * np.exp(log_scale)[:, None], f)
+    assert clf.score(Xt, yt) > 0.5
+    assert [e["event"] for e in clf.history_ if e["event"] == "sweep"] == ["sweep"]
+
+
+def test_verbose_prints_a_line_per_sweep(sample_small, capsys):
+    X, y, _, _ = sample_small
+    tnml.MPSClassifier(bond=[2, 3], sweeps=2, verbose=True).fit(X[:300], y[:300])
+    err = capsys.readouterr().err
+    assert re.search(r"sweep 1: train error 0\.\d{4}, cost .*max bond 2", err), err
+    assert re.search(r"sweep 2: .*max bond 3", err), err
+
+
+def test_gradient_trainer_and_refit(sample_small):
+    X, y, Xt, yt = sample_small
+    g = tnml.MPSClassifier(trainer="gradient", feature_map="linear", bond=4, epochs=2, batch_size=50, lr=1e-3,
+                           random_state=1)
+    g.fit(X[:1000], y[:1000])
+    assert [e["epoch"] for e in g.history_ if e["event"] == "epoch"] == [1, 2]
+    assert g.score(Xt, yt) > 0.3
+    assert g.model_.feature_map == "linear" and g.model_.decision == "signed"
+    # a step size that blows up is refused, with the model left as it was before that step
+    with pytest.raises(RuntimeError, match="diverged.*lower lr"):
+        tnml.MPSClassifier(trainer="gradient", bond=4, epochs=1, lr=5e-3).fit(X[:1000], y[:1000])
+    r = tnml.MPSClassifier(bond=4, sweeps=1, loss="squared", lam=0.0, refit="softmax", refit_lambda=1e-4)
+    r.fit(X[:1000], y[:1000])
+    assert r.model_.decision == "signed"  # softmax logits
+    assert any(e["event"] == "note" and "core refit" in e["text"] for e in r.history_)
+    assert r.score(Xt, yt) > 0.5
+
+
+@pytest.mark.parametrize(
+    "X,y,exc,message",
+    [
+        (np.zeros((10, 196), dtype=np.uint8), np.zeros(10, int), TypeError, "dtype uint8.*divide by 255"),
+        (np.full((10, 196), np.nan, np.float32), np.zeros(10, int), ValueError, "finite"),
+        (np.full((10, 196), 2.0), np.zeros(10, int), ValueError, r"X\[0, 0\] is 2.0: pixel values must lie in \[0, 1\]"),
+        (np.zeros(196), np.zeros(1, int), ValueError, "2 dimensions are needed"),
+        (np.zeros((10, 196)), np.zeros(9, int), ValueError, "9 labels for 10 images"),
+        (np.zeros((10, 196)), -np.ones(10, int), ValueError, "negative"),
+        (np.zeros((10, 196)), np.array(["a"] * 10), TypeError, "integer class labels"),
+        (np.zeros((10, 196)), np.zeros((10, 1), int), ValueError, "1 dimension"),
+        (np.zeros((10, 195)), np.zeros(10, int), ValueError, "not a square image"),
+    ],
+)
+def test_bad_data_raises(X, y, exc, message):
+    with pytest.raises(exc, match=message):
+        tnml.MPSClassifier(bond=2, sweeps=1).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "params,message",
+    [
+        ({"bond": 0}, "bond dimension 0"),
+        ({"bond": -1}, "positive integers"),
+        ({"sweeps": 0}, "sweeps is 0"),
+        ({"loss": "hinge"}, "loss \"hinge\""),
+        ({"trainer": "adam"}, "trainer \"adam\""),
+        ({"feature_map": "cos"}, "feature_map \"cos\""),
+        ({"lam": -1.0}, "lambda"),
+        ({"threads": 0}, "threads 0"),
+        ({"refit": "lasso"}, "refit \"lasso\""),
+        ({"refit_lambda": 1e-3}, "needs refit"),
+        ({"turn_site": 500}, "turn_site 500"),
+        ({"trainer": "gradient", "bond": [2, 3]}, "one fixed bond"),
+        ({"image_shape": (7, 7)}, "has 49 pixels, X has 196"),
+    ],
+)
+def test_bad_options_raise(sample_small, params, message):
+    X, y, _, _ = sample_small
+    with pytest.raises(ValueError, match=message):
+        tnml.MPSClassifier(**{"sweeps": 1, "bond": 2, **params}).fit(X[:50], y[:50])
+
+
+def test_predicting_labels_and_files_checked(sample_small, tmp_path):
+    X, y, Xt, yt = sample_small
+    with pytest.raises(RuntimeError, match="not fitted"):
+        tnml.MPSClassifier().predict(Xt)
+    clf = tnml.MPSClassifier(bond=2, sweeps=1).fit(X[:200], y[:200])
+    with pytest.raises(ValueError, match="outside 0..10"):
+        clf.score(Xt[:5], np.array([0, 1, 2, 3, 10]))
+    with pytest.raises(ValueError, match="X has 784 columns, the model takes 14x14 = 196"):
+        clf.predict(np.zeros((2, 784), np.float32))
+    with pytest.raises(FileNotFoundError, match="missing.safetensors"):
+        tnml.MPSClassifier.load(tmp_path / "missing.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="bad.safetensors"):
+        tnml.MPSClassifier.load(bad)
+    with pytest.raises(FileNotFoundError):
+        clf.save(tmp_path / "no-such-dir" / "m.safetensors")
+
+
+def test_sklearn_parameters_round_trip():
+    clf = tnml.MPSClassifier(bond=7, lam=0.1)
+    params = clf.get_params()
+    assert params["bond"] == 7 and params["lam"] == 0.1
+    clone = tnml.MPSClassifier(**params)
+    assert clone.get_params() == params
+    assert clone.set_params(sweeps=5).sweeps == 5
+    with pytest.raises(ValueError, match="no parameter 'bondd'"):
+        clone.set_params(bondd=3)
+    assert "bond=7" in repr(clf)
+
+
+def test_load_dataset_checks_its_options(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset"):
+        tnml.load_dataset("imagenet")
+    with pytest.raises(ValueError, match="split"):
+        tnml.load_dataset(split="validation")
+    with pytest.raises(ValueError, match="image size 10 does not fit 28x28"):
+        tnml.load_dataset(image_size=10)
+    with pytest.raises(FileNotFoundError, match="tnml data fetch"):
+        tnml.load_dataset("mnist", data_dir=str(tmp_path))
+    X, y = tnml.load_dataset(split="test", image_size=28, limit=3)
+    assert X.shape == (3, 784) and X.dtype == np.float32 and y.dtype == np.int64
+
+
+CHILD = r"""
+import sys, numpy as np, tnml
+X, y = tnml.load_dataset(split="train")
+clf = tnml.MPSClassifier(bond=20, sweeps=50, loss="squared", lam=0.0, threads=1)
+print("fitting", flush=True)
+try:
+    clf.fit(X, y)
+    print("finished", flush=True)
+except KeyboardInterrupt:
+    Xt, yt = tnml.load_dataset(split="test", limit=200)
+    print(f"interrupted {clf.interrupted_} accuracy {clf.score(Xt, yt):.3f} bonds {max(clf.bond_dims)}", flush=True)
+"""
+
+
+def test_ctrl_c_stops_the_fit_and_keeps_the_last_good_model():
+    child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "fitting"
+        time.sleep(2.0)  # inside the first sweep (50 sweeps would take many minutes)
+        t0 = time.time()
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 0, err
+    assert time.time() - t0 < 30
+    m = re.search(r"interrupted True accuracy (\d\.\d+) bonds (\d+)", out)
+    assert m, (out, err)
+    assert float(m.group(1)) > 0.1 and int(m.group(2)) >= 1
