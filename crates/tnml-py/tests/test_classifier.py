@@ -213,3 +213,26 @@ def test_ctrl_c_stops_the_fit_and_keeps_the_last_good_model():
     m = re.search(r"interrupted True accuracy (\d\.\d+) bonds (\d+)", out)
     assert m, (out, err)
     assert float(m.group(1)) > 0.1 and int(m.group(2)) >= 1
+
+
+def test_fit_releases_the_gil(sample_small):
+    import threading
+
+    X, y, _, _ = sample_small
+    ticks, done = [], threading.Event()
+
+    def count():
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+
+    t = threading.Thread(target=count)
+    t.start()
+    t0 = time.perf_counter()
+    tnml.MPSClassifier(bond=6, sweeps=1, threads=1).fit(X, y)
+    elapsed = time.perf_counter() - t0
+    done.set()
+    t.join()
+    during = [s for s in ticks if t0 < s < t0 + elapsed]
+    # a thread that needs the GIL kept ticking while Rust trained (it would stall if fit held it)
+    assert elapsed > 0.5 and len(during) > 100, (elapsed, len(during))
