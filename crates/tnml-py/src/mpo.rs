@@ -6,7 +6,7 @@ use numpy::{IntoPyArray, PyArray1, PyReadonlyArray2, PyReadonlyArray4};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use tnml_core::faer::Mat;
-use tnml_core::{Mpo, TruncParams, Truncation};
+use tnml_core::{Mpo, TruncParams, TruncReport};
 
 use crate::value_error;
 
@@ -15,7 +15,7 @@ use crate::value_error;
 pub struct PyMpo {
     inner: std::sync::RwLock<Mpo>,
     /// What the last truncation (from_dense or truncate) dropped, bond by bond.
-    discarded: std::sync::RwLock<Vec<Truncation>>,
+    discarded: std::sync::RwLock<TruncReport>,
 }
 
 /// Truncation parameters from the optional Python arguments (neither: exact).
@@ -25,21 +25,27 @@ fn trunc_params(max_bond: Option<usize>, cutoff: Option<f64>) -> PyResult<TruncP
     Ok(params)
 }
 
-fn truncation_dicts<'py>(py: Python<'py>, t: &[Truncation]) -> PyResult<Bound<'py, PyList>> {
+fn truncation_dicts<'py>(py: Python<'py>, report: &TruncReport) -> PyResult<Bound<'py, PyList>> {
     let out = PyList::empty(py);
-    for b in t {
+    for b in &report.bonds {
         let d = PyDict::new(py);
         d.set_item("bond", b.bond)?;
         d.set_item("kept", b.kept)?;
         d.set_item("full_rank", b.full_rank)?;
         d.set_item("discarded_weight", b.discarded_weight)?;
+        let fraction = if report.initial_norm2 > 0.0 {
+            b.discarded_norm2 / report.initial_norm2
+        } else {
+            0.0
+        };
+        d.set_item("discarded_fraction", fraction)?;
         out.append(d)?;
     }
     Ok(out)
 }
 
 impl PyMpo {
-    fn new(mpo: Mpo, discarded: Vec<Truncation>) -> Self {
+    fn new(mpo: Mpo, discarded: TruncReport) -> Self {
         Self {
             inner: std::sync::RwLock::new(mpo),
             discarded: std::sync::RwLock::new(discarded),
@@ -74,7 +80,7 @@ impl PyMpo {
         let (mpo, report) = py
             .detach(|| Mpo::from_dense(m.as_ref(), &in_modes, &out_modes, &params))
             .map_err(value_error)?;
-        Ok(Self::new(mpo, report.bonds))
+        Ok(Self::new(mpo, report))
     }
 
     /// An MPO from its cores, each `[left, in, out, right]` float64, boundary bonds 1.
@@ -89,7 +95,7 @@ impl PyMpo {
             .collect();
         Ok(Self::new(
             Mpo::from_cores(cores).map_err(value_error)?,
-            Vec::new(),
+            TruncReport::default(),
         ))
     }
 
@@ -142,7 +148,9 @@ impl PyMpo {
         self.read().compression().ratio()
     }
 
-    /// What the last truncation dropped: per bond `bond`, `kept`, `full_rank`, `discarded_weight`.
+    /// What the last truncation dropped: per bond `bond`, `kept`, `full_rank`,
+    /// `discarded_weight` (relative to the norm at that split) and `discarded_fraction`
+    /// (relative to the norm before truncating; these add up to the squared relative error).
     #[getter]
     fn discarded<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let d = self
@@ -183,11 +191,12 @@ impl PyMpo {
             let mpo: &mut Mpo = &mut guard;
             py.detach(|| mpo.truncate(&params)).map_err(value_error)?
         };
+        let out = truncation_dicts(py, &report)?;
         *self
             .discarded
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = report.bonds.clone();
-        truncation_dicts(py, &report.bonds)
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = report;
+        Ok(out)
     }
 
     /// Entanglement per bond of `W / ||W||` with `(in_k, out_k)` grouped per site: `bond`,

@@ -98,6 +98,8 @@ def test_truncation_reports_what_it_dropped():
     # matrix of rank 4 across a bond is closer than the best one at that bond)
     assert rel_err2 <= total * (1 + 1e-9) + 1e-15
     assert rel_err2 >= max(best) * (1 - 1e-9)
+    # the fractions of the initial norm add up to the error exactly (orthogonal pieces)
+    assert sum(r["discarded_fraction"] for r in report) == pytest.approx(rel_err2, rel=1e-9)
     # a cutoff keeps the fewest values whose dropped weight fits
     c = tnml.MPO.from_dense(w, [4, 4, 4], [4, 4, 4], cutoff=1e-2)
     assert all(r["discarded_weight"] <= 1e-2 for r in c.discarded)

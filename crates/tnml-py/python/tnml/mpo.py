@@ -86,7 +86,9 @@ class MPO:
 
     @property
     def discarded(self) -> list[dict]:
-        """Per bond, what the last truncation dropped: ``bond, kept, full_rank, discarded_weight``."""
+        """Per bond, what the last truncation dropped: ``bond, kept, full_rank``, ``discarded_weight``
+        (relative to the squared norm at that split) and ``discarded_fraction`` (relative to the squared
+        norm before truncating: they add up to the squared relative Frobenius error)."""
         return self._inner.discarded
 
     def norm(self) -> float:
@@ -100,8 +102,8 @@ class MPO:
     def truncate(self, max_bond: int | None = None, cutoff: float | None = None) -> list[dict]:
         """Truncates in place (canonical form, then one SVD per bond); returns per bond what it dropped.
 
-        Each ``discarded_weight`` is relative to the squared norm; in canonical form the squared
-        relative Frobenius error is their sum.
+        The ``discarded_fraction`` entries add up to ``||W - W~||^2 / ||W||^2`` (the dropped pieces of
+        a canonical-form sweep are orthogonal); ``discarded_weight`` is each split's own fraction.
         """
         return self._inner.truncate(max_bond, cutoff)
 
