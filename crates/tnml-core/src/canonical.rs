@@ -153,6 +153,39 @@ impl Mps {
     }
 }
 
+impl Mps {
+    /// Truncates bond `b` to at most `max_bonds[b - 1]` Schmidt values, each bond its own cap
+    /// (no cutoff): the same right-to-left sweep as [`Mps::truncate`], so the report's
+    /// `total_discarded_weight()` is the squared relative error.
+    ///
+    /// # Errors
+    /// A list of the wrong length, a cap of 0, an SVD that did not converge.
+    pub fn truncate_to_bonds(&mut self, max_bonds: &[usize]) -> Result<TruncReport> {
+        let n = self.len();
+        if max_bonds.len() + 1 != n {
+            return Err(CoreError::ShapeMismatch {
+                what: format!("bond dimensions for {n} sites"),
+                expected: format!("{} entries", n.saturating_sub(1)),
+                got: format!("{} entries", max_bonds.len()),
+            });
+        }
+        if max_bonds.contains(&0) {
+            return Err(CoreError::ZeroMaxBond);
+        }
+        self.canonicalize(n - 1)?;
+        let mut report = TruncReport {
+            initial_norm2: self.sites[n - 1].data().iter().map(|x| x * x).sum(),
+            ..TruncReport::default()
+        };
+        for k in (1..n).rev() {
+            let (_, truncation) = self.split_right_to_left(k, &TruncParams::max_bond(max_bonds[k - 1]))?;
+            report.bonds.push(truncation);
+        }
+        self.center = Some(0);
+        Ok(report)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,7 @@
 //!
 //! Every call is sequential (faer without rayon); parallelize over samples or layers above.
 
+pub mod allocate;
 pub mod bonds;
 mod canonical;
 pub mod compression;

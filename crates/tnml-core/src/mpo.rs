@@ -307,6 +307,13 @@ impl Mpo {
     pub fn truncate(&mut self, params: &TruncParams) -> Result<TruncReport> {
         self.state.truncate(params)
     }
+    /// Truncates each bond to its own cap (see [`Mps::truncate_to_bonds`]).
+    ///
+    /// # Errors
+    /// A list of the wrong length, a cap of 0.
+    pub fn truncate_to_bonds(&mut self, max_bonds: &[usize]) -> Result<TruncReport> {
+        self.state.truncate_to_bonds(max_bonds)
+    }
     /// Schmidt values of `W / ||W||` at `bond`.
     ///
     /// # Errors
