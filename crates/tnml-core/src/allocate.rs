@@ -7,12 +7,16 @@
 //! TT-SVD bound, Oseledets 2011, Thm 2.2). So a budget `beta` on `sum_b w_b(r_b)` bounds the
 //! error by `sqrt(beta)`.
 //!
-//! [`choose_bonds`] spends the budget greedily: starting from the exact ranks, it repeatedly
-//! removes the one Schmidt value, over all bonds, with the least weight per parameter saved
-//! (`s_{b, r_b - 1}^2 / (r_{b-1} p_b + p_{b+1} r_{b+1})`, `p` the physical dimensions of the two
-//! cores it touches), while the total fits. As DMRG truncates to one global error instead of
-//! one bond dimension, bonds whose spectra fall fast give up many values and flat ones keep
-//! theirs. Cost: O(sum of ranks x bonds).
+//! [`choose_bonds`] spends a budget `beta` greedily: starting from the exact ranks, it
+//! repeatedly removes the one Schmidt value, over all bonds, that costs the least per parameter
+//! saved (`r_{b-1} p_b + p_{b+1} r_{b+1}` parameters, `p` the physical dimensions of the two cores
+//! it touches), as long as the weight kept, counted as `prod_b (1 - w_b(r_b))`, stays at least
+//! `1 - beta`. The cost of a value is the growth of `-ln prod_b (1 - w_b)`: for small weights the
+//! plain sum `sum_b w_b` (the TT-SVD bound), for large ones it lets several bonds each drop a
+//! large share, as independent cuts do (the bound's sum would exceed 1 long before the true
+//! error does). As DMRG truncates to one global error instead of one bond dimension, bonds whose
+//! spectra fall fast give up many values and flat ones keep theirs. Cost: O(sum of ranks x
+//! bonds).
 //!
 //! [`compress_to_error`] turns that into the smallest MPO whose *measured* relative error is
 //! within a target (the bound is loose, so the budget is raised by bisection as long as the
@@ -42,64 +46,99 @@ pub struct BondChoice {
     pub bond_dims: Vec<usize>,
     /// `sum_b w_b(r_b)`: the bound on the squared relative error.
     pub discarded: f64,
+    /// `prod_b (1 - w_b(r_b))`: the weight kept, as the budget counts it (`>= 1 - beta`).
+    pub kept: f64,
     /// Parameters of the chain at these bond dimensions.
     pub params: usize,
 }
 
 /// Greedy allocation (module docs): `spectra[b - 1]` are the Schmidt values of bond `b`
 /// (nonincreasing, normalized to `sum s^2 = 1`; their count is the exact rank), `phys` the
-/// physical dimension of each site, `budget` the weight that may be dropped in all.
+/// physical dimension of each site, `budget` the share of the weight that may be dropped
+/// (`prod_b (1 - w_b) >= 1 - budget`).
 ///
 /// # Errors
 /// Spectra and sites that do not match, an empty spectrum, a budget outside `[0, 1]`.
 pub fn choose_bonds(phys: &[usize], spectra: &[Vec<f64>], budget: f64) -> Result<BondChoice> {
-    if spectra.len() + 1 != phys.len() {
-        return Err(CoreError::ShapeMismatch {
-            what: format!("spectra for {} sites", phys.len()),
-            expected: format!("{} bonds", phys.len().saturating_sub(1)),
-            got: format!("{} spectra", spectra.len()),
-        });
-    }
-    if let Some(b) = spectra.iter().position(Vec::is_empty) {
-        return Err(CoreError::ShapeMismatch {
-            what: format!("the spectrum of bond {}", b + 1),
-            expected: "at least one Schmidt value".into(),
-            got: "none".into(),
-        });
+    let mut out = choose_bonds_across(&[(phys, spectra)], budget)?;
+    Ok(out.remove(0))
+}
+
+/// [`choose_bonds`] for several chains (the layers of a network) with one budget: the greedy
+/// step looks at every bond of every chain, so the values dropped are those that cost the least
+/// kept weight per parameter saved in the whole model (a small layer, which saves few
+/// parameters per value, keeps its bonds), and `prod` over all bonds of all chains of
+/// `(1 - w_b)` stays at least `1 - budget`.
+///
+/// # Errors
+/// As [`choose_bonds`], for any chain.
+pub fn choose_bonds_across(chains: &[(&[usize], &[Vec<f64>])], budget: f64) -> Result<Vec<BondChoice>> {
+    for (phys, spectra) in chains {
+        if spectra.len() + 1 != phys.len() {
+            return Err(CoreError::ShapeMismatch {
+                what: format!("spectra for {} sites", phys.len()),
+                expected: format!("{} bonds", phys.len().saturating_sub(1)),
+                got: format!("{} spectra", spectra.len()),
+            });
+        }
+        if let Some(b) = spectra.iter().position(Vec::is_empty) {
+            return Err(CoreError::ShapeMismatch {
+                what: format!("the spectrum of bond {}", b + 1),
+                expected: "at least one Schmidt value".into(),
+                got: "none".into(),
+            });
+        }
     }
     if !(0.0..=1.0).contains(&budget) {
         return Err(CoreError::InvalidCutoff(budget));
     }
-    let mut r: Vec<usize> = spectra.iter().map(Vec::len).collect();
-    let mut spent = 0.0;
-    let n_bonds = r.len();
+    let mut r: Vec<Vec<usize>> = chains
+        .iter()
+        .map(|(_, s)| s.iter().map(Vec::len).collect())
+        .collect();
+    let mut dropped: Vec<Vec<f64>> = r.iter().map(|v| vec![0.0; v.len()]).collect(); // w_b(r_b)
+                                                                                     // -ln of the weight kept; the budget in the same units (infinite for budget = 1)
+    let limit = -(1.0 - budget).ln();
+    let mut spent = 0.0f64;
     loop {
-        let mut best: Option<(usize, f64, f64)> = None; // (bond index, weight, weight per param)
-        for b in 0..n_bonds {
-            if r[b] <= 1 {
-                continue;
-            }
-            let w = spectra[b][r[b] - 1].powi(2);
-            if spent + w > budget {
-                continue;
-            }
-            let left = if b == 0 { 1 } else { r[b - 1] };
-            let right = if b + 1 == n_bonds { 1 } else { r[b + 1] };
-            let saved = (left * phys[b] + phys[b + 1] * right) as f64;
-            let ratio = w / saved;
-            if best.is_none_or(|(_, _, q)| ratio < q) {
-                best = Some((b, w, ratio));
+        let mut best: Option<(usize, usize, f64, f64)> = None; // (chain, bond, cost, cost per param)
+        for (c, (phys, spectra)) in chains.iter().enumerate() {
+            let n_bonds = r[c].len();
+            for b in 0..n_bonds {
+                if r[c][b] <= 1 {
+                    continue;
+                }
+                let w = spectra[b][r[c][b] - 1].powi(2);
+                let after = (dropped[c][b] + w).min(1.0);
+                let cost = (1.0 - dropped[c][b]).ln() - (1.0 - after).ln();
+                if spent + cost > limit || (w > 0.0 && budget == 0.0) {
+                    continue;
+                }
+                let left = if b == 0 { 1 } else { r[c][b - 1] };
+                let right = if b + 1 == n_bonds { 1 } else { r[c][b + 1] };
+                let saved = (left * phys[b] + phys[b + 1] * right) as f64;
+                let ratio = cost / saved;
+                if best.is_none_or(|(_, _, _, q)| ratio < q) {
+                    best = Some((c, b, cost, ratio));
+                }
             }
         }
-        let Some((b, w, _)) = best else { break };
-        r[b] -= 1;
-        spent += w;
+        let Some((c, b, cost, _)) = best else { break };
+        dropped[c][b] += chains[c].1[b][r[c][b] - 1].powi(2);
+        r[c][b] -= 1;
+        spent += cost;
     }
-    Ok(BondChoice {
-        params: chain_params(phys, &r),
-        bond_dims: r,
-        discarded: spent,
-    })
+    Ok(chains
+        .iter()
+        .zip(r)
+        .zip(dropped)
+        .map(|(((phys, _), r), d)| BondChoice {
+            params: chain_params(phys, &r),
+            bond_dims: r,
+            discarded: d.iter().sum(),
+            kept: d.iter().map(|x| 1.0 - x).product(),
+        })
+        .collect())
 }
 
 /// An MPO compressed to a relative error.
@@ -295,9 +334,14 @@ mod tests {
             .into_iter()
             .map(|b| b.spectrum)
             .collect();
-        for budget in [0.01, 0.1, 0.3] {
+        for budget in [0.01, 0.1, 0.3, 0.9] {
             let c = choose_bonds(&phys, &spectra, budget).unwrap();
-            assert!(c.discarded <= budget);
+            assert!(
+                c.kept >= 1.0 - budget - 1e-12,
+                "kept {} for budget {budget}",
+                c.kept
+            );
+            assert!(budget > 0.3 || c.discarded <= -(1.0f64 - budget).ln());
             let (_, err2) = truncated(&m, &c.bond_dims).unwrap();
             assert!(
                 err2 <= c.discarded * (1.0 + 1e-9) + 1e-15,
@@ -366,6 +410,24 @@ mod tests {
             );
             assert!(auto.bond_dims[0] < auto.bond_dims[1] && auto.bond_dims[2] < auto.bond_dims[1]);
         }
+    }
+
+    #[test]
+    fn one_budget_across_layers_spares_the_small_layer() {
+        // a big layer and a small one with the same (flat) spectra: the budget goes to the big
+        // one, where each value dropped saves more parameters
+        let flat = |n: usize| vec![(1.0 / n as f64).sqrt(); n];
+        let big = ([64usize, 64], vec![flat(64)]);
+        let small = ([4usize, 4], vec![flat(4)]);
+        let chains: Vec<(&[usize], &[Vec<f64>])> = vec![(&big.0, &big.1), (&small.0, &small.1)];
+        let c = choose_bonds_across(&chains, 0.5).unwrap();
+        assert_eq!(c[1].bond_dims, vec![4], "the small layer keeps its bond");
+        assert!(
+            c[0].bond_dims[0] < 64 && c[0].bond_dims[0] >= 32,
+            "{:?}",
+            c[0].bond_dims
+        );
+        assert!(c[0].kept * c[1].kept >= 0.5 - 1e-12);
     }
 
     #[test]
