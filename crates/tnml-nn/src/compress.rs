@@ -4,7 +4,7 @@
 use burn::module::Module;
 use burn::tensor::Device;
 use tnml_core::faer::Mat;
-use tnml_core::{TruncParams, TruncReport};
+use tnml_core::{Mpo, TruncParams, TruncReport};
 
 use crate::error::{NnError, Result};
 use crate::models::{Affine, Net, NetConfig};
@@ -21,20 +21,23 @@ pub struct Compressed {
     pub reports: Vec<(String, TruncReport)>,
 }
 
-/// Compresses `dense` (built from `cfg`, without MPO layers) with the modes of `modes` (one spec per
-/// replaceable layer). A layer's maximum bond is `params.max_bond`, or, when that is unlimited, the
-/// largest bond of its spec. Returns the MPO model, its config (actual bond dimensions) and the
-/// truncation report of each layer.
+/// A replaceable layer of a dense model as an exact MPO (TT-SVD at full rank) with its bias:
+/// the starting point of every truncation, uniform or per bond.
+pub struct ExactLayer {
+    /// Layer name (`fc1`, ...).
+    pub name: String,
+    /// The exact MPO of the layer's `W` (`(out, in)`), with the spec's modes.
+    pub mpo: Mpo,
+    /// The bias.
+    pub bias: Option<Vec<f32>>,
+}
+
+/// The replaceable layers of `dense` (built from `cfg`, without MPO layers) as exact MPOs with
+/// the modes of `modes` (one spec per replaceable layer).
 ///
 /// # Errors
-/// A model that already has MPO layers, specs that do not fit the layers, invalid truncation.
-pub fn compress_dense(
-    dense: &Net,
-    cfg: &NetConfig,
-    modes: &[MpoSpec],
-    params: &TruncParams,
-    device: &Device,
-) -> Result<Compressed> {
+/// A model that already has MPO layers, specs that do not fit the layers.
+pub fn exact_layers(dense: &Net, cfg: &NetConfig, modes: &[MpoSpec]) -> Result<Vec<ExactLayer>> {
     let layers = cfg.arch.replaceable();
     if cfg.mpo.is_some() {
         return Err(NnError::Option {
@@ -50,8 +53,7 @@ pub fn compress_dense(
             got: modes.len(),
         });
     }
-    let mut new_layers = Vec::new();
-    let mut reports = Vec::new();
+    let mut out = Vec::new();
     for (spec, (name, fin, fout, _)) in modes.iter().zip(&layers) {
         spec.check_layer(*fin, *fout).map_err(|e| NnError::InLayer {
             layer: name.to_string(),
@@ -67,21 +69,37 @@ pub fn compress_dense(
         // burn stores [in, out]; W is [out, in].
         let wt = to_vec(lin.weight.val());
         let w = Mat::from_fn(*fout, *fin, |j, i| f64::from(wt[i * fout + j]));
-        let bias = lin.bias.as_ref().map(|b| to_vec(b.val()));
-        let mut p = *params;
-        if !p.is_capped() {
-            p.max_bond = spec.bond_dims.iter().copied().max().unwrap_or(1);
-        }
-        let (layer, report) = MpoLinear::from_dense(
-            w.as_ref(),
-            &spec.in_modes,
-            &spec.out_modes,
-            &p,
-            bias.as_deref(),
-            device,
-        )?;
-        reports.push((name.to_string(), report));
-        new_layers.push((name.to_string(), layer));
+        let (mpo, _) = Mpo::from_dense(w.as_ref(), &spec.in_modes, &spec.out_modes, &TruncParams::exact())?;
+        out.push(ExactLayer {
+            name: name.to_string(),
+            mpo,
+            bias: lin.bias.as_ref().map(|b| to_vec(b.val())),
+        });
+    }
+    Ok(out)
+}
+
+/// The model `dense` with each replaceable layer replaced by the MPO `truncate` makes of its
+/// exact MPO (in layer order); everything else copied.
+///
+/// # Errors
+/// What `truncate` returns; a record that does not load.
+pub fn assemble(
+    dense: &Net,
+    cfg: &NetConfig,
+    layers: &[ExactLayer],
+    mut truncate: impl FnMut(usize, &Mpo) -> Result<(Mpo, TruncReport)>,
+    device: &Device,
+) -> Result<Compressed> {
+    let mut new_layers = Vec::new();
+    let mut reports = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        let (mpo, report) = truncate(i, &l.mpo)?;
+        new_layers.push((
+            l.name.clone(),
+            MpoLinear::from_mpo(&mpo, l.bias.as_deref(), device)?,
+        ));
+        reports.push((l.name.clone(), report));
     }
     let new_cfg = NetConfig {
         mpo: Some(new_layers.iter().map(|(_, l)| l.spec().clone()).collect()),
@@ -104,4 +122,37 @@ pub fn compress_dense(
         config: new_cfg,
         reports,
     })
+}
+
+/// Compresses `dense` (built from `cfg`, without MPO layers) with the modes of `modes` (one spec per
+/// replaceable layer). A layer's maximum bond is `params.max_bond`, or, when that is unlimited, the
+/// largest bond of its spec. Returns the MPO model, its config (actual bond dimensions) and the
+/// truncation report of each layer.
+///
+/// # Errors
+/// A model that already has MPO layers, specs that do not fit the layers, invalid truncation.
+pub fn compress_dense(
+    dense: &Net,
+    cfg: &NetConfig,
+    modes: &[MpoSpec],
+    params: &TruncParams,
+    device: &Device,
+) -> Result<Compressed> {
+    params.validate()?;
+    let layers = exact_layers(dense, cfg, modes)?;
+    assemble(
+        dense,
+        cfg,
+        &layers,
+        |i, exact| {
+            let mut p = *params;
+            if !p.is_capped() {
+                p.max_bond = modes[i].bond_dims.iter().copied().max().unwrap_or(1);
+            }
+            let mut m = exact.clone();
+            let report = m.truncate(&p)?;
+            Ok((m, report))
+        },
+        device,
+    )
 }

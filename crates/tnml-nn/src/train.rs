@@ -64,6 +64,35 @@ impl LabeledImages {
         Ok(())
     }
 
+    /// The images `idx`, in that order.
+    pub fn select(&self, idx: &[usize]) -> Self {
+        Self {
+            images: self.images.select(idx),
+            labels: idx.iter().map(|&i| self.labels[i]).collect(),
+        }
+    }
+
+    /// A seeded split into `(training, validation)`: the validation set is the last
+    /// `validation` images of the shuffled order ([`shuffled_indices`]); the two are disjoint and
+    /// together hold every image once.
+    ///
+    /// # Errors
+    /// A validation set of 0 images or of all of them.
+    pub fn split_validation(&self, validation: usize, seed: u64) -> Result<(Self, Self)> {
+        if validation == 0 || validation >= self.len() {
+            return Err(NnError::Option {
+                option: "--validation",
+                reason: format!(
+                    "{validation} images: it must lie between 1 and {} (the training images)",
+                    self.len().saturating_sub(1)
+                ),
+            });
+        }
+        let order = shuffled_indices(self.len(), seed);
+        let (train, valid) = order.split_at(self.len() - validation);
+        Ok((self.select(train), self.select(valid)))
+    }
+
     /// Images `idx` as a `[n, C, H, W]` tensor and their labels.
     pub fn batch(&self, idx: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
         let sel = self.images.select(idx);
@@ -354,4 +383,44 @@ pub fn train(
         records.push(record);
     }
     Ok((net, records))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tnml_data::Images;
+
+    #[test]
+    fn the_validation_split_is_disjoint_and_covers_every_image() {
+        // each image's pixel holds its own index, so the split can be traced
+        let n = 50;
+        let data = LabeledImages {
+            images: Images {
+                data: (0..n).map(|i| i as f32).collect(),
+                len: n,
+                channels: 1,
+                height: 1,
+                width: 1,
+            },
+            labels: (0..n).map(|i| (i % 10) as u8).collect(),
+        };
+        let (train, valid) = data.split_validation(12, 7).unwrap();
+        assert_eq!((train.len(), valid.len()), (38, 12));
+        let mut seen: Vec<usize> = train
+            .images
+            .data
+            .iter()
+            .chain(&valid.images.data)
+            .map(|&x| x as usize)
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..n).collect::<Vec<_>>());
+        // labels travel with their images
+        for (x, l) in valid.images.data.iter().zip(&valid.labels) {
+            assert_eq!((*x as usize % 10) as u8, *l);
+        }
+        assert_eq!(data.split_validation(12, 7).unwrap().1.labels, valid.labels);
+        assert!(data.split_validation(0, 7).is_err());
+        assert!(data.split_validation(50, 7).is_err());
+    }
 }

@@ -1,6 +1,7 @@
 //! Dense weights read from safetensors files written by anything (PyTorch, NumPy, tnml): one
-//! 2-D tensor as a matrix, rows = outputs as `nn.Linear.weight`. Every size is checked against
-//! the file's own data before a matrix is built.
+//! 2-D tensor as a matrix, rows = outputs as `nn.Linear.weight`, or every weight of a state_dict
+//! (convolutions `(out, in, kh, kw)` as `out x (in kh kw)`). Every size is checked against the
+//! file's own data before a matrix is built.
 
 use safetensors::{Dtype, SafeTensors};
 use tnml_core::faer::Mat;
@@ -75,4 +76,140 @@ pub fn matrix_from_safetensors(bytes: &[u8], name: Option<&str>, file: &str) -> 
     };
     let (rows, cols) = (shape[0], shape[1]);
     Ok((name, Mat::from_fn(rows, cols, |i, j| values[i * cols + j])))
+}
+
+/// One weight of a state_dict read as a matrix.
+#[derive(Debug, Clone)]
+pub struct WeightMatrix {
+    /// Tensor name.
+    pub name: String,
+    /// Its shape in the file.
+    pub shape: Vec<usize>,
+    /// `shape[0] x prod(shape[1..])`.
+    pub matrix: Mat<f64>,
+}
+
+/// Tensors left out of [`weight_matrices`]: `(name, why)`.
+pub type Skipped = Vec<(String, String)>;
+
+/// Every F32/F64 tensor of two or more dimensions as a matrix (sorted by name), and the names
+/// of the tensors left out with why (1-D biases and buffers, integer or half-precision dtypes).
+///
+/// # Errors
+/// [`NnError::WeightsFile`]: not safetensors, an inconsistent tensor, no weight at all.
+pub fn weight_matrices(bytes: &[u8], file: &str) -> Result<(Vec<WeightMatrix>, Skipped)> {
+    let bad = |reason: String| NnError::WeightsFile {
+        path: file.to_string(),
+        reason,
+    };
+    let st =
+        SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid safetensors file ({e})")))?;
+    let mut names = st.names();
+    names.sort();
+    let (mut out, mut skipped) = (Vec::new(), Vec::new());
+    for name in names {
+        let view = st.tensor(name).map_err(|e| bad(e.to_string()))?;
+        let shape = view.shape().to_vec();
+        let Some((rows, cols)) = tnml_core::modes::matrix_shape(&shape) else {
+            skipped.push((
+                name.to_string(),
+                format!("shape {shape:?} (fewer than 2 dimensions)"),
+            ));
+            continue;
+        };
+        if !matches!(view.dtype(), Dtype::F32 | Dtype::F64) {
+            skipped.push((name.to_string(), format!("dtype {:?}", view.dtype())));
+            continue;
+        }
+        if rows == 0 || cols == 0 {
+            skipped.push((name.to_string(), format!("shape {shape:?} (empty)")));
+            continue;
+        }
+        let v = &view;
+        let (elems, width) = match v.dtype() {
+            Dtype::F32 => (v.data().len() / 4, 4),
+            _ => (v.data().len() / 8, 8),
+        };
+        if rows.checked_mul(cols) != Some(elems) {
+            return Err(bad(format!(
+                "tensor {name:?} has shape {shape:?} but {elems} values: the file is inconsistent"
+            )));
+        }
+        let values: Vec<f64> = v
+            .data()
+            .chunks_exact(width)
+            .map(|c| {
+                if width == 4 {
+                    f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                } else {
+                    f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+                }
+            })
+            .collect();
+        out.push(WeightMatrix {
+            name: name.to_string(),
+            shape,
+            matrix: Mat::from_fn(rows, cols, |i, j| values[i * cols + j]),
+        });
+    }
+    if out.is_empty() {
+        return Err(bad(format!(
+            "holds no weight of 2 or more dimensions in F32 or F64 (left out: {})",
+            skipped
+                .iter()
+                .map(|(n, why)| format!("{n}: {why}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok((out, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use safetensors::tensor::TensorView;
+
+    #[test]
+    fn every_weight_as_a_matrix_and_what_was_left_out() {
+        let conv: Vec<u8> = (0..6 * 25).flat_map(|i| (i as f32).to_le_bytes()).collect();
+        let fc: Vec<u8> = (0..12).flat_map(|i| (i as f64).to_le_bytes()).collect();
+        let bias: Vec<u8> = [0f32; 6].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let steps: Vec<u8> = 3i64.to_le_bytes().to_vec();
+        let bytes = safetensors::serialize(
+            [
+                (
+                    "conv.weight",
+                    TensorView::new(Dtype::F32, vec![6, 1, 5, 5], &conv).unwrap(),
+                ),
+                ("fc.weight", TensorView::new(Dtype::F64, vec![3, 4], &fc).unwrap()),
+                ("conv.bias", TensorView::new(Dtype::F32, vec![6], &bias).unwrap()),
+                ("steps", TensorView::new(Dtype::I64, vec![1, 1], &steps).unwrap()),
+            ],
+            None,
+        )
+        .unwrap();
+        let (w, skipped) = weight_matrices(&bytes, "m.safetensors").unwrap();
+        assert_eq!(
+            w.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+            ["conv.weight", "fc.weight"]
+        );
+        assert_eq!((w[0].matrix.nrows(), w[0].matrix.ncols()), (6, 25));
+        assert_eq!(w[0].matrix[(1, 2)], 27.0); // row-major (out, in kh kw)
+        assert_eq!(w[1].matrix[(2, 3)], 11.0);
+        assert_eq!(skipped.len(), 2);
+        let only_bias = safetensors::serialize(
+            [("b", TensorView::new(Dtype::F32, vec![6], &bias).unwrap())],
+            None,
+        )
+        .unwrap();
+        let err = weight_matrices(&only_bias, "b.safetensors")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("holds no weight") && err.contains("b: shape [6]"),
+            "{err}"
+        );
+        assert!(weight_matrices(b"junk", "j").is_err());
+    }
 }
