@@ -31,12 +31,21 @@ pub struct CompressArgs {
     /// Tensor name inside --input (needed when the file holds several).
     #[arg(long, requires = "input")]
     pub tensor: Option<String>,
-    /// Input modes i_1,...,i_N (their product is the number of columns).
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// Input modes i_1,...,i_N (their product is the number of columns). With --auto: the modes
+    /// of --tensor (default: balanced modes chosen per weight).
+    #[arg(long, value_delimiter = ',', required_unless_present = "auto")]
     pub in_modes: Vec<usize>,
     /// Output modes o_1,...,o_N (their product is the number of rows).
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',', required_unless_present = "auto")]
     pub out_modes: Vec<usize>,
+    /// Choose the bonds from the spectra: for every weight of --input (or --tensor), the
+    /// smallest MPO within --max-error, each bond its own dimension; reported next to the
+    /// smallest single bond dimension that meets the same error.
+    #[arg(long, requires = "input", conflicts_with_all = ["max_bond", "cutoff"])]
+    pub auto: bool,
+    /// Relative Frobenius error ||W - W~|| / ||W|| allowed per weight (with --auto), in [0, 1).
+    #[arg(long, requires = "auto")]
+    pub max_error: Option<f64>,
     #[command(flatten)]
     pub trunc: Truncation,
     #[command(flatten)]
@@ -60,6 +69,9 @@ struct BondRecord {
 
 /// Runs `tnml mpo compress`.
 pub fn compress(args: &CompressArgs) -> Result<()> {
+    if args.auto {
+        return crate::cmd_mpo_auto::compress_auto(args);
+    }
     let params = args.trunc.params()?;
     // the modes and their products, checked, before any matrix exists
     check_modes("in_modes", &args.in_modes)?;
@@ -162,7 +174,7 @@ fn profile_csv(exact: &EntanglementProfile, compressed: &EntanglementProfile) ->
 }
 
 /// The cores as `core.<k>` F64 tensors `[left, in, out, right]`, with the modes in the metadata.
-fn mpo_safetensors(mpo: &Mpo, source: &str) -> Result<Vec<u8>> {
+pub(crate) fn mpo_safetensors(mpo: &Mpo, source: &str) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     let mut shapes = Vec::new();
     for k in 0..mpo.len() {

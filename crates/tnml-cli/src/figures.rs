@@ -250,5 +250,107 @@ pub fn plot_run(run: &Path, formats: &[&str]) -> Result<Vec<PathBuf>> {
             "truncation",
         )?;
     }
+    let bonds = run.join(BOND_CHOICES);
+    if bonds.is_file() {
+        let text = std::fs::read_to_string(&bonds)?;
+        let layers: Vec<BondChoiceRecord> =
+            serde_json::from_str(&text).with_context(|| format!("reading {}", bonds.display()))?;
+        for l in layers.iter().take(MAX_SITES) {
+            let (stem, chart) = bond_choice_chart(l);
+            save_lines(&chart, &stem)?;
+        }
+    }
+    let path = run.join(COMPRESSION_PATH);
+    if path.is_file() {
+        let points: Vec<PathPoint> = read_jsonl(&path)?;
+        let curve = |kind: &str| -> Vec<(f64, f64)> {
+            points
+                .iter()
+                .filter(|p| p.kind == kind)
+                .map(|p| (p.params as f64, 100.0 * p.val_acc))
+                .collect()
+        };
+        save_lines(
+            &LineChart {
+                title: "validation accuracy against MPO parameters".into(),
+                x_label: "parameters of the MPO layers".into(),
+                y_label: "validation accuracy (%)".into(),
+                series: vec![
+                    series("bonds chosen per bond", curve("auto"), 0, false),
+                    series("one bond dimension", curve("uniform"), 1, true),
+                ],
+                log_y: false,
+            },
+            "compression-path",
+        )?;
+    }
     Ok(written.into_inner())
+}
+
+/// File (in a run directory) of the bonds an automatic compression chose, per layer.
+pub const BOND_CHOICES: &str = "bond-choices.json";
+/// File of the accuracy-vs-parameters path of `net compress --auto`, one point per line.
+pub const COMPRESSION_PATH: &str = "compression-path.jsonl";
+
+/// The bonds chosen for one layer, with the spectra's entropy that explains them.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct BondChoiceRecord {
+    /// Layer or tensor name.
+    pub layer: String,
+    /// von Neumann entropy per bond of the exact MPO (nats).
+    pub entropy: Vec<f64>,
+    /// Bond dimensions of the exact MPO (its ranks).
+    pub exact_bond_dims: Vec<usize>,
+    /// Bond dimensions chosen per bond.
+    pub chosen: Vec<usize>,
+    /// The uniform baseline's bond dimensions, when one was found.
+    pub uniform: Option<Vec<usize>>,
+}
+
+/// One point of a compression path.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PathPoint {
+    /// `auto` (bonds per bond from a budget) or `uniform` (one bond dimension).
+    pub kind: String,
+    /// The budget or the bond dimension, for reading.
+    pub label: String,
+    /// Parameters of the MPO layers.
+    pub params: usize,
+    /// Validation accuracy after the retraining.
+    pub val_acc: f64,
+}
+
+/// Entropy per bond against the capacity `ln D` of the chosen (and uniform) bond dimensions.
+fn bond_choice_chart(l: &BondChoiceRecord) -> (String, LineChart) {
+    let pts = |v: &[f64]| v.iter().enumerate().map(|(i, &y)| ((i + 1) as f64, y)).collect();
+    let ln = |d: &[usize]| d.iter().map(|&x| (x as f64).ln()).collect::<Vec<_>>();
+    let mut lines = vec![
+        series("entropy S of the exact MPO", pts(&l.entropy), 0, false),
+        series("ln D chosen per bond", pts(&ln(&l.chosen)), 1, false),
+        series("ln rank (exact)", pts(&ln(&l.exact_bond_dims)), 3, true),
+    ];
+    if let Some(u) = &l.uniform {
+        lines.push(series("ln D uniform", pts(&ln(u)), 2, true));
+    }
+    let safe: String = l
+        .layer
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    (
+        format!("bonds-{safe}"),
+        LineChart {
+            title: format!("{}: entropy and bonds chosen", l.layer),
+            x_label: "bond".into(),
+            y_label: "nats".into(),
+            series: lines,
+            log_y: false,
+        },
+    )
 }

@@ -5,6 +5,7 @@ mod cmd_data;
 mod cmd_entangle;
 mod cmd_experiment;
 mod cmd_mpo;
+mod cmd_mpo_auto;
 mod cmd_mps;
 mod cmd_net;
 mod cmd_plot;

@@ -33,19 +33,42 @@ pub struct NetCompressArgs {
     /// Fine-tuning epochs after compression (Adam).
     #[arg(long, default_value_t = 0)]
     pub finetune_epochs: usize,
-    /// Fine-tuning learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
+    /// Learning rate of the fine-tuning (default 1e-3) or of --auto's retraining (default
+    /// 1e-4: a larger step undoes the TT-SVD start in one epoch).
+    #[arg(long)]
+    pub lr: Option<f64>,
     #[command(flatten)]
     pub data: NetData,
     #[command(flatten)]
     pub seed: Seed,
+    /// Choose the bond dimension of every bond of every MPO layer from the dense weights'
+    /// spectra: truncate to a growing budget of discarded weight (each layer the bonds where its
+    /// spectra fall fastest), retrain --retrain-epochs, and keep going while the validation
+    /// accuracy stays within --max-drop of the dense model's. Never looks at the test set.
+    #[arg(long, conflicts_with_all = ["max_bond", "cutoff", "finetune_epochs"])]
+    pub auto: bool,
+    /// With --auto: accuracy points (of 100) the validation accuracy may lose (default 0.5).
+    #[arg(long, requires = "auto")]
+    pub max_drop: Option<f64>,
+    /// With --auto: training images held out (seeded) as the validation split.
+    #[arg(long, default_value_t = 5000)]
+    pub validation: usize,
+    /// With --auto: epochs of retraining (Adam, --lr) after each truncation.
+    #[arg(long, default_value_t = 1)]
+    pub retrain_epochs: usize,
+    /// With --auto: the baseline, one bond dimension for all bonds of Gao's modes, for each of
+    /// these values (truncated and retrained the same way), e.g. 2,4,8,16,32.
+    #[arg(long, value_delimiter = ',', requires = "auto")]
+    pub uniform_bonds: Vec<usize>,
     /// Run directory (default runs/net-compress-<time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
 
 pub(crate) fn compress(args: &NetCompressArgs) -> Result<()> {
+    if args.auto {
+        return super::auto::compress_auto(args);
+    }
     let dev = device();
     let ck = checkpoint::resolve_dir(&args.checkpoint);
     let (header, dense) = checkpoint::load(&ck, &dev)?;
@@ -108,7 +131,7 @@ pub(crate) fn compress(args: &NetCompressArgs) -> Result<()> {
     );
     let final_net = net;
     if args.finetune_epochs > 0 {
-        let tc = TrainConfig::adam(args.finetune_epochs, 100, args.lr, args.seed.seed);
+        let tc = TrainConfig::adam(args.finetune_epochs, 100, args.lr.unwrap_or(1e-3), args.seed.seed);
         let train_set = args.data.load(Split::Train, arch, args.seed.seed)?;
         let header = CheckpointHeader::new(cfg.clone(), Some(tc.clone()));
         let mut printer = EpochPrinter::new(&mut run, header, 1);

@@ -13,6 +13,7 @@ use crate::net::report::describe;
 use crate::net::{NetData, NetTrainArgs};
 use crate::runtime::device;
 
+mod auto;
 mod compress;
 
 pub use compress::NetCompressArgs;

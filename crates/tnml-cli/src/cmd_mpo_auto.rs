@@ -1,0 +1,261 @@
+//! `tnml mpo compress --input FILE --auto --max-error E`: every weight of a state_dict as the
+//! smallest MPO within a relative error, a bond dimension per bond chosen from the spectra
+//! ([`tnml_core::allocate`]), next to the smallest single bond dimension meeting the same error.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+use serde::Serialize;
+use tnml_core::allocate::{compress_to_error, smallest_uniform_bond, Compressed};
+use tnml_core::{Mpo, TruncParams};
+use tnml_nn::spec::MpoSpec;
+
+use crate::cmd_mpo::CompressArgs;
+use crate::figures::{plot_run, BondChoiceRecord, BOND_CHOICES};
+use crate::run_dir::RunDir;
+use crate::runtime::check_memory;
+
+#[derive(Serialize)]
+struct Choice {
+    spec: String,
+    bond_dims: Vec<usize>,
+    params: usize,
+    rho: f64,
+    error: f64,
+}
+
+#[derive(Serialize)]
+struct LayerRecord {
+    layer: String,
+    shape: Vec<usize>,
+    rows: usize,
+    cols: usize,
+    dense_params: usize,
+    exact_bond_dims: Vec<usize>,
+    /// von Neumann entropy per bond of the exact MPO (nats), and its bound.
+    entropy: Vec<f64>,
+    bound: Vec<f64>,
+    auto: Choice,
+    /// The smallest uniform bond dimension within the same error.
+    uniform: Choice,
+    uniform_bond: usize,
+    /// uniform params / auto params.
+    saving: f64,
+    seconds: f64,
+}
+
+fn choice(c: &Compressed, dense: usize) -> Result<Choice> {
+    let spec = MpoSpec::new(c.mpo.in_modes(), c.mpo.out_modes(), &c.bond_dims)?;
+    Ok(Choice {
+        spec: spec.to_string(),
+        bond_dims: c.bond_dims.clone(),
+        params: c.params,
+        rho: c.params as f64 / dense as f64,
+        error: c.error,
+    })
+}
+
+/// Runs `tnml mpo compress --auto`.
+pub fn compress_auto(args: &CompressArgs) -> Result<()> {
+    let max_error = args
+        .max_error
+        .context("--auto needs --max-error E: the relative Frobenius error allowed per weight, e.g. 0.1")?;
+    if !(0.0..1.0).contains(&max_error) {
+        bail!("--max-error {max_error}: the relative error must lie in [0, 1)");
+    }
+    let path = args
+        .input
+        .as_ref()
+        .context("--auto needs --input FILE.safetensors")?;
+    let given_modes = !args.in_modes.is_empty() || !args.out_modes.is_empty();
+    if given_modes && args.tensor.is_none() {
+        bail!("--in-modes/--out-modes with --auto apply to one weight: name it with --tensor (without them, modes are chosen per weight)");
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let file = path.display().to_string();
+    let (mut weights, skipped) = tnml_nn::weights::weight_matrices(&bytes, &file)?;
+    if let Some(t) = &args.tensor {
+        let names: Vec<String> = weights.iter().map(|w| w.name.clone()).collect();
+        weights.retain(|w| &w.name == t);
+        if weights.is_empty() {
+            bail!("{file}: no weight {t:?} (it has: {})", names.join(", "));
+        }
+    }
+    let t_all = Instant::now();
+    let mut records = Vec::new();
+    let mut mpos = Vec::new();
+    for w in &weights {
+        let (rows, cols) = (w.matrix.nrows(), w.matrix.ncols());
+        let (in_modes, out_modes) = if given_modes {
+            (args.in_modes.clone(), args.out_modes.clone())
+        } else {
+            tnml_core::modes::default_layer_modes(rows, cols)
+        };
+        check_memory(
+            (rows as u128) * (cols as u128) * 8 * 6,
+            &format!("{} ({rows}x{cols}) and its decompositions", w.name),
+        )?;
+        let t0 = Instant::now();
+        let (exact, _) = Mpo::from_dense(w.matrix.as_ref(), &in_modes, &out_modes, &TruncParams::exact())
+            .with_context(|| format!("{} (shape {:?} read as {rows} x {cols})", w.name, w.shape))?;
+        let profile = exact.entanglement_profile()?;
+        let auto = compress_to_error(&exact, max_error)?;
+        let uni = smallest_uniform_bond(&exact, max_error)?;
+        let dense = rows * cols;
+        let rec = LayerRecord {
+            layer: w.name.clone(),
+            shape: w.shape.clone(),
+            rows,
+            cols,
+            dense_params: dense,
+            exact_bond_dims: exact.bond_dims(),
+            entropy: profile.entropies(),
+            bound: profile.bounds(),
+            uniform_bond: uni.bond_dims.iter().copied().max().unwrap_or(1),
+            saving: uni.params as f64 / auto.params as f64,
+            auto: choice(&auto, dense)?,
+            uniform: choice(&uni, dense)?,
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        eprintln!(
+            "{}: {} params (rho {:.4}, error {:.4}) vs uniform D={} {} params: {:.2}x fewer ({:.1} s)",
+            rec.layer,
+            rec.auto.params,
+            rec.auto.rho,
+            rec.auto.error,
+            rec.uniform_bond,
+            rec.uniform.params,
+            rec.saving,
+            rec.seconds
+        );
+        records.push(rec);
+        mpos.push((w.name.clone(), auto.mpo));
+    }
+    // everything above is computed before the run directory exists
+    let run = RunDir::create(args.out.as_deref(), "mpo-compress")?;
+    run.write_config(&serde_json::json!({
+        "command": "mpo compress --auto",
+        "tnml_version": env!("CARGO_PKG_VERSION"),
+        "input": file,
+        "max_error": max_error,
+        "skipped": skipped,
+    }))?;
+    run.write_json("auto.json", &records)?;
+    let choices: Vec<BondChoiceRecord> = records
+        .iter()
+        .map(|r| BondChoiceRecord {
+            layer: r.layer.clone(),
+            entropy: r.entropy.clone(),
+            exact_bond_dims: r.exact_bond_dims.clone(),
+            chosen: r.auto.bond_dims.clone(),
+            uniform: Some(r.uniform.bond_dims.clone()),
+        })
+        .collect();
+    run.write_json(BOND_CHOICES, &choices)?;
+    run.write_file("mpo.safetensors", &layers_safetensors(&mpos, &file)?)?;
+    plot_run(run.path(), &["png"])?;
+    let md = summary(
+        &file,
+        max_error,
+        &records,
+        &skipped,
+        t_all.elapsed().as_secs_f64(),
+    );
+    run.write_summary(&md)?;
+    print!("{md}");
+    println!("\nwrote {}", run.path().display());
+    Ok(())
+}
+
+/// Every layer's cores as `<layer>.cores.<k>` F64 `[left, in, out, right]`, modes in the metadata.
+fn layers_safetensors(mpos: &[(String, Mpo)], source: &str) -> Result<Vec<u8>> {
+    let mut blobs = Vec::new();
+    let mut meta = HashMap::from([
+        ("format".to_string(), "tnml-mpo-layers".to_string()),
+        ("source".to_string(), source.to_string()),
+    ]);
+    for (name, mpo) in mpos {
+        for k in 0..mpo.len() {
+            let (shape, data) = mpo.core(k)?;
+            blobs.push((
+                format!("{name}.cores.{k}"),
+                shape.to_vec(),
+                data.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
+            ));
+        }
+        meta.insert(
+            format!("{name}.modes"),
+            serde_json::to_string(&(mpo.in_modes(), mpo.out_modes()))?,
+        );
+    }
+    let views = blobs
+        .iter()
+        .map(|(n, s, b)| Ok((n.clone(), TensorView::new(Dtype::F64, s.clone(), b)?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(safetensors::serialize(views, Some(meta))?)
+}
+
+fn summary(
+    file: &str,
+    max_error: f64,
+    records: &[LayerRecord],
+    skipped: &[(String, String)],
+    seconds: f64,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Automatic MPO compression\n");
+    let _ = writeln!(
+        s,
+        "- input: {file}; relative error allowed per weight: {max_error}"
+    );
+    if !skipped.is_empty() {
+        let list: Vec<String> = skipped.iter().map(|(n, why)| format!("{n} ({why})")).collect();
+        let _ = writeln!(s, "- left out: {}", list.join(", "));
+    }
+    let (auto, uni, dense): (usize, usize, usize) = records.iter().fold((0, 0, 0), |(a, u, d), r| {
+        (a + r.auto.params, u + r.uniform.params, d + r.dense_params)
+    });
+    let _ = writeln!(
+        s,
+        "- all weights: {auto} params chosen per bond, {uni} with one bond dimension per weight, {dense} dense ({:.2}x fewer than uniform, rho {:.4}); {seconds:.1} s\n",
+        uni as f64 / auto.max(1) as f64,
+        auto as f64 / dense.max(1) as f64
+    );
+    let _ = writeln!(s, "| weight | shape | chosen (per bond) | params | rho | error | uniform | params | error | uniform / chosen |");
+    let _ = writeln!(s, "|---|---|---|---:|---:|---:|---|---:|---:|---:|");
+    for r in records {
+        let _ = writeln!(
+            s,
+            "| {} | {:?} | {} | {} | {:.4} | {:.4} | {} | {} | {:.4} | {:.2}x |",
+            r.layer,
+            r.shape,
+            r.auto.spec,
+            r.auto.params,
+            r.auto.rho,
+            r.auto.error,
+            r.uniform.spec,
+            r.uniform.params,
+            r.uniform.error,
+            r.saving
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n## Why these bonds: entropy per bond (nats) and the dimension chosen\n"
+    );
+    for r in records {
+        let row: Vec<String> = r
+            .entropy
+            .iter()
+            .zip(&r.auto.bond_dims)
+            .zip(&r.exact_bond_dims)
+            .map(|((e, d), x)| format!("S={e:.2}: D={d}/{x}"))
+            .collect();
+        let _ = writeln!(s, "- {}: {}", r.layer, row.join(", "));
+    }
+    s
+}

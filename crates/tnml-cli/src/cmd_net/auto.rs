@@ -1,0 +1,411 @@
+//! `tnml net compress --auto`: the bond dimensions of a trained dense model's MPO layers chosen
+//! from the spectra of its weights, as far as a validation split allows.
+//!
+//! 1. The replaceable layers become exact MPOs (Gao's modes, or `--mpo`'s) and their Schmidt
+//!    spectra are read off.
+//! 2. For a growing budget `beta` (the grid [`BUDGETS`]), the bonds of all layers are chosen
+//!    together by [`tnml_core::allocate::choose_bonds_across`]: the Schmidt values dropped are
+//!    those that cost the least kept weight per parameter saved, over every bond of every layer,
+//!    while the weight kept (`prod (1 - w_b)` over all bonds) stays at least `1 - beta`. A small
+//!    layer saves few parameters per value and keeps its bonds. The model is rebuilt from the
+//!    dense weights with those MPOs, retrained `--retrain-epochs`, and its accuracy measured on
+//!    the validation split held out from the training images.
+//! 3. The search stops at the first budget whose validation accuracy falls more than
+//!    `--max-drop` points below the dense model's; the last one within it is the result.
+//! 4. `--uniform-bonds` runs the baseline (one bond dimension for every bond) through the same
+//!    truncation and retraining. The test set is evaluated once, at the end, for the report.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use tnml_core::allocate::choose_bonds_across;
+use tnml_core::TruncParams;
+use tnml_data::Split;
+use tnml_nn::checkpoint::{self, CheckpointHeader};
+use tnml_nn::compress::{assemble, exact_layers, Compressed, ExactLayer};
+use tnml_nn::models::{Net, NetConfig};
+use tnml_nn::train::{evaluate, LabeledImages, TrainConfig};
+use tnml_nn::{Arch, MpoLayers};
+
+use super::compress::NetCompressArgs;
+use crate::figures::{plot_run, BondChoiceRecord, PathPoint, BOND_CHOICES, COMPRESSION_PATH};
+use crate::run_dir::RunDir;
+use crate::runtime::device;
+
+/// Budgets of relative discarded weight per layer tried in turn.
+pub const BUDGETS: [f64; 18] = [
+    1e-3, 0.01, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.96, 0.98,
+];
+
+/// Default learning rate of the retraining.
+const RETRAIN_LR: f64 = 1e-4;
+
+/// One evaluated candidate.
+struct Candidate {
+    point: PathPoint,
+    specs: Vec<String>,
+    bonds: Vec<Vec<usize>>,
+    net: Net,
+    config: NetConfig,
+}
+
+fn mpo_params(c: &Compressed) -> usize {
+    c.config
+        .mpo
+        .as_ref()
+        .map_or(0, |specs| specs.iter().map(|s| s.num_params()).sum())
+}
+
+struct Search<'a> {
+    dense: &'a Net,
+    cfg: &'a NetConfig,
+    layers: &'a [ExactLayer],
+    retrain: &'a LabeledImages,
+    valid: &'a LabeledImages,
+    args: &'a NetCompressArgs,
+    lr: f64,
+}
+
+impl Search<'_> {
+    /// Builds the model with `truncate` per layer, retrains it, measures the validation accuracy.
+    fn evaluate(
+        &self,
+        kind: &str,
+        label: String,
+        truncate: impl FnMut(usize, &tnml_core::Mpo) -> tnml_nn::Result<(tnml_core::Mpo, tnml_core::TruncReport)>,
+    ) -> Result<Candidate> {
+        let dev = device();
+        let c = assemble(self.dense, self.cfg, self.layers, truncate, &dev)?;
+        let params = mpo_params(&c);
+        let specs: Vec<String> = c.config.mpo.iter().flatten().map(ToString::to_string).collect();
+        let bonds: Vec<Vec<usize>> = c
+            .config
+            .mpo
+            .iter()
+            .flatten()
+            .map(|s| s.bond_dims.clone())
+            .collect();
+        let config = c.config.clone();
+        let mut net = c.net;
+        if self.args.retrain_epochs > 0 {
+            let tc = TrainConfig::adam(self.args.retrain_epochs, 100, self.lr, self.args.seed.seed);
+            let optim = tc.build_optimizer();
+            net = tnml_nn::train::train(
+                net,
+                optim,
+                &tc,
+                self.retrain,
+                None,
+                1,
+                &dev,
+                &mut tnml_nn::train::Silent,
+            )?
+            .0;
+        }
+        let (_, val_acc) = evaluate(&net, self.valid, 1000, &dev);
+        eprintln!(
+            "  {kind} {label}: {} -> {params} MPO params, validation accuracy {:.2}%",
+            specs.join("; "),
+            100.0 * val_acc
+        );
+        Ok(Candidate {
+            point: PathPoint {
+                kind: kind.into(),
+                label,
+                params,
+                val_acc,
+            },
+            specs,
+            bonds,
+            net,
+            config,
+        })
+    }
+}
+
+/// Runs `tnml net compress --auto`.
+pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let max_drop = args.max_drop.unwrap_or(0.5);
+    if !(0.0..=100.0).contains(&max_drop) {
+        bail!("--max-drop {max_drop}: accuracy points between 0 and 100");
+    }
+    if args.uniform_bonds.contains(&0) {
+        bail!("--uniform-bonds: a bond dimension of 0 has no MPO; give values >= 1");
+    }
+    let dev = device();
+    let ck = checkpoint::resolve_dir(&args.checkpoint);
+    let (header, dense) = checkpoint::load(&ck, &dev)?;
+    let arch = header.net.arch;
+    if header.net.mpo.is_some() {
+        bail!(
+            "{} is already an MPO model; compress takes a dense checkpoint",
+            ck.display()
+        );
+    }
+    if matches!(arch, Arch::Vgg16 | Arch::Vgg19) {
+        bail!(
+            "compress handles FC2 and LeNet-5 (VGG's replaced conv5 layers are convolutions, not matrices)"
+        );
+    }
+    let modes = args.mpo.as_ref().unwrap_or(&MpoLayers::Gao).resolve(arch, None)?;
+    let all_train = args.data.load(Split::Train, arch, args.seed.seed)?;
+    let (retrain, valid) = all_train.split_validation(args.validation, args.seed.seed)?;
+    let (_, dense_val) = evaluate(&dense, &valid, 1000, &dev);
+    eprintln!(
+        "dense model: validation accuracy {:.2}% on {} held-out training images (retraining on the other {}); allowed drop {max_drop} points",
+        100.0 * dense_val,
+        valid.len(),
+        retrain.len()
+    );
+    let layers = exact_layers(&dense, &header.net, &modes)?;
+    let dense_params: usize = layers
+        .iter()
+        .map(|l| l.mpo.dense_shape().0 * l.mpo.dense_shape().1)
+        .sum();
+    let spectra: Vec<Vec<Vec<f64>>> = layers
+        .iter()
+        .map(|l| {
+            Ok(l.mpo
+                .entanglement_profile()?
+                .bonds
+                .into_iter()
+                .map(|b| b.spectrum)
+                .collect())
+        })
+        .collect::<Result<_>>()?;
+    let phys: Vec<Vec<usize>> = layers
+        .iter()
+        .map(|l| {
+            l.mpo
+                .in_modes()
+                .iter()
+                .zip(l.mpo.out_modes())
+                .map(|(i, o)| i * o)
+                .collect()
+        })
+        .collect();
+    let search = Search {
+        dense: &dense,
+        cfg: &header.net,
+        layers: &layers,
+        retrain: &retrain,
+        valid: &valid,
+        args,
+        lr: args.lr.unwrap_or(RETRAIN_LR),
+    };
+    let floor = dense_val - max_drop / 100.0;
+    let mut path: Vec<PathPoint> = Vec::new();
+    let mut best: Option<Candidate> = None;
+    let mut last_bonds: Option<Vec<Vec<usize>>> = None;
+    let mut stopped = false;
+    for beta in BUDGETS {
+        let chains: Vec<(&[usize], &[Vec<f64>])> = phys
+            .iter()
+            .zip(&spectra)
+            .map(|(p, s)| (p.as_slice(), s.as_slice()))
+            .collect();
+        let choices: Vec<Vec<usize>> = choose_bonds_across(&chains, beta)?
+            .into_iter()
+            .map(|c| c.bond_dims)
+            .collect();
+        if last_bonds.as_ref() == Some(&choices) {
+            continue; // the same model as the last budget
+        }
+        last_bonds = Some(choices.clone());
+        let cand = search.evaluate("auto", format!("budget {beta}"), |i, exact| {
+            let mut m = exact.clone();
+            let report = m.truncate_to_bonds(&choices[i])?;
+            Ok((m, report))
+        })?;
+        path.push(cand.point.clone());
+        if cand.point.val_acc < floor {
+            stopped = true;
+        }
+        if !stopped {
+            best = Some(cand);
+        } else if args.uniform_bonds.is_empty() {
+            break; // with a baseline to compare, the path goes on to the smallest models
+        }
+    }
+    let mut uniform: Vec<Candidate> = Vec::new();
+    for &d in &args.uniform_bonds {
+        let cand = search.evaluate("uniform", format!("D={d}"), |_, exact| {
+            let mut m = exact.clone();
+            let report = m.truncate(&TruncParams::max_bond(d))?;
+            Ok((m, report))
+        })?;
+        path.push(cand.point.clone());
+        uniform.push(cand);
+    }
+    let test = args.data.load(Split::Test, arch, args.seed.seed)?;
+    let (_, dense_test) = evaluate(&dense, &test, 1000, &dev);
+    let Some(best) = best else {
+        bail!(
+            "even the smallest budget ({}) lost more than {max_drop} points of validation accuracy ({:.2}% vs dense {:.2}%): nothing to keep",
+            BUDGETS[0],
+            100.0 * path.first().map_or(0.0, |p| p.val_acc),
+            100.0 * dense_val
+        );
+    };
+    let (_, auto_test) = evaluate(&best.net, &test, 1000, &dev);
+    let best_uniform = uniform
+        .iter()
+        .filter(|c| c.point.val_acc >= floor)
+        .min_by_key(|c| c.point.params);
+    let uniform_test = best_uniform.map(|c| evaluate(&c.net, &test, 1000, &dev).1);
+
+    let run = RunDir::create(args.out.as_deref(), "net-compress")?;
+    run.write_config(&serde_json::json!({
+        "command": "net compress --auto",
+        "tnml_version": env!("CARGO_PKG_VERSION"),
+        "source": ck,
+        "net": best.config,
+        "budgets": BUDGETS,
+        "args": args,
+    }))?;
+    let mut lines = String::new();
+    for p in &path {
+        let _ = writeln!(lines, "{}", serde_json::to_string(p)?);
+    }
+    run.write_file(COMPRESSION_PATH, lines.as_bytes())?;
+    let choices: Vec<BondChoiceRecord> = layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            Ok(BondChoiceRecord {
+                layer: l.name.clone(),
+                entropy: l.mpo.entanglement_profile()?.entropies(),
+                exact_bond_dims: l.mpo.bond_dims(),
+                chosen: best.bonds[i].clone(),
+                uniform: best_uniform.map(|u| u.bonds[i].clone()),
+            })
+        })
+        .collect::<Result<_>>()?;
+    run.write_json(BOND_CHOICES, &choices)?;
+    let header = CheckpointHeader::new(best.config.clone(), None);
+    checkpoint::save(&run.path().join("checkpoint"), &header, &best.net, None)?;
+    checkpoint::export_safetensors(&run.path().join("model.safetensors"), &best.net, &best.config)?;
+    plot_run(run.path(), &["png"])?;
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# net compress --auto\n");
+    let _ = writeln!(
+        md,
+        "- {arch:?} from {}; validation: {} training images held out (seed {}), retraining {} epoch(s) per step on the other {} (Adam, lr {})",
+        ck.display(),
+        valid.len(),
+        args.seed.seed,
+        args.retrain_epochs,
+        retrain.len(),
+        search.lr
+    );
+    let _ = writeln!(
+        md,
+        "- allowed validation drop: {max_drop} points (dense validation accuracy {:.2}%)",
+        100.0 * dense_val
+    );
+    let _ = writeln!(md, "- search time {:.1} s\n", t0.elapsed().as_secs_f64());
+    let _ = writeln!(
+        md,
+        "| model | MPO layers | params (replaced layers) | rho | validation | test |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|");
+    let _ = writeln!(
+        md,
+        "| dense | - | {dense_params} | 1 | {:.2}% | {:.2}% |",
+        100.0 * dense_val,
+        100.0 * dense_test
+    );
+    let _ = writeln!(
+        md,
+        "| chosen per bond ({}) | {} | {} | {:.4} | {:.2}% | {:.2}% |",
+        best.point.label,
+        best.specs.join("; "),
+        best.point.params,
+        best.point.params as f64 / dense_params as f64,
+        100.0 * best.point.val_acc,
+        100.0 * auto_test
+    );
+    if let (Some(u), Some(t)) = (best_uniform, uniform_test) {
+        let _ = writeln!(
+            md,
+            "| smallest uniform within the drop ({}) | {} | {} | {:.4} | {:.2}% | {:.2}% |",
+            u.point.label,
+            u.specs.join("; "),
+            u.point.params,
+            u.point.params as f64 / dense_params as f64,
+            100.0 * u.point.val_acc,
+            100.0 * t
+        );
+        let _ = writeln!(
+            md,
+            "\nuniform / chosen parameters: {:.2}x",
+            u.point.params as f64 / best.point.params as f64
+        );
+    } else if !args.uniform_bonds.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nno uniform bond dimension of {:?} stayed within the drop",
+            args.uniform_bonds
+        );
+    }
+    if !uniform.is_empty() {
+        let _ = writeln!(md, "\n## At equal parameters: each uniform model against the largest chosen-per-bond model no bigger\n\n| uniform | params | validation | chosen per bond | params | validation |\n|---|---:|---:|---|---:|---:|");
+        for u in &uniform {
+            let peer = path
+                .iter()
+                .filter(|p| p.kind == "auto" && p.params <= u.point.params)
+                .max_by_key(|p| p.params);
+            let _ = match peer {
+                Some(p) => writeln!(
+                    md,
+                    "| {} | {} | {:.2}% | {} | {} | {:.2}% |",
+                    u.point.label,
+                    u.point.params,
+                    100.0 * u.point.val_acc,
+                    p.label,
+                    p.params,
+                    100.0 * p.val_acc
+                ),
+                None => writeln!(
+                    md,
+                    "| {} | {} | {:.2}% | (none as small) | | |",
+                    u.point.label,
+                    u.point.params,
+                    100.0 * u.point.val_acc
+                ),
+            };
+        }
+    }
+    let _ = writeln!(md, "\n## Path (validation accuracy after retraining)\n\n| kind | step | params | validation |\n|---|---|---:|---:|");
+    for p in &path {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.2}% |",
+            p.kind,
+            p.label,
+            p.params,
+            100.0 * p.val_acc
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n## Why these bonds: entropy per bond (nats), chosen / exact rank\n"
+    );
+    for c in &choices {
+        let row: Vec<String> = c
+            .entropy
+            .iter()
+            .zip(&c.chosen)
+            .zip(&c.exact_bond_dims)
+            .map(|((e, d), x)| format!("S={e:.2}: D={d}/{x}"))
+            .collect();
+        let _ = writeln!(md, "- {}: {}", c.layer, row.join(", "));
+    }
+    run.write_summary(&md)?;
+    print!("{md}");
+    println!("\nwrote {}", run.path().display());
+    Ok(())
+}

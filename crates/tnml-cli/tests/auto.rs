@@ -1,0 +1,220 @@
+//! Bonds chosen from the entanglement (issue 18): `tnml mpo compress --auto` on weights with
+//! known ranks, `tnml net compress --auto` on a small FC2, and their errors.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use predicates::str::contains;
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+use tnml_core::Mpo;
+
+fn tnml() -> Command {
+    Command::cargo_bin("tnml").unwrap()
+}
+
+/// A 64 x 64 weight with exact ranks `bonds` under the default modes (4,4,2,2)x(4,4,2,2), a bias
+/// and an integer buffer, as a safetensors file.
+fn weights_with_known_ranks(path: &Path, bonds: &[usize]) {
+    let modes = [4usize, 4, 2, 2];
+    let mut state = 11u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+    };
+    let cores = (0..4)
+        .map(|k| {
+            let l = if k == 0 { 1 } else { bonds[k - 1] };
+            let r = if k == 3 { 1 } else { bonds[k] };
+            (
+                [l, modes[k], modes[k], r],
+                (0..l * modes[k] * modes[k] * r).map(|_| next()).collect(),
+            )
+        })
+        .collect();
+    let w = Mpo::from_cores(cores).unwrap().to_dense().unwrap();
+    let wb: Vec<u8> = (0..64)
+        .flat_map(|i| (0..64).map(move |j| (i, j)))
+        .flat_map(|(i, j)| w[(i, j)].to_le_bytes())
+        .collect();
+    let bias: Vec<u8> = [0.5f32; 64].iter().flat_map(|x| x.to_le_bytes()).collect();
+    let steps = 7i64.to_le_bytes().to_vec();
+    let bytes = safetensors::serialize(
+        [
+            (
+                "layer.weight",
+                TensorView::new(Dtype::F64, vec![64, 64], &wb).unwrap(),
+            ),
+            (
+                "layer.bias",
+                TensorView::new(Dtype::F32, vec![64], &bias).unwrap(),
+            ),
+            ("steps", TensorView::new(Dtype::I64, vec![1], &steps).unwrap()),
+        ],
+        None,
+    )
+    .unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn auto_json(run: &Path) -> Vec<serde_json::Value> {
+    serde_json::from_slice::<Vec<serde_json::Value>>(&std::fs::read(run.join("auto.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn mpo_compress_auto_finds_the_known_ranks_and_keeps_the_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("w.safetensors");
+    weights_with_known_ranks(&file, &[3, 5, 2]);
+    // zero error: the exact ranks, everything else left out with the reason
+    let exact = tmp.path().join("exact");
+    tnml()
+        .args(["mpo", "compress", "--auto", "--max-error", "0", "--input"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&exact)
+        .assert()
+        .success()
+        .stdout(contains("M^{4,4,2,2}_{4,4,2,2}(3,5,2)").and(contains("layer.bias (shape [64]")));
+    let rec = &auto_json(&exact)[0];
+    assert_eq!(rec["auto"]["bond_dims"], serde_json::json!([3, 5, 2]));
+    assert!(rec["auto"]["error"].as_f64().unwrap() < 1e-10);
+    for f in [
+        "bond-choices.json",
+        "mpo.safetensors",
+        "summary.md",
+        "plots/bonds-layer.weight.png",
+    ] {
+        assert!(exact.join(f).is_file(), "{f} missing");
+    }
+    // a nonzero error: within it, never more parameters than one bond dimension for all
+    for e in ["0.05", "0.3"] {
+        let run = tmp.path().join(format!("e{e}"));
+        tnml()
+            .args(["mpo", "compress", "--auto", "--max-error", e, "--input"])
+            .arg(&file)
+            .arg("--out")
+            .arg(&run)
+            .assert()
+            .success();
+        let rec = &auto_json(&run)[0];
+        let e: f64 = e.parse().unwrap();
+        assert!(rec["auto"]["error"].as_f64().unwrap() <= e);
+        assert!(rec["uniform"]["error"].as_f64().unwrap() <= e);
+        assert!(rec["auto"]["params"].as_u64().unwrap() <= rec["uniform"]["params"].as_u64().unwrap());
+    }
+}
+
+#[test]
+fn mpo_compress_auto_refuses_what_it_cannot_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("w.safetensors");
+    weights_with_known_ranks(&file, &[2, 2, 2]);
+    let run = |args: &[&str]| {
+        let mut c = tnml();
+        c.args(["mpo", "compress", "--input"])
+            .arg(&file)
+            .args(args)
+            .arg("--out")
+            .arg(tmp.path().join("x"));
+        c.assert().failure()
+    };
+    run(&["--auto"]).stderr(contains("--auto needs --max-error"));
+    run(&["--auto", "--max-error", "1.5"]).stderr(contains("--max-error 1.5"));
+    run(&[
+        "--auto",
+        "--max-error",
+        "0.1",
+        "--in-modes",
+        "8,8",
+        "--out-modes",
+        "8,8",
+    ])
+    .stderr(contains("name it with --tensor"));
+    run(&["--auto", "--max-error", "0.1", "--tensor", "nope"]).stderr(contains("no weight \"nope\""));
+    run(&["--auto", "--max-error", "0.1", "--max-bond", "4"]).stderr(contains("cannot be used with"));
+    assert!(!tmp.path().join("x").exists(), "nothing is written on an error");
+}
+
+#[test]
+fn net_compress_auto_searches_on_a_validation_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dense = tmp.path().join("dense");
+    let limits = ["--train-limit", "1200", "--test-limit", "200"];
+    tnml()
+        .args(["net", "train", "--model", "fc2", "--epochs", "1", "--lr", "2e-3"])
+        .args(limits)
+        .arg("--out")
+        .arg(&dense)
+        .assert()
+        .success();
+    let run = tmp.path().join("auto");
+    tnml()
+        .args([
+            "net",
+            "compress",
+            "--auto",
+            "--max-drop",
+            "3",
+            "--validation",
+            "200",
+            "--retrain-epochs",
+            "1",
+            "--uniform-bonds",
+            "2,8",
+            "--checkpoint",
+        ])
+        .arg(&dense)
+        .args(limits)
+        .arg("--out")
+        .arg(&run)
+        .assert()
+        .success()
+        .stderr(contains(
+            "200 held-out training images (retraining on the other 1000)",
+        ))
+        .stdout(contains("chosen per bond").and(contains("| D=8 |")));
+    let path = std::fs::read_to_string(run.join("compression-path.jsonl")).unwrap();
+    let points: Vec<serde_json::Value> = path.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        points.iter().any(|p| p["kind"] == "auto")
+            && points.iter().filter(|p| p["kind"] == "uniform").count() == 2
+    );
+    // the chosen model is a checkpoint that evaluates
+    tnml()
+        .args(["net", "eval", "--checkpoint"])
+        .arg(&run)
+        .args(["--test-limit", "100"])
+        .assert()
+        .success();
+    for f in [
+        "bond-choices.json",
+        "plots/compression-path.png",
+        "plots/bonds-fc1.png",
+        "model.safetensors",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    // a validation split of every training image is refused, nothing written
+    let bad = tmp.path().join("bad");
+    tnml()
+        .args([
+            "net",
+            "compress",
+            "--auto",
+            "--validation",
+            "1200",
+            "--checkpoint",
+        ])
+        .arg(&dense)
+        .args(limits)
+        .arg("--out")
+        .arg(&bad)
+        .assert()
+        .failure()
+        .stderr(contains("--validation"));
+    assert!(!bad.exists());
+}
