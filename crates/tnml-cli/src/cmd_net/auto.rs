@@ -11,7 +11,9 @@
 //!    dense weights with those MPOs, retrained `--retrain-epochs`, and its accuracy measured on
 //!    the validation split held out from the training images.
 //! 3. The search stops at the first budget whose validation accuracy falls more than
-//!    `--max-drop` points below the dense model's; the last one within it is the result.
+//!    `--max-drop` points below the dense model's after the same retraining (the checkpoint may
+//!    have seen the validation images; retrained without them, the dense model is the fair
+//!    reference); the last budget within it is the result.
 //! 4. `--uniform-bonds` runs the baseline (one bond dimension for every bond) through the same
 //!    truncation and retraining. The test set is evaluated once, at the end, for the report.
 
@@ -68,6 +70,28 @@ struct Search<'a> {
 }
 
 impl Search<'_> {
+    /// `--retrain-epochs` of Adam at the retraining rate on the training images left after the
+    /// validation split.
+    fn retrain(&self, net: Net) -> Result<Net> {
+        if self.args.retrain_epochs == 0 {
+            return Ok(net);
+        }
+        let dev = device();
+        let tc = TrainConfig::adam(self.args.retrain_epochs, 100, self.lr, self.args.seed.seed);
+        let optim = tc.build_optimizer();
+        let (net, _) = tnml_nn::train::train(
+            net,
+            optim,
+            &tc,
+            self.retrain,
+            None,
+            1,
+            &dev,
+            &mut tnml_nn::train::Silent,
+        )?;
+        Ok(net)
+    }
+
     /// Builds the model with `truncate` per layer, retrains it, measures the validation accuracy.
     fn evaluate(
         &self,
@@ -87,22 +111,7 @@ impl Search<'_> {
             .map(|s| s.bond_dims.clone())
             .collect();
         let config = c.config.clone();
-        let mut net = c.net;
-        if self.args.retrain_epochs > 0 {
-            let tc = TrainConfig::adam(self.args.retrain_epochs, 100, self.lr, self.args.seed.seed);
-            let optim = tc.build_optimizer();
-            net = tnml_nn::train::train(
-                net,
-                optim,
-                &tc,
-                self.retrain,
-                None,
-                1,
-                &dev,
-                &mut tnml_nn::train::Silent,
-            )?
-            .0;
-        }
+        let net = self.retrain(c.net)?;
         let (_, val_acc) = evaluate(&net, self.valid, 1000, &dev);
         eprintln!(
             "  {kind} {label}: {} -> {params} MPO params, validation accuracy {:.2}%",
@@ -152,13 +161,7 @@ pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
     let modes = args.mpo.as_ref().unwrap_or(&MpoLayers::Gao).resolve(arch, None)?;
     let all_train = args.data.load(Split::Train, arch, args.seed.seed)?;
     let (retrain, valid) = all_train.split_validation(args.validation, args.seed.seed)?;
-    let (_, dense_val) = evaluate(&dense, &valid, 1000, &dev);
-    eprintln!(
-        "dense model: validation accuracy {:.2}% on {} held-out training images (retraining on the other {}); allowed drop {max_drop} points",
-        100.0 * dense_val,
-        valid.len(),
-        retrain.len()
-    );
+    let (_, dense_val_raw) = evaluate(&dense, &valid, 1000, &dev);
     let layers = exact_layers(&dense, &header.net, &modes)?;
     let dense_params: usize = layers
         .iter()
@@ -195,6 +198,19 @@ pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
         args,
         lr: args.lr.unwrap_or(RETRAIN_LR),
     };
+    // The reference is the dense model retrained the same way: a checkpoint trained on every
+    // training image has seen the validation images, and one epoch without them lowers its
+    // accuracy on them whatever the compression (0.7 points on Fashion-MNIST's FC2).
+    let dense_retrained = search.retrain(dense.clone())?;
+    let (_, dense_val) = evaluate(&dense_retrained, &valid, 1000, &dev);
+    eprintln!(
+        "dense model: validation accuracy {:.2}% on {} held-out training images ({:.2}% before the same {} epoch(s) of retraining on the other {}); allowed drop {max_drop} points",
+        100.0 * dense_val,
+        valid.len(),
+        100.0 * dense_val_raw,
+        args.retrain_epochs,
+        retrain.len()
+    );
     let floor = dense_val - max_drop / 100.0;
     let mut path: Vec<PathPoint> = Vec::new();
     let mut best: Option<Candidate> = None;
@@ -240,7 +256,7 @@ pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
         uniform.push(cand);
     }
     let test = args.data.load(Split::Test, arch, args.seed.seed)?;
-    let (_, dense_test) = evaluate(&dense, &test, 1000, &dev);
+    let (_, dense_test) = evaluate(&dense_retrained, &test, 1000, &dev);
     let Some(best) = best else {
         bail!(
             "even the smallest budget ({}) lost more than {max_drop} points of validation accuracy ({:.2}% vs dense {:.2}%): nothing to keep",
