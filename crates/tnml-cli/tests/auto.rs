@@ -173,11 +173,14 @@ fn net_compress_auto_searches_on_a_validation_split() {
         .arg(&run)
         .assert()
         .success()
-        .stderr(contains("200 held-out training images (").and(contains("retraining on the other 1000)")))
+        .stderr(
+            contains("the exact MPO model retrained the same way")
+                .and(contains("on 200 held-out training images")),
+        )
         .stdout(
             contains("chosen per bond")
                 .and(contains("| D=8 |"))
-                .and(contains("dense (retrained the same way)")),
+                .and(contains("exact MPO, retrained (the reference)")),
         );
     let path = std::fs::read_to_string(run.join("compression-path.jsonl")).unwrap();
     let points: Vec<serde_json::Value> = path.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
