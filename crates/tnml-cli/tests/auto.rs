@@ -223,3 +223,63 @@ fn net_compress_auto_searches_on_a_validation_split() {
         .stderr(contains("--validation"));
     assert!(!bad.exists());
 }
+
+#[test]
+fn net_compress_auto_starts_from_an_mpo_model_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mpo = tmp.path().join("mpo");
+    let limits = ["--train-limit", "600", "--test-limit", "100"];
+    tnml()
+        .args([
+            "net", "train", "--model", "fc2", "--mpo", "gao", "--bond", "8", "--epochs", "1", "--lr", "2e-3",
+        ])
+        .args(limits)
+        .arg("--out")
+        .arg(&mpo)
+        .assert()
+        .success();
+    let run = tmp.path().join("auto");
+    tnml()
+        .args([
+            "net",
+            "compress",
+            "--auto",
+            "--max-drop",
+            "100",
+            "--validation",
+            "100",
+            "--retrain-epochs",
+            "0",
+            "--checkpoint",
+        ])
+        .arg(&mpo)
+        .args(limits)
+        .arg("--out")
+        .arg(&run)
+        .assert()
+        .success()
+        .stdout(contains("MPO model as loaded").and(contains("its MPO layers as they are")));
+    // its bonds start at the trained ones (8) and only go down
+    let choices: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(run.join("bond-choices.json")).unwrap()).unwrap();
+    for c in &choices {
+        for (d, x) in c["chosen"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(c["exact_bond_dims"].as_array().unwrap())
+        {
+            assert!(
+                d.as_u64().unwrap() <= x.as_u64().unwrap() && x.as_u64().unwrap() <= 8,
+                "{c}"
+            );
+        }
+    }
+    tnml()
+        .args(["net", "compress", "--auto", "--mpo", "gao", "--checkpoint"])
+        .arg(&mpo)
+        .args(limits)
+        .assert()
+        .failure()
+        .stderr(contains("already has MPO layers"));
+}

@@ -1,7 +1,6 @@
 //! Compression of a trained dense model: every replaceable fully connected layer becomes an MPO by
 //! TT-SVD (tnml-core), truncated by `TruncParams`; all other parameters are copied.
 
-use burn::module::Module;
 use burn::tensor::Device;
 use tnml_core::faer::Mat;
 use tnml_core::{Mpo, TruncParams, TruncReport};
@@ -32,18 +31,30 @@ pub struct ExactLayer {
     pub bias: Option<Vec<f32>>,
 }
 
-/// The replaceable layers of `dense` (built from `cfg`, without MPO layers) as exact MPOs with
-/// the modes of `modes` (one spec per replaceable layer).
+/// The replaceable layers of `dense` (built from `cfg`) as MPOs: a dense layer by TT-SVD at full
+/// rank with the modes of `modes` (one spec per replaceable layer), an MPO layer as it is (its
+/// trained cores and modes; `modes` is then not read).
 ///
 /// # Errors
-/// A model that already has MPO layers, specs that do not fit the layers.
+/// Specs that do not fit the layers, non-finite cores.
 pub fn exact_layers(dense: &Net, cfg: &NetConfig, modes: &[MpoSpec]) -> Result<Vec<ExactLayer>> {
     let layers = cfg.arch.replaceable();
     if cfg.mpo.is_some() {
-        return Err(NnError::Option {
-            option: "--checkpoint",
-            reason: "the model already has MPO layers; compress takes a dense model".into(),
-        });
+        return layers
+            .iter()
+            .map(|(name, ..)| match dense.affine(name) {
+                Some(Affine::Mpo(layer)) => Ok(ExactLayer {
+                    name: name.to_string(),
+                    mpo: layer.to_mpo()?,
+                    bias: layer.bias.as_ref().map(|b| to_vec(b.val())),
+                }),
+                _ => Err(NnError::LayerKind {
+                    layer: name.to_string(),
+                    found: "not an MPO layer",
+                    expected: "the MPO layers its config names",
+                }),
+            })
+            .collect();
     }
     if modes.len() != layers.len() {
         return Err(NnError::SpecCount {
@@ -105,17 +116,15 @@ pub fn assemble(
         mpo: Some(new_layers.iter().map(|(_, l)| l.spec().clone()).collect()),
         ..cfg.clone()
     };
-    // Everything but the replaced layers comes from the dense model's record.
-    let record = dense.clone().into_record().allow_partial(true).allow_unused(true);
-    let mut net = new_cfg
-        .init(device)?
-        .try_load_record(record)
-        .map_err(|e| NnError::Checkpoint {
-            path: "(the dense model)".into(),
-            reason: format!("copying the dense parameters: {e}"),
-        })?;
+    // Everything but the replaced layers is the source model's, as it is (no record loading:
+    // an MPO source's cores have other shapes than the new ones).
+    let mut net = dense.clone();
     for (name, layer) in new_layers {
-        *net.affine_mut(&name).expect("replaceable layer exists") = Affine::Mpo(layer);
+        *net.affine_mut(&name).ok_or_else(|| NnError::LayerKind {
+            layer: name.clone(),
+            found: "no such layer",
+            expected: "a replaceable layer of the architecture",
+        })? = Affine::Mpo(layer);
     }
     Ok(Compressed {
         net,
@@ -139,6 +148,12 @@ pub fn compress_dense(
     device: &Device,
 ) -> Result<Compressed> {
     params.validate()?;
+    if cfg.mpo.is_some() {
+        return Err(NnError::Option {
+            option: "--checkpoint",
+            reason: "the model already has MPO layers; compress takes a dense model".into(),
+        });
+    }
     let layers = exact_layers(dense, cfg, modes)?;
     assemble(
         dense,

@@ -147,18 +147,23 @@ pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
     let ck = checkpoint::resolve_dir(&args.checkpoint);
     let (header, dense) = checkpoint::load(&ck, &dev)?;
     let arch = header.net.arch;
-    if header.net.mpo.is_some() {
-        bail!(
-            "{} is already an MPO model; compress takes a dense checkpoint",
-            ck.display()
-        );
-    }
+    let started_mpo = header.net.mpo.is_some();
     if matches!(arch, Arch::Vgg16 | Arch::Vgg19) {
         bail!(
             "compress handles FC2 and LeNet-5 (VGG's replaced conv5 layers are convolutions, not matrices)"
         );
     }
-    let modes = args.mpo.as_ref().unwrap_or(&MpoLayers::Gao).resolve(arch, None)?;
+    // a dense model gets Gao's modes (or --mpo's); an MPO model starts from its own cores
+    if header.net.mpo.is_some() && args.mpo.is_some() {
+        bail!(
+            "--mpo: {} already has MPO layers; --auto starts from their cores and modes",
+            ck.display()
+        );
+    }
+    let modes = match &header.net.mpo {
+        Some(specs) => specs.clone(),
+        None => args.mpo.as_ref().unwrap_or(&MpoLayers::Gao).resolve(arch, None)?,
+    };
     let all_train = args.data.load(Split::Train, arch, args.seed.seed)?;
     let (retrain, valid) = all_train.split_validation(args.validation, args.seed.seed)?;
     let (_, dense_val_raw) = evaluate(&dense, &valid, 1000, &dev);
@@ -335,13 +340,19 @@ pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
     let _ = writeln!(md, "|---|---|---:|---:|---:|---:|");
     let _ = writeln!(
         md,
-        "| dense, as loaded | - | {dense_params} | 1 | {:.2}% | {:.2}% |",
+        "| {} as loaded | - | {dense_params} | 1 | {:.2}% | {:.2}% |",
+        if started_mpo { "MPO model" } else { "dense model" },
         100.0 * dense_val_raw,
         100.0 * dense_test
     );
     let _ = writeln!(
         md,
-        "| exact MPO, retrained (the reference) | {} | {} | {:.4} | {:.2}% | {:.2}% |",
+        "| {}, retrained (the reference) | {} | {} | {:.4} | {:.2}% | {:.2}% |",
+        if started_mpo {
+            "its MPO layers as they are"
+        } else {
+            "exact MPO"
+        },
         exact.specs.join("; "),
         exact.point.params,
         exact.point.params as f64 / dense_params as f64,
