@@ -85,12 +85,7 @@ fn fetch_cmd(loc: &DataLocation) -> Result<()> {
 fn info(loc: &DataLocation) -> Result<()> {
     let (dataset, dir, source) = loc.resolve();
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{} in {} ({source:?})",
-        dataset.display_name(),
-        dir.display()
-    );
+    let _ = writeln!(out, "{} in {} ({source})", dataset.display_name(), dir.display());
     for split in [Split::Train, Split::Test] {
         let t0 = Instant::now();
         let set = load(dataset, &dir, split)?;
@@ -120,7 +115,12 @@ fn info(loc: &DataLocation) -> Result<()> {
                 Some(false) => "DIFFERS from the recorded SHA-256",
                 None => "no recorded SHA-256 to compare",
             };
-            let _ = writeln!(out, "  {} sha256 {digest} ({verdict})", file.display());
+            let what = if file.extension().is_some_and(|e| e == "gz") {
+                "SHA-256 of the decompressed data (sha256sum of the .gz file differs)"
+            } else {
+                "SHA-256"
+            };
+            let _ = writeln!(out, "  {} {what}: {digest} ({verdict})", file.display());
         }
     }
     print!("{out}");
