@@ -68,6 +68,9 @@ pub struct Heatmap {
 
 const SIZE: (u32, u32) = (900, 560);
 
+/// Width of the legend strip right of a line chart, in pixels.
+const LEGEND_WIDTH: u32 = 250;
+
 fn palette(i: usize) -> RGBColor {
     const P: [RGBColor; 8] = [
         RGBColor(31, 119, 180),
@@ -144,23 +147,61 @@ pub fn draw_lines(chart: &LineChart, path: &Path) -> Result<(), PlotError> {
     let (Some((x0, x1)), Some((y0, y1))) = (xr, yr) else {
         return Err(PlotError::Invalid(format!("{}: nothing to draw", chart.title)));
     };
+    // a log axis over less than a decade has no labelled tick: linear there
+    let log_y = chart.log_y && y0 > 0.0 && y1 / y0 >= 20.0;
+    // series with a name get a legend entry, drawn in a strip right of the plot, never over data
+    let named: Vec<&Series> = chart
+        .series
+        .iter()
+        .filter(|s| !s.name.trim().is_empty())
+        .collect();
+    // x values that are all whole numbers (epochs, sweeps, bonds) get whole-number ticks
+    let whole_x = chart
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().filter(|p| ok(p)))
+        .all(|p| (p.0 - p.0.round()).abs() < 1e-9);
+    let x_ticks = if whole_x {
+        ((x1 - x0).round() as usize + 1).clamp(2, 10)
+    } else {
+        10
+    };
+    let x_fmt = move |v: &f64| {
+        if !whole_x {
+            format!("{v}")
+        } else if (v - v.round()).abs() < 1e-9 {
+            format!("{:.0}", v)
+        } else {
+            String::new()
+        }
+    };
     macro_rules! body {
         ($root:expr) => {{
             let root = $root;
             root.fill(&WHITE).map_err(|e| draw_err(path, e))?;
-            let mut builder = ChartBuilder::on(&root);
+            let (width, _) = root.dim_in_pixel();
+            let legend_width = if named.is_empty() {
+                0
+            } else {
+                LEGEND_WIDTH.min(width / 3)
+            };
+            let (plot_area, legend_area) = root.split_horizontally(width - legend_width);
+            let mut builder = ChartBuilder::on(&plot_area);
             builder
                 .caption(&chart.title, ("sans-serif", 22))
                 .margin(12)
                 .x_label_area_size(44)
                 .y_label_area_size(70);
-            let pad = (y1 - y0) * 0.05;
+            // every series inside the frame with a margin (a flat baseline at the top included)
+            let pad = (y1 - y0) * 0.08;
             macro_rules! finish {
                 ($ctx:expr) => {{
                     let mut ctx = $ctx;
                     ctx.configure_mesh()
                         .x_desc(chart.x_label.as_str())
                         .y_desc(chart.y_label.as_str())
+                        .x_labels(x_ticks)
+                        .x_label_formatter(&x_fmt)
                         .label_style(("sans-serif", 14))
                         .axis_desc_style(("sans-serif", 16))
                         .draw()
@@ -171,35 +212,18 @@ pub fn draw_lines(chart: &LineChart, path: &Path) -> Result<(), PlotError> {
                         let style = ShapeStyle::from(&color).stroke_width(2);
                         if !s.dashed {
                             // markers, so that a single point (a one-bond layer) is visible too
-                            ctx.draw_series(
-                                s.points
-                                    .iter()
-                                    .copied()
-                                    .filter(|p| ok(p))
-                                    .map(|p| Circle::new(p, 3, color.filled())),
-                            )
-                            .map_err(|e| draw_err(path, e))?;
-                        }
-                        let anno = if s.dashed {
-                            ctx.draw_series(DashedLineSeries::new(pts, 8, 5, style))
-                                .map_err(|e| draw_err(path, e))?
-                        } else {
+                            ctx.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                                .map_err(|e| draw_err(path, e))?;
                             ctx.draw_series(LineSeries::new(pts, style))
-                                .map_err(|e| draw_err(path, e))?
-                        };
-                        anno.label(s.name.as_str()).legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                        });
+                                .map_err(|e| draw_err(path, e))?;
+                        } else {
+                            ctx.draw_series(DashedLineSeries::new(pts, 8, 5, style))
+                                .map_err(|e| draw_err(path, e))?;
+                        }
                     }
-                    ctx.configure_series_labels()
-                        .background_style(WHITE.mix(0.85))
-                        .border_style(BLACK)
-                        .label_font(("sans-serif", 13))
-                        .draw()
-                        .map_err(|e| draw_err(path, e))?;
                 }};
             }
-            if chart.log_y {
+            if log_y {
                 finish!(builder
                     .build_cartesian_2d(x0..x1, (y0 * 0.9..y1 * 1.1).log_scale())
                     .map_err(|e| draw_err(path, e))?);
@@ -207,6 +231,34 @@ pub fn draw_lines(chart: &LineChart, path: &Path) -> Result<(), PlotError> {
                 finish!(builder
                     .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
                     .map_err(|e| draw_err(path, e))?);
+            }
+            // the legend: each entry drawn as its series is (dashed or solid with a marker)
+            for (i, s) in named.iter().enumerate() {
+                let color = palette(s.color);
+                let y = 60 + 24 * i as i32;
+                let style = ShapeStyle::from(&color).stroke_width(2);
+                if s.dashed {
+                    for seg in 0..3 {
+                        let x = 6 + 9 * seg;
+                        legend_area
+                            .draw(&PathElement::new(vec![(x, y), (x + 5, y)], style))
+                            .map_err(|e| draw_err(path, e))?;
+                    }
+                } else {
+                    legend_area
+                        .draw(&PathElement::new(vec![(6, y), (30, y)], style))
+                        .map_err(|e| draw_err(path, e))?;
+                    legend_area
+                        .draw(&Circle::new((18, y), 3, color.filled()))
+                        .map_err(|e| draw_err(path, e))?;
+                }
+                legend_area
+                    .draw(&Text::new(
+                        s.name.clone(),
+                        (38, y - 7),
+                        ("sans-serif", 13).into_font().color(&BLACK),
+                    ))
+                    .map_err(|e| draw_err(path, e))?;
             }
             root.present().map_err(|e| draw_err(path, e))?;
             Ok(())
