@@ -8,6 +8,40 @@ use tnml_core::faer::Mat;
 
 use crate::error::{NnError, Result};
 
+/// The values of an F32 or F64 tensor holding `rows x cols` of them, as a matrix.
+///
+/// # Errors
+/// Another dtype (`Ok(None)` is never returned for F32/F64), a value count that is not
+/// `rows * cols` (the message names the tensor).
+fn matrix_of(
+    view: &safetensors::tensor::TensorView<'_>,
+    name: &str,
+    rows: usize,
+    cols: usize,
+) -> std::result::Result<Option<Mat<f64>>, String> {
+    let width = match view.dtype() {
+        Dtype::F32 => 4,
+        Dtype::F64 => 8,
+        _ => return Ok(None),
+    };
+    let elems = view.data().len() / width;
+    if rows.checked_mul(cols) != Some(elems) {
+        return Err(format!(
+            "tensor {name:?} has shape {:?} but {elems} values: the file is inconsistent",
+            view.shape()
+        ));
+    }
+    let values: Vec<f64> = view
+        .data()
+        .chunks_exact(width)
+        .map(|c| match width {
+            4 => f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            _ => f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]),
+        })
+        .collect();
+    Ok(Some(Mat::from_fn(rows, cols, |i, j| values[i * cols + j])))
+}
+
 /// Reads the 2-D tensor `name` (F32 or F64) from the bytes of a safetensors file; `file` names
 /// it in errors. With `name = None` the file must hold exactly one tensor.
 ///
@@ -47,35 +81,13 @@ pub fn matrix_from_safetensors(bytes: &[u8], name: Option<&str>, file: &str) -> 
             "tensor {name:?} has shape {shape:?}: an empty matrix has no MPO"
         )));
     }
-    let (elems, width) = match view.dtype() {
-        Dtype::F32 => (view.data().len() / 4, 4),
-        Dtype::F64 => (view.data().len() / 8, 8),
-        _ => (0, 0),
-    };
-    if width > 0 && shape[0].checked_mul(shape[1]) != Some(elems) {
-        return Err(bad(format!(
-            "tensor {name:?} has shape {shape:?} but {elems} values: the file is inconsistent"
-        )));
+    match matrix_of(&view, &name, shape[0], shape[1]).map_err(bad)? {
+        Some(m) => Ok((name, m)),
+        None => Err(bad(format!(
+            "tensor {name:?} has dtype {:?}: F32 or F64 is needed",
+            view.dtype()
+        ))),
     }
-    let values: Vec<f64> = match view.dtype() {
-        Dtype::F32 => view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            .collect(),
-        Dtype::F64 => view
-            .data()
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-            .collect(),
-        other => {
-            return Err(bad(format!(
-                "tensor {name:?} has dtype {other:?}: F32 or F64 is needed"
-            )))
-        }
-    };
-    let (rows, cols) = (shape[0], shape[1]);
-    Ok((name, Mat::from_fn(rows, cols, |i, j| values[i * cols + j])))
 }
 
 /// One weight of a state_dict read as a matrix.
@@ -125,31 +137,13 @@ pub fn weight_matrices(bytes: &[u8], file: &str) -> Result<(Vec<WeightMatrix>, S
             skipped.push((name.to_string(), format!("shape {shape:?} (empty)")));
             continue;
         }
-        let v = &view;
-        let (elems, width) = match v.dtype() {
-            Dtype::F32 => (v.data().len() / 4, 4),
-            _ => (v.data().len() / 8, 8),
+        let Some(matrix) = matrix_of(&view, name, rows, cols).map_err(bad)? else {
+            continue; // F32/F64 checked above
         };
-        if rows.checked_mul(cols) != Some(elems) {
-            return Err(bad(format!(
-                "tensor {name:?} has shape {shape:?} but {elems} values: the file is inconsistent"
-            )));
-        }
-        let values: Vec<f64> = v
-            .data()
-            .chunks_exact(width)
-            .map(|c| {
-                if width == 4 {
-                    f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                } else {
-                    f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
-                }
-            })
-            .collect();
         out.push(WeightMatrix {
             name: name.to_string(),
             shape,
-            matrix: Mat::from_fn(rows, cols, |i, j| values[i * cols + j]),
+            matrix,
         });
     }
     if out.is_empty() {
