@@ -42,20 +42,30 @@ fn matrix_of(
     Ok(Some(Mat::from_fn(rows, cols, |i, j| values[i * cols + j])))
 }
 
+fn bad_file(file: &str, reason: String) -> NnError {
+    NnError::WeightsFile {
+        path: file.to_string(),
+        reason,
+    }
+}
+
+/// The parsed file and its tensor names, sorted.
+fn open<'a>(bytes: &'a [u8], file: &str) -> Result<(SafeTensors<'a>, Vec<String>)> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| bad_file(file, format!("not a valid safetensors file ({e})")))?;
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    Ok((st, names))
+}
+
 /// Reads the 2-D tensor `name` (F32 or F64) from the bytes of a safetensors file; `file` names
 /// it in errors. With `name = None` the file must hold exactly one tensor.
 ///
 /// # Errors
 /// [`NnError::WeightsFile`]: not safetensors, no such tensor, not 2-D, empty, inconsistent, another dtype.
 pub fn matrix_from_safetensors(bytes: &[u8], name: Option<&str>, file: &str) -> Result<(String, Mat<f64>)> {
-    let bad = |reason: String| NnError::WeightsFile {
-        path: file.to_string(),
-        reason,
-    };
-    let st =
-        SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid safetensors file ({e})")))?;
-    let mut names = st.names();
-    names.sort();
+    let bad = |reason: String| bad_file(file, reason);
+    let (st, names) = open(bytes, file)?;
     let name = match name {
         Some(n) => n.to_string(),
         None if names.len() == 1 => names[0].to_string(),
@@ -110,16 +120,10 @@ pub type Skipped = Vec<(String, String)>;
 /// # Errors
 /// [`NnError::WeightsFile`]: not safetensors, an inconsistent tensor, no weight at all.
 pub fn weight_matrices(bytes: &[u8], file: &str) -> Result<(Vec<WeightMatrix>, Skipped)> {
-    let bad = |reason: String| NnError::WeightsFile {
-        path: file.to_string(),
-        reason,
-    };
-    let st =
-        SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid safetensors file ({e})")))?;
-    let mut names = st.names();
-    names.sort();
+    let bad = |reason: String| bad_file(file, reason);
+    let (st, names) = open(bytes, file)?;
     let (mut out, mut skipped) = (Vec::new(), Vec::new());
-    for name in names {
+    for name in &names {
         let view = st.tensor(name).map_err(|e| bad(e.to_string()))?;
         let shape = view.shape().to_vec();
         let Some((rows, cols)) = tnml_core::modes::matrix_shape(&shape) else {

@@ -345,40 +345,40 @@ pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
         100.0 * dense_val_raw,
         100.0 * dense_test
     );
-    let _ = writeln!(
-        md,
-        "| {}, retrained (the reference) | {} | {} | {:.4} | {:.2}% | {:.2}% |",
-        if started_mpo {
-            "its MPO layers as they are"
-        } else {
-            "exact MPO"
-        },
-        exact.specs.join("; "),
-        exact.point.params,
-        exact.point.params as f64 / dense_params as f64,
-        100.0 * dense_val,
-        100.0 * exact_test
-    );
-    let _ = writeln!(
-        md,
-        "| chosen per bond ({}) | {} | {} | {:.4} | {:.2}% | {:.2}% |",
-        best.point.label,
-        best.specs.join("; "),
-        best.point.params,
-        best.point.params as f64 / dense_params as f64,
-        100.0 * best.point.val_acc,
-        100.0 * auto_test
-    );
-    if let (Some(u), Some(t)) = (best_uniform, uniform_test) {
+    let row = |md: &mut String, title: String, c: &Candidate, test: f64| {
         let _ = writeln!(
             md,
-            "| smallest uniform within the drop ({}) | {} | {} | {:.4} | {:.2}% | {:.2}% |",
-            u.point.label,
-            u.specs.join("; "),
-            u.point.params,
-            u.point.params as f64 / dense_params as f64,
-            100.0 * u.point.val_acc,
-            100.0 * t
+            "| {title} | {} | {} | {:.4} | {:.2}% | {:.2}% |",
+            c.specs.join("; "),
+            c.point.params,
+            c.point.params as f64 / dense_params as f64,
+            100.0 * c.point.val_acc,
+            100.0 * test
+        );
+    };
+    let reference = if started_mpo {
+        "its MPO layers as they are"
+    } else {
+        "exact MPO"
+    };
+    row(
+        &mut md,
+        format!("{reference}, retrained (the reference)"),
+        &exact,
+        exact_test,
+    );
+    row(
+        &mut md,
+        format!("chosen per bond ({})", best.point.label),
+        &best,
+        auto_test,
+    );
+    if let (Some(u), Some(t)) = (best_uniform, uniform_test) {
+        row(
+            &mut md,
+            format!("smallest uniform within the drop ({})", u.point.label),
+            u,
+            t,
         );
         let _ = writeln!(
             md,
