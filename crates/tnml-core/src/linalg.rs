@@ -68,8 +68,9 @@ pub(crate) fn svd_unchecked(a: MatRef<'_, f64>, params: &TruncParams) -> Result<
     let svd = (u_full, v_full);
     let zero_tol = s_all.first().copied().unwrap_or(0.0) * f64::EPSILON * m.max(n) as f64;
     let (k, discarded, total) = params.choose_rank(&s_all, zero_tol);
-    let u = svd.0.get(.., ..k).to_owned();
-    let vt = svd.1.get(.., ..k).transpose().to_owned();
+    let mut u = svd.0.get(.., ..k).to_owned();
+    let mut vt = svd.1.get(.., ..k).transpose().to_owned();
+    fix_signs(&mut u, &mut vt);
     Ok(TruncatedSvd {
         u,
         s: s_all[..k].to_vec(),
@@ -82,6 +83,30 @@ pub(crate) fn svd_unchecked(a: MatRef<'_, f64>, params: &TruncParams) -> Result<
             discarded_norm2: discarded,
         },
     })
+}
+
+/// The sign convention of [`truncated_svd`]: each column of `U` has its largest-magnitude entry
+/// positive (the first such entry on a tie), the row of `Vt` flipped with it. Singular vectors
+/// are unique only up to sign; with the convention, two SVDs of matrices that differ by rounding
+/// (another thread count, another order of a sum over MPI ranks) give factors that differ by
+/// rounding, not by a sign, unless singular values are degenerate. Cost O((m + n) k).
+fn fix_signs(u: &mut Mat<f64>, vt: &mut Mat<f64>) {
+    for j in 0..u.ncols() {
+        let mut best = 0.0f64;
+        for i in 0..u.nrows() {
+            if u[(i, j)].abs() > best.abs() {
+                best = u[(i, j)];
+            }
+        }
+        if best < 0.0 {
+            for i in 0..u.nrows() {
+                u[(i, j)] = -u[(i, j)];
+            }
+            for c in 0..vt.ncols() {
+                vt[(j, c)] = -vt[(j, c)];
+            }
+        }
+    }
 }
 
 /// A thin SVD as `(U, singular values, V)`.
@@ -197,4 +222,34 @@ pub(crate) fn check_matrix(what: &'static str, a: MatRef<'_, f64>) -> Result<()>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn singular_vectors_follow_the_sign_convention_and_still_reconstruct() {
+        let a = Mat::from_fn(6, 4, |i, j| {
+            ((i * 7 + j * 3) % 5) as f64 - 2.0 + 0.1 * (i * j) as f64
+        });
+        for m in [a.clone(), -&a] {
+            let svd = truncated_svd(m.as_ref(), &TruncParams::cutoff(1e-30)).unwrap();
+            for j in 0..svd.u.ncols() {
+                let col: Vec<f64> = (0..svd.u.nrows()).map(|i| svd.u[(i, j)]).collect();
+                let max = col
+                    .iter()
+                    .copied()
+                    .fold(0.0f64, |b, v| if v.abs() > b.abs() { v } else { b });
+                assert!(max > 0.0, "column {j}: {col:?}");
+            }
+            let k = svd.s.len();
+            for i in 0..6 {
+                for c in 0..4 {
+                    let r: f64 = (0..k).map(|j| svd.u[(i, j)] * svd.s[j] * svd.vt[(j, c)]).sum();
+                    assert!((r - m[(i, c)]).abs() < 1e-12, "({i}, {c}): {r} vs {}", m[(i, c)]);
+                }
+            }
+        }
+    }
 }
