@@ -20,6 +20,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use tnml_core::SiteTensor;
 
+use crate::collective::{agree, sum_count, sync_model, Collective, SingleProcess};
 use crate::env::{absorb_left, absorb_right, site_f32, Wing};
 use crate::error::{MpsError, Result};
 use crate::feature::SiteFeatures;
@@ -223,6 +224,50 @@ fn scale_rows(v: &[f32], width: usize, log_a: &[f64], log_b: &[f64]) -> Vec<f32>
         .collect()
 }
 
+/// Mean loss, gradients and wrong predictions of the minibatch `idx` (indices into the whole
+/// set), from the samples of it this rank holds (`offset..offset + feats.samples`) and summed
+/// over the ranks: each rank's mean is weighted by its share of the batch before the sum.
+fn batch_gradients(
+    model: &MpsClassifier,
+    feats: &SiteFeatures,
+    labels: &[usize],
+    idx: &[usize],
+    offset: usize,
+    loss: Loss,
+    comm: &dyn Collective,
+) -> Result<(f64, Vec<Vec<f64>>, usize)> {
+    let mine: Vec<usize> = idx
+        .iter()
+        .filter_map(|&i| i.checked_sub(offset).filter(|&j| j < feats.samples))
+        .collect();
+    let (loss, mut grads, wrong) = if mine.is_empty() {
+        let zeros = model.sites.iter().map(|s| vec![0.0; s.len()]).collect();
+        (0.0, zeros, 0)
+    } else {
+        let y: Vec<usize> = mine.iter().map(|&i| labels[i]).collect();
+        loss_and_gradients(model, &feats.select(&mine), &y, loss)?
+    };
+    if comm.size() == 1 {
+        return Ok((loss, grads, wrong));
+    }
+    // a non-finite loss returns no gradients: send zeros, the summed loss stays non-finite
+    if grads.is_empty() {
+        grads = model.sites.iter().map(|s| vec![0.0; s.len()]).collect();
+    }
+    let share = mine.len() as f64 / idx.len() as f64;
+    let mut flat: Vec<f64> = grads.iter().flatten().map(|g| g * share).collect();
+    flat.push(loss * share);
+    comm.sum_f64(&mut flat);
+    let loss = flat.pop().unwrap_or(f64::NAN);
+    let mut rest = flat.as_slice();
+    for g in &mut grads {
+        let (head, tail) = rest.split_at(g.len());
+        g.copy_from_slice(head);
+        rest = tail;
+    }
+    Ok((loss, grads, sum_count(comm, wrong)))
+}
+
 /// Largest weight magnitude the gradient trainer accepts: sites start near the identity (entries
 /// of order 1) and a step of Adam moves each entry by about the learning rate, so a weight past
 /// this has diverged long before it overflows.
@@ -243,9 +288,38 @@ pub fn train_gradient(
     config: &GradientConfig,
     observer: &mut dyn EpochObserver,
 ) -> Result<Vec<EpochSummary>> {
+    train_gradient_sharded(model, feats, labels, config, observer, &SingleProcess)
+}
+
+/// [`train_gradient`] with the training set sharded over the ranks of `comm` (data-parallel
+/// minibatches): `feats` / `labels` are this rank's contiguous shard of the whole set, in rank
+/// order ([`crate::collective::shard_range`]). Every rank draws the same minibatch order over
+/// the whole set, contracts the batch's samples it holds, and the batch gradient is summed over
+/// the ranks (one allreduce of all cores' gradients per batch), so every rank applies the same
+/// Adam step to the same model: the training of one process on the union of the shards, up to
+/// the order of additions. With [`SingleProcess`] this is `train_gradient`.
+///
+/// # Errors
+/// As [`train_gradient`].
+pub fn train_gradient_sharded(
+    model: &mut MpsClassifier,
+    feats: &SiteFeatures,
+    labels: &[usize],
+    config: &GradientConfig,
+    observer: &mut dyn EpochObserver,
+    comm: &dyn Collective,
+) -> Result<Vec<EpochSummary>> {
     config.validate()?;
     check_training_data(model, feats, labels)?;
+    sync_model(comm, model)?;
     model.set_decision(config.loss.decision());
+    // this rank's samples are offset..offset + n of the whole set
+    let n_local = feats.samples;
+    let mut counts = vec![0.0; comm.size()];
+    counts[comm.rank()] = n_local as f64;
+    comm.sum_f64(&mut counts);
+    let offset: usize = counts[..comm.rank()].iter().map(|&c| c as usize).sum();
+    let total: usize = counts.iter().map(|&c| c as usize).sum();
     let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
     let mut m: Vec<Vec<f64>> = model.sites.iter().map(|s| vec![0.0; s.len()]).collect();
     let mut v = m.clone();
@@ -254,14 +328,12 @@ pub fn train_gradient(
     let mut out = Vec::new();
     for epoch in 1..=config.epochs {
         let t0 = std::time::Instant::now();
-        let mut order: Vec<usize> = (0..feats.samples).collect();
+        let mut order: Vec<usize> = (0..total).collect();
         order.shuffle(&mut rng);
         let batches: Vec<&[usize]> = order.chunks(config.batch_size).collect();
         let (mut loss_sum, mut wrong) = (0.0, 0);
         for (bi, idx) in batches.iter().enumerate() {
-            let batch = feats.select(idx);
-            let y: Vec<usize> = idx.iter().map(|&i| labels[i]).collect();
-            let (loss, grads, w) = loss_and_gradients(model, &batch, &y, config.loss)?;
+            let (loss, grads, w) = batch_gradients(model, feats, labels, idx, offset, config.loss, comm)?;
             let diverged = |what: String| MpsError::Diverged {
                 epoch,
                 batch: bi + 1,
@@ -294,17 +366,17 @@ pub fn train_gradient(
             }
             loss_sum += loss * idx.len() as f64;
             wrong += w;
-            if observer.on_batch(epoch, bi + 1, batches.len(), loss).is_break() {
+            if agree(comm, observer.on_batch(epoch, bi + 1, batches.len(), loss)).is_break() {
                 return Ok(out);
             }
         }
         let summary = EpochSummary {
             epoch,
-            loss: loss_sum / feats.samples as f64,
-            train_error: wrong as f64 / feats.samples as f64,
+            loss: loss_sum / total as f64,
+            train_error: wrong as f64 / total as f64,
             seconds: t0.elapsed().as_secs_f64(),
         };
-        let flow = observer.on_epoch(&summary, model);
+        let flow = agree(comm, observer.on_epoch(&summary, model));
         out.push(summary);
         if flow.is_break() {
             break;

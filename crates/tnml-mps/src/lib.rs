@@ -10,6 +10,7 @@
 //! Pixels are row-major, values in `[0, 1]`. The hot loops are batched GEMMs over samples
 //! (faer, f32), parallel over sample blocks with rayon; decompositions go through `tnml-core`.
 
+pub mod collective;
 mod env;
 pub mod error;
 pub mod feature;
@@ -23,12 +24,13 @@ pub mod projection;
 pub mod softmax;
 pub mod sweep;
 
+pub use collective::{Collective, SingleProcess};
 pub use error::{MpsError, Result};
 pub use feature::{embed_batch, FeatureMap, SiteFeatures};
-pub use gradient::{loss_and_gradients, train_gradient, GradientConfig};
+pub use gradient::{loss_and_gradients, train_gradient, train_gradient_sharded, GradientConfig};
 pub use model::label::Direction;
 pub use model::{Decision, Loss, MpsClassifier, Scores};
 pub use observe::{BondStep, EpochObserver, EpochSummary, Silent, SweepObserver, SweepSummary};
 pub use projection::{Projection, ReducedFeatures, RefitKind, RefitOutcome};
 pub use softmax::SoftmaxFit;
-pub use sweep::{train_sweeps, SweepConfig};
+pub use sweep::{train_sweeps, train_sweeps_sharded, SweepConfig};

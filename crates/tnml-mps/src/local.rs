@@ -18,6 +18,7 @@
 //! `2 n (D d^2)(L D)` flops, each fused with its row-wise contraction / outer product per block
 //! of samples, so the `n x (L D)` intermediates stay in cache.
 
+use crate::collective::{sum_scalar, Collective};
 use crate::gemm::{gemm_at_outer, gemm_contract_rows};
 use crate::softmax::exp_neg;
 
@@ -31,6 +32,10 @@ pub(crate) struct LocalOp<'a> {
     pub k: usize,
     pub labels: usize,
     pub right: usize,
+    /// The ranks sharing the training set: `x` and `r` hold this rank's samples, and every sum
+    /// over samples ([`LocalOp::adjoint`], the line-search scalars, the cost) is summed over
+    /// the ranks.
+    pub comm: &'a dyn Collective,
 }
 
 impl LocalOp<'_> {
@@ -39,9 +44,17 @@ impl LocalOp<'_> {
         gemm_contract_rows(self.x, self.n, self.k, b, self.labels, self.r, self.right)
     }
 
-    /// `A^T E` for `E` of shape `n x labels`: returns `k x (labels * right)`.
+    /// `A^T E` for `E` of shape `n x labels`: returns `k x (labels * right)`, summed over the
+    /// ranks' samples.
     pub fn adjoint(&self, e: &[f32]) -> Vec<f32> {
-        gemm_at_outer(self.x, self.n, self.k, e, self.labels, self.r, self.right)
+        let mut g = gemm_at_outer(self.x, self.n, self.k, e, self.labels, self.r, self.right);
+        self.comm.sum_f32(&mut g);
+        g
+    }
+
+    /// A sum over samples of this rank's partial `value`, over all ranks.
+    pub fn total(&self, value: f64) -> f64 {
+        sum_scalar(self.comm, value)
     }
 
     /// Flops of one `apply` or `adjoint`.
@@ -87,7 +100,7 @@ pub(crate) fn cgls(
         }
         let q = op.apply(&p);
         flops += op.flops();
-        let delta = dot(&q, &q) + lambda * dot(&p, &p);
+        let delta = op.total(dot(&q, &q)) + lambda * dot(&p, &p);
         if delta <= 0.0 || !delta.is_finite() {
             break;
         }
@@ -139,7 +152,7 @@ fn cross_entropy(z: &[f32], labels: &[usize], big_l: usize) -> f64 {
 /// direction `p` the logits move as `z + t q` with `q = A p`, so the line search is an exact
 /// one-dimensional Newton iteration on the `n x L` values, without further products: one
 /// `apply` and one `adjoint` per pass, as in [`cgls`]. Returns the logits `A b` of the final `b`,
-/// the summed cross-entropy and the flops spent.
+/// the cross-entropy summed over all ranks' samples and the flops spent.
 pub(crate) fn cg_softmax(
     op: &LocalOp<'_>,
     b: &mut [f32],
@@ -185,7 +198,7 @@ pub(crate) fn cg_softmax(
         }
         let q = op.apply(&p);
         flops += op.flops();
-        let t = line_search(&z, &q, labels, big_l, lambda, dot(b, &p), dot(&p, &p));
+        let t = line_search(op, &z, &q, labels, lambda, dot(b, &p), dot(&p, &p));
         if t == 0.0 {
             break;
         }
@@ -193,15 +206,25 @@ pub(crate) fn cg_softmax(
         z.iter_mut().zip(&q).for_each(|(z, q)| *z += t as f32 * q);
         g_prev = g;
     }
-    let loss = cross_entropy(&z, labels, big_l);
+    let loss = op.total(cross_entropy(&z, labels, big_l));
     (z, loss, flops)
 }
 
 /// Exact line search for `phi(t) = sum_n CE(z + t q) + lambda/2 ||b + t p||^2` (given `b.p` and
 /// `p.p`). `phi` is convex in `t`, so its minimizer is the root of `phi'`: Newton steps kept
 /// inside a bracket `[lo, hi]` with `phi'(lo) < 0 < phi'(hi)` (bisection when a step leaves it).
-/// Each step is one pass over the `n x L` logits. Returns 0 when `p` is not a descent direction.
-fn line_search(z: &[f32], q: &[f32], labels: &[usize], big_l: usize, lambda: f64, bp: f64, pp: f64) -> f64 {
+/// Each step is one pass over the `n x L` logits (and one sum of two scalars over the ranks).
+/// Returns 0 when `p` is not a descent direction.
+fn line_search(
+    op: &LocalOp<'_>,
+    z: &[f32],
+    q: &[f32],
+    labels: &[usize],
+    lambda: f64,
+    bp: f64,
+    pp: f64,
+) -> f64 {
+    let big_l = op.labels;
     let derivs = |t: f64| -> (f64, f64) {
         let (mut d1, mut d2) = (0.0, 0.0);
         let mut e = vec![0f64; big_l];
@@ -223,6 +246,9 @@ fn line_search(z: &[f32], q: &[f32], labels: &[usize], big_l: usize, lambda: f64
             d1 += m1 - f64::from(qr[y]);
             d2 += m2 - m1 * m1;
         }
+        let mut sums = [d1, d2];
+        op.comm.sum_f64(&mut sums);
+        let [d1, d2] = sums;
         (d1 + lambda * (bp + t * pp), d2 + lambda * pp)
     };
     let (d0, h0) = derivs(0.0);
@@ -269,6 +295,7 @@ fn line_search(z: &[f32], q: &[f32], labels: &[usize], big_l: usize, lambda: f64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collective::SingleProcess;
 
     #[test]
     fn cg_softmax_lowers_the_cross_entropy_to_a_stationary_point() {
@@ -283,6 +310,7 @@ mod tests {
             k,
             labels: 3,
             right: 2,
+            comm: &SingleProcess,
         };
         let mut b = vec![0f32; k * 3 * 2];
         let start = n as f64 * 3f64.ln();
@@ -321,6 +349,7 @@ mod tests {
             k: 3,
             labels: 2,
             right: 1,
+            comm: &SingleProcess,
         };
         let mut b = vec![0f32; 6];
         let (res, _) = cgls(&op, &mut b, &y, 6, 0.0);

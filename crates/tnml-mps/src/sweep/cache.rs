@@ -8,6 +8,7 @@
 use tnml_core::{SiteTensor, TruncParams, Truncation};
 
 use super::config::SweepConfig;
+use crate::collective::{sum_count, sum_scalar, sync_site, Collective};
 use crate::env::{absorb_left, absorb_right};
 use crate::error::{MpsError, Result};
 use crate::feature::SiteFeatures;
@@ -31,10 +32,14 @@ pub(super) struct BondOutcome {
     pub flops: f64,
 }
 
-/// Cached environments and targets.
+/// Cached environments and targets of this rank's samples.
 pub(super) struct EnvCache<'a> {
     feats: &'a SiteFeatures,
     labels: &'a [usize],
+    /// The ranks sharing the training set ([`crate::collective`]).
+    comm: &'a dyn Collective,
+    /// Training samples over all ranks.
+    total: usize,
     one_hot: Vec<f32>,
     /// slot k: per-sample environment of sites < k (left) or >= k (right), `n x width[k]`.
     envs: Vec<Vec<f32>>,
@@ -42,7 +47,12 @@ pub(super) struct EnvCache<'a> {
 }
 
 impl<'a> EnvCache<'a> {
-    pub fn new(model: &MpsClassifier, feats: &'a SiteFeatures, labels: &'a [usize]) -> Self {
+    pub fn new(
+        model: &MpsClassifier,
+        feats: &'a SiteFeatures,
+        labels: &'a [usize],
+        comm: &'a dyn Collective,
+    ) -> Self {
         let n = feats.samples;
         let big_l = model.num_labels;
         let mut one_hot = vec![0f32; n * big_l];
@@ -53,6 +63,8 @@ impl<'a> EnvCache<'a> {
         let mut s = Self {
             feats,
             labels,
+            comm,
+            total: sum_count(comm, n),
             one_hot,
             envs: vec![Vec::new(); slots],
             widths: vec![1; slots],
@@ -135,6 +147,7 @@ impl<'a> EnvCache<'a> {
             k: left * d * d,
             labels: big_l,
             right,
+            comm: self.comm,
         };
         let mut b = model.merge_bond(j, dir);
         let (cost, wrong, mut flops) = self.solve(&op, &mut b, config.cg_passes, config);
@@ -147,6 +160,9 @@ impl<'a> EnvCache<'a> {
             });
         }
         let truncation = model.split_bond(j, &b, dir, params)?;
+        // every rank split the same B; rank 0's factors are the model's (crate::collective)
+        sync_site(self.comm, model, j)?;
+        sync_site(self.comm, model, j + 1)?;
         flops += match dir {
             Direction::LeftToRight => self.extend_left(model, j + 1),
             Direction::RightToLeft => self.extend_right(model, j + 1),
@@ -166,7 +182,7 @@ impl<'a> EnvCache<'a> {
         }
         Ok(BondOutcome {
             cost,
-            train_error: wrong as f64 / n.max(1) as f64,
+            train_error: wrong as f64 / self.total.max(1) as f64,
             truncation,
             flops,
         })
@@ -197,18 +213,21 @@ impl<'a> EnvCache<'a> {
             k: left * d,
             labels: big_l,
             right,
+            comm: self.comm,
         };
         let mut b = model.site_f32(site);
         let (cost, wrong, flops) = self.solve(&op, &mut b, config.refit_passes, config);
         if cost.is_finite() && b.iter().all(|v| v.is_finite()) {
             model.sites[site] =
                 SiteTensor::new(left, d * big_l, right, b.iter().map(|&v| f64::from(v)).collect())?;
+            sync_site(self.comm, model, site)?;
         }
         Ok((cost, wrong, flops))
     }
 
     /// Minimizes the configured loss over `b` for the bond's linear map `op` by `passes`
-    /// iterations. Returns (mean cost per sample, wrong predictions, flops).
+    /// iterations. Returns (mean cost per sample, wrong predictions, flops), the cost and the
+    /// count over all ranks' samples.
     fn solve(
         &self,
         op: &LocalOp<'_>,
@@ -216,22 +235,27 @@ impl<'a> EnvCache<'a> {
         passes: usize,
         config: &SweepConfig,
     ) -> (f64, usize, f64) {
-        let n = self.labels.len().max(1) as f64;
+        let n = self.total.max(1) as f64;
         let big_l = op.labels;
         match config.loss {
             Loss::Squared => {
                 let (residual, flops) = cgls(op, b, &self.one_hot, passes, config.lambda);
-                let cost = 0.5
-                    * residual
-                        .iter()
-                        .map(|r| f64::from(*r) * f64::from(*r))
-                        .sum::<f64>()
-                    / n;
+                let cost =
+                    0.5 * sum_scalar(
+                        self.comm,
+                        residual
+                            .iter()
+                            .map(|r| f64::from(*r) * f64::from(*r))
+                            .sum::<f64>(),
+                    ) / n;
                 // f = Y - residual
                 let f: Vec<f32> = self.one_hot.iter().zip(&residual).map(|(y, r)| y - r).collect();
                 (
                     cost,
-                    count_wrong(&f, self.labels, big_l, Decision::Magnitude),
+                    sum_count(
+                        self.comm,
+                        count_wrong(&f, self.labels, big_l, Decision::Magnitude),
+                    ),
                     flops,
                 )
             }
@@ -239,7 +263,7 @@ impl<'a> EnvCache<'a> {
                 let (z, loss, flops) = cg_softmax(op, b, self.labels, passes, config.lambda);
                 (
                     loss / n,
-                    count_wrong(&z, self.labels, big_l, Decision::Signed),
+                    sum_count(self.comm, count_wrong(&z, self.labels, big_l, Decision::Signed)),
                     flops,
                 )
             }

@@ -20,6 +20,7 @@
 
 use std::time::Instant;
 
+use crate::collective::{agree, sync_model, Collective, SingleProcess};
 use crate::error::{MpsError, Result};
 use crate::feature::SiteFeatures;
 use crate::model::label::Direction;
@@ -51,6 +52,26 @@ pub fn train_sweeps(
     config: &SweepConfig,
     observer: &mut dyn SweepObserver,
 ) -> Result<Vec<SweepSummary>> {
+    train_sweeps_sharded(model, feats, labels, config, observer, &SingleProcess)
+}
+
+/// [`train_sweeps`] with the training set sharded over the ranks of `comm`: `feats` / `labels`
+/// are this rank's samples, environments are built and kept for them only, and every sum over
+/// samples is summed over the ranks ([`crate::collective`]). Every rank must call it with the
+/// same model, config and an observer that decides alike; the observer's `Break` on any rank
+/// stops all. The costs, errors and models are those of one process on the union of the shards
+/// (up to the order of f32 additions); with [`SingleProcess`] this is `train_sweeps`.
+///
+/// # Errors
+/// As [`train_sweeps`].
+pub fn train_sweeps_sharded(
+    model: &mut MpsClassifier,
+    feats: &SiteFeatures,
+    labels: &[usize],
+    config: &SweepConfig,
+    observer: &mut dyn SweepObserver,
+    comm: &dyn Collective,
+) -> Result<Vec<SweepSummary>> {
     config.validate()?;
     check_training_data(model, feats, labels)?;
     if model.num_sites() < 2 {
@@ -70,8 +91,9 @@ pub fn train_sweeps(
         });
     }
     model.move_label_to(start)?;
+    sync_model(comm, model)?;
     model.set_decision(config.loss.decision());
-    let mut cache = EnvCache::new(model, feats, labels);
+    let mut cache = EnvCache::new(model, feats, labels, comm);
     let mut summaries = Vec::with_capacity(config.sweeps);
     let n_bonds = model.num_sites() - 1;
     for sweep in 1..=config.sweeps {
@@ -101,7 +123,7 @@ pub fn train_sweeps(
                 truncation: out.truncation,
             });
             truncations.push(out.truncation);
-            if flow.is_break() {
+            if agree(comm, flow).is_break() {
                 return Ok(summaries);
             }
         }
@@ -115,7 +137,7 @@ pub fn train_sweeps(
             seconds: t0.elapsed().as_secs_f64(),
             flops,
         };
-        let flow = observer.on_sweep(&summary, model);
+        let flow = agree(comm, observer.on_sweep(&summary, model));
         summaries.push(summary);
         if flow.is_break() {
             break;
