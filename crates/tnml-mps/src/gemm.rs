@@ -180,26 +180,48 @@ pub fn gemm_contract_rows(
     out
 }
 
+/// Rows per block of a sum over samples ([`gemm_at_outer`]): a constant, so that the blocks, and
+/// with them the result, do not depend on the thread count, and a shard of the samples that
+/// starts at a multiple of it (`crate::collective::shard_range`) has the blocks one process has.
+pub const SUM_BLOCK_ROWS: usize = 1024;
+
 /// `G = A^T (E (x)_row c)`, i.e. `G[i, (l, j)] = sum_n A[n, i] E[n, l] c[n, j]`, for row-major
 /// `A` (`m x k`), `E` (`m x p`), `c` (`m x q`): the row-wise outer product is built per block of
-/// rows in cache and fed straight into the GEMM. Accumulated per block in f32, across blocks
-/// in f64. Returns row-major `k x (p q)`.
+/// rows in cache and fed straight into the GEMM. Accumulated per block of [`SUM_BLOCK_ROWS`] in
+/// f32, across blocks in f64. Returns row-major `k x (p q)`.
 ///
 /// # Complexity
 /// `2 m k p q + m p q` flops.
 pub fn gemm_at_outer(a: &[f32], m: usize, k: usize, e: &[f32], p: usize, c: &[f32], q: usize) -> Vec<f32> {
+    gemm_at_outer_f64(a, m, k, e, p, c, q)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect()
+}
+
+/// [`gemm_at_outer`] before the final rounding to f32: the f64 sum of the f32 partials of the
+/// blocks. Sums of a few dozen f32 values in f64 are exact, so the f64 sums of two shards of
+/// blocks add up to one process's sum bit for bit, whatever the order.
+pub fn gemm_at_outer_f64(
+    a: &[f32],
+    m: usize,
+    k: usize,
+    e: &[f32],
+    p: usize,
+    c: &[f32],
+    q: usize,
+) -> Vec<f64> {
     debug_assert_eq!(a.len(), m * k);
     debug_assert_eq!(e.len(), m * p);
     debug_assert_eq!(c.len(), m * q);
     let width = p * q;
     if m == 0 {
-        return vec![0f32; k * width];
+        return vec![0f64; k * width];
     }
     // blocks of the sum, each accumulated into one f32 partial by consecutive GEMMs
-    let outer_rows = block_rows(m);
+    let outer_rows = SUM_BLOCK_ROWS;
     let rows = fused_block_rows(width);
-    let partial: Vec<f64> = a
-        .par_chunks(outer_rows * k)
+    a.par_chunks(outer_rows * k)
         .zip(e.par_chunks(outer_rows * p))
         .zip(c.par_chunks(outer_rows * q))
         .map(|((ab, eb), cb)| {
@@ -239,8 +261,7 @@ pub fn gemm_at_outer(a: &[f32], m: usize, k: usize, e: &[f32], p: usize, c: &[f3
                 x.iter_mut().zip(&y).for_each(|(a, b)| *a += b);
                 x
             },
-        );
-    partial.into_iter().map(|v| v as f32).collect()
+        )
 }
 
 /// Row-wise outer products: `out[n, (i, j)] = a[n, i] * b[n, j]` for `a` (`m x p`), `b` (`m x q`).

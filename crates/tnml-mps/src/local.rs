@@ -19,7 +19,7 @@
 //! of samples, so the `n x (L D)` intermediates stay in cache.
 
 use crate::collective::{sum_scalar, Collective};
-use crate::gemm::{gemm_at_outer, gemm_contract_rows};
+use crate::gemm::{gemm_at_outer_f64, gemm_contract_rows};
 use crate::softmax::exp_neg;
 
 /// The linear map `B -> (f^l_n)` of one bond.
@@ -45,11 +45,12 @@ impl LocalOp<'_> {
     }
 
     /// `A^T E` for `E` of shape `n x labels`: returns `k x (labels * right)`, summed over the
-    /// ranks' samples.
+    /// ranks' samples in f64 before the rounding to f32 (the ranks' block sums then add up to
+    /// one process's exactly, see [`gemm_at_outer_f64`]).
     pub fn adjoint(&self, e: &[f32]) -> Vec<f32> {
-        let mut g = gemm_at_outer(self.x, self.n, self.k, e, self.labels, self.r, self.right);
-        self.comm.sum_f32(&mut g);
-        g
+        let mut g = gemm_at_outer_f64(self.x, self.n, self.k, e, self.labels, self.r, self.right);
+        self.comm.sum_f64(&mut g);
+        g.into_iter().map(|v| v as f32).collect()
     }
 
     /// A sum over samples of this rank's partial `value`, over all ranks.

@@ -11,8 +11,8 @@
 //!   environment step   2 n D d D
 //! ```
 //!
-//! and the ranks sum, per pass, the gradient `A^T E` (`D d^2 x L D` f32, `D d x L D` in the
-//! refit) and a few scalars (the CGLS step length; up to 7 Newton steps of a cross-entropy line
+//! and the ranks sum, per pass, the gradient `A^T E` (`D d^2 x L D` values in f64, `D d x L D` in
+//! the refit) and a few scalars (the CGLS step length; up to 7 Newton steps of a cross-entropy line
 //! search; the cost and error count), then rank 0 broadcasts the new sites (f64). Every rank
 //! also repeats the truncated SVD of the `D d x d L D` bond matrix: that part does not shrink with
 //! the number of ranks.
@@ -96,8 +96,9 @@ impl BondShape {
             Direction::RightToLeft => 2.0 * n * f(kept) * d * f(right),
         };
         let flops = (2.0 * p + 1.0) * op2 + refit + env;
-        let grad2 = 4.0 * f(left) * d * d * big_l * f(right);
-        let grad1 = 4.0 * rk * rc;
+        // gradients are summed in f64 (see LocalOp::adjoint)
+        let grad2 = 8.0 * f(left) * d * d * big_l * f(right);
+        let grad1 = 8.0 * rk * rc;
         // the two new sites (f64; the label site is the refit's shape), then the refitted one
         let plain = match dir {
             Direction::LeftToRight => f(left) * d * f(kept),

@@ -4,9 +4,10 @@
 //! Both trainers' costs and gradients are sums over samples, so sharding changes nothing but the
 //! order of the additions: every rank computes its shard's partial sums and [`Collective::sum_f32`]
 //! / [`Collective::sum_f64`] (an allreduce) makes the totals on every rank. Per bond of the sweep
-//! trainer that is the `D d^2 x L D` gradient of each CG pass, one scalar `|A p|^2` per CGLS pass,
+//! trainer that is the `D d^2 x L D` gradient of each CG pass (in f64: the ranks' block sums then
+//! add up to one process's bit for bit, see [`shard_range`]), one scalar `|A p|^2` per CGLS pass,
 //! two scalars per Newton step of a cross-entropy line search and the cost and error counts:
-//! `4 (passes + 1) D^2 d^2 L` bytes against `4 n D^2 d^2 L (passes + 1)` flops per rank. The new
+//! about `8 passes D^2 d^2 L` bytes against `4 n D^2 d^2 L passes` flops per rank ([`cost`]). The new
 //! site tensors after a truncated split are computed on every rank from identical inputs and then
 //! replaced by rank 0's ([`Collective::broadcast_f64`]): an SVD or a reduction may round
 //! differently on different ranks (another thread count, another allreduce order), and the ranks'
@@ -23,6 +24,7 @@ use tnml_core::SiteTensor;
 
 use crate::error::Result;
 use crate::feature::SiteFeatures;
+use crate::gemm::SUM_BLOCK_ROWS;
 use crate::model::MpsClassifier;
 
 pub mod cost;
@@ -59,12 +61,22 @@ impl Collective for SingleProcess {
     fn broadcast_f64(&self, _: &mut [f64]) {}
 }
 
-/// The samples of rank `rank` of `size` out of `total`: contiguous, sizes differing by at most 1
-/// (`total * rank / size .. total * (rank + 1) / size`).
+/// The samples of rank `rank` of `size` out of `total`: contiguous, in rank order. When every
+/// rank can have at least one block of [`SUM_BLOCK_ROWS`] samples, shards are whole blocks
+/// (except the last rank's tail) and differ by at most one block: each rank's sums over samples
+/// then run over the very blocks one process would use, and the sharded sweep gives one
+/// process's numbers bit for bit. Smaller sets are split evenly (sizes differ by at most 1;
+/// results agree to rounding).
 pub fn shard_range(total: usize, rank: usize, size: usize) -> Range<usize> {
     let size = size.max(1);
-    let at = |r: usize| ((total as u128 * r as u128) / size as u128) as usize;
-    at(rank)..at(rank + 1)
+    let even = |n: usize, r: usize| ((n as u128 * r as u128) / size as u128) as usize;
+    if total >= size * SUM_BLOCK_ROWS {
+        let blocks = total.div_ceil(SUM_BLOCK_ROWS);
+        let at = |r: usize| (even(blocks, r) * SUM_BLOCK_ROWS).min(total);
+        at(rank)..at(rank + 1)
+    } else {
+        even(total, rank)..even(total, rank + 1)
+    }
 }
 
 /// A sum of one `f64` over the ranks.
@@ -153,8 +165,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shards_cover_the_samples_once_and_differ_by_at_most_one() {
-        for (total, size) in [(0, 1), (5, 1), (5, 2), (7, 3), (60_000, 7), (3, 5)] {
+    fn shards_cover_the_samples_once_in_whole_blocks_when_they_can() {
+        for (total, size) in [
+            (0, 1),
+            (5, 1),
+            (5, 2),
+            (7, 3),
+            (60_000, 7),
+            (3, 5),
+            (60_000, 2),
+            (2048, 2),
+        ] {
             let ranges: Vec<_> = (0..size).map(|r| shard_range(total, r, size)).collect();
             assert_eq!(ranges[0].start, 0);
             assert_eq!(ranges[size - 1].end, total);
@@ -163,7 +184,12 @@ mod tests {
             }
             let lens: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
             let (lo, hi) = (lens.iter().min().unwrap(), lens.iter().max().unwrap());
-            assert!(hi - lo <= 1, "{total} over {size}: {lens:?}");
+            if total >= size * SUM_BLOCK_ROWS {
+                assert!(ranges.iter().all(|r| r.start % SUM_BLOCK_ROWS == 0), "{ranges:?}");
+                assert!(hi - lo <= SUM_BLOCK_ROWS, "{total} over {size}: {lens:?}");
+            } else {
+                assert!(hi - lo <= 1, "{total} over {size}: {lens:?}");
+            }
         }
     }
 
