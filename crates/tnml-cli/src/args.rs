@@ -108,7 +108,16 @@ impl Threads {
     /// # Errors
     /// 0 threads, more than 4096, or a pool already set up with another count.
     pub fn apply(&self) -> Result<()> {
-        let Some(t) = self.threads else {
+        self.apply_or(None)
+    }
+
+    /// [`Threads::apply`] with `default` threads when `--threads` is not given (`None`: all
+    /// cores); several MPI ranks on one node share its cores.
+    ///
+    /// # Errors
+    /// As [`Threads::apply`].
+    pub fn apply_or(&self, default: Option<usize>) -> Result<()> {
+        let Some(t) = self.threads.or(default) else {
             return Ok(());
         };
         if t == 0 || t > 4096 {

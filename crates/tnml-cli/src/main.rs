@@ -1,6 +1,7 @@
 //! `tnml`: the command-line front end. Every subcommand is a thin layer over the library crates.
 
 mod args;
+mod cluster;
 mod cmd_data;
 mod cmd_entangle;
 mod cmd_experiment;
@@ -71,6 +72,21 @@ enum MpoCommand {
     Compress(cmd_mpo::CompressArgs),
 }
 
+impl Command {
+    /// The command's name, as typed.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Mpo(_) => "mpo",
+            Command::Mps(_) => "mps",
+            Command::Net(_) => "net",
+            Command::Entangle(_) => "entangle",
+            Command::Experiment(_) => "experiment",
+            Command::Plot(_) => "plot",
+            Command::Data(_) => "data",
+        }
+    }
+}
+
 /// The ids of the options given on the command line (not defaulted) of `tnml GROUP train`.
 fn explicit_ids(matches: &ArgMatches, group: &str) -> Vec<String> {
     matches
@@ -93,20 +109,27 @@ fn main() -> ExitCode {
         Command::Mps(cmd_mps::MpsCommand::Train(args)) => args.explicit = explicit_ids(&matches, "mps"),
         _ => {}
     }
+    let cluster = match cluster::Cluster::start() {
+        Ok(c) => c,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match &cli.command {
-        Command::Mpo(MpoCommand::Compress(args)) => cmd_mpo::compress(args),
-        Command::Data(cmd) => cmd_data::run(cmd),
-        Command::Mps(cmd) => cmd_mps::run(cmd),
-        Command::Net(cmd) => cmd_net::run(cmd),
-        Command::Plot(args) => cmd_plot::run(args),
-        Command::Entangle(args) => cmd_entangle::run(args),
-        Command::Experiment(args) => cmd_experiment::run(args),
+        Command::Mps(cmd) => cmd_mps::run(cmd, &cluster),
+        other => cluster.require_single(other.name()).and_then(|()| match other {
+            Command::Mpo(MpoCommand::Compress(args)) => cmd_mpo::compress(args),
+            Command::Data(cmd) => cmd_data::run(cmd),
+            Command::Mps(_) => unreachable!("handled above"),
+            Command::Net(cmd) => cmd_net::run(cmd),
+            Command::Plot(args) => cmd_plot::run(args),
+            Command::Entangle(args) => cmd_entangle::run(args),
+            Command::Experiment(args) => cmd_experiment::run(args),
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
+        Err(err) => cluster.fail(&err),
     }
 }

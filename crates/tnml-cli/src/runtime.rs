@@ -41,3 +41,14 @@ pub fn check_memory(bytes: u128, what: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Peak resident memory of this process so far (`VmHWM` of /proc/self/status), in bytes.
+pub fn peak_resident_bytes() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status").ok().and_then(|t| {
+        t.lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    })
+}

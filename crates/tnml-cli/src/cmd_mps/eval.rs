@@ -1,11 +1,11 @@
 //! `tnml mps eval`: error rate and per-class accuracy of a saved model.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use tnml_mps::{embed_batch, MpsClassifier};
+use tnml_mps::{embed_batch, MpsClassifier, Scores, SiteFeatures};
 
 use super::options::{check_image, load_pixels, MpsData};
 use crate::args::SplitArg;
@@ -24,6 +24,12 @@ pub struct EvalArgs {
     /// Use at most this many images (the first ones).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Another model of the same shape (e.g. the same training on another number of MPI ranks):
+    /// also print how many predictions agree, the distance of the two models as tensors
+    /// `||W - W'|| / ||W||` (contracted, independent of the gauge) and the largest relative
+    /// difference of one site tensor.
+    #[arg(long, value_name = "MODEL")]
+    pub compare: Option<PathBuf>,
 }
 
 pub(super) fn eval(args: &EvalArgs) -> Result<()> {
@@ -54,5 +60,103 @@ pub(super) fn eval(args: &EvalArgs) -> Result<()> {
         let right = y.iter().zip(&pred).filter(|(t, p)| **t == l && **p == l).count();
         println!("  class {l}: {right}/{total} correct");
     }
+    if let Some(path) = &args.compare {
+        compare(&model, &pred, path, &feats, &y)?;
+    }
     Ok(())
+}
+
+/// Prints how `other` differs from `model`: predictions, error, tensor distance, site tensors.
+fn compare(
+    model: &MpsClassifier,
+    pred: &[usize],
+    path: &Path,
+    feats: &SiteFeatures,
+    y: &[usize],
+) -> Result<()> {
+    let other = MpsClassifier::load(path)?;
+    if other.image() != model.image()
+        || other.label_site() != model.label_site()
+        || other.feature_map() != model.feature_map()
+    {
+        bail!(
+            "--compare {}: {}x{} images, label on site {}, {:?} map; the model: {}x{}, site {}, {:?}",
+            path.display(),
+            other.image().0,
+            other.image().1,
+            other.label_site(),
+            other.feature_map(),
+            model.image().0,
+            model.image().1,
+            model.label_site(),
+            model.feature_map()
+        );
+    }
+    let scores = other.scores(feats)?;
+    let agree = pred
+        .iter()
+        .zip(scores.predictions())
+        .filter(|(a, b)| **a == *b)
+        .count();
+    let mut rel = score_differences(&model.scores(feats)?, &scores);
+    rel.sort_by(f64::total_cmp);
+    let quantile = |q: f64| {
+        rel.get(((rel.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    let (a, b) = (model.to_mps()?, other.to_mps()?);
+    let (aa, bb, ab) = (a.inner(&a)?, b.inner(&b)?, a.inner(&b)?);
+    let distance = (aa + bb - 2.0 * ab).max(0.0).sqrt() / aa.sqrt();
+    let mut worst = (0.0f64, 0);
+    for (k, (sa, sb)) in model.sites().iter().zip(other.sites()).enumerate() {
+        let norm = sa.data().iter().map(|v| v * v).sum::<f64>().sqrt();
+        let diff = if (sa.left(), sa.right()) == (sb.left(), sb.right()) {
+            sa.data()
+                .iter()
+                .zip(sb.data())
+                .map(|(p, q)| (p - q).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        } else {
+            f64::INFINITY
+        };
+        if diff / norm > worst.0 {
+            worst = (diff / norm, k);
+        }
+    }
+    println!(
+        "compared with {}: {agree}/{} predictions agree ({:.3}%), its error {:.4}; \
+         scores f(x) differ by {:.3e} (median over images of |f - f'| / |f|; 99th percentile {:.3e}); \
+         ||W - W'|| / ||W|| = {distance:.3e}; largest site difference {:.3e} (site {})",
+        path.display(),
+        y.len(),
+        100.0 * agree as f64 / y.len().max(1) as f64,
+        scores.error_rate(y),
+        quantile(0.5),
+        quantile(0.99),
+        worst.0,
+        worst.1
+    );
+    Ok(())
+}
+
+/// Per image `|f - f'| / |f|` of two models' score vectors (each normalized with its own scale).
+fn score_differences(a: &Scores, b: &Scores) -> Vec<f64> {
+    let big_l = a.num_labels;
+    a.values
+        .chunks_exact(big_l)
+        .zip(b.values.chunks_exact(big_l))
+        .zip(a.log_scale.iter().zip(&b.log_scale))
+        .map(|((va, vb), (sa, sb))| {
+            let ratio = (sb - sa).exp();
+            let diff: f64 = va
+                .iter()
+                .zip(vb)
+                .map(|(&p, &q)| (f64::from(p) - f64::from(q) * ratio).powi(2))
+                .sum();
+            let norm: f64 = va.iter().map(|&p| f64::from(p).powi(2)).sum();
+            (diff / norm).sqrt()
+        })
+        .collect()
 }

@@ -5,19 +5,25 @@ use std::ops::ControlFlow;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use tnml_data::Split;
+use tnml_mps::collective::sharded_error_rate;
 use tnml_mps::{embed_batch, FeatureMap, MpsClassifier, SiteFeatures};
 
 use super::options::load_pixels;
 use super::save::{checkpoint, finish_training, save_failed};
+use super::shard::shard_rows;
 use super::train::TrainArgs;
+use crate::cluster::Cluster;
 use crate::run_dir::RunDir;
 use crate::runtime::check_memory;
 
+/// Progress and checkpoints of the gradient trainer: every rank scores its test shard, rank 0
+/// (`run` is `Some`) prints and writes.
 struct EpochPrinter<'a> {
     bar: ProgressBar,
     test: &'a SiteFeatures,
     test_labels: &'a [usize],
-    run: &'a mut RunDir,
+    cluster: &'a Cluster,
+    run: Option<&'a mut RunDir>,
     failure: Option<anyhow::Error>,
     lines: Vec<String>,
 }
@@ -34,10 +40,11 @@ impl tnml_mps::EpochObserver for EpochPrinter<'_> {
     }
 
     fn on_epoch(&mut self, s: &tnml_mps::EpochSummary, model: &MpsClassifier) -> ControlFlow<()> {
-        let test_error = model
-            .scores(self.test)
-            .map(|sc| sc.error_rate(self.test_labels))
-            .unwrap_or(f64::NAN);
+        let test_error =
+            sharded_error_rate(self.cluster.comm(), model, self.test, self.test_labels).unwrap_or(f64::NAN);
+        let Some(run) = self.run.as_deref_mut() else {
+            return ControlFlow::Continue(());
+        };
         let line = format!(
             "epoch {}: loss {:.5}, train error {:.4}, test error {:.4}, {:.1} s",
             s.epoch, s.loss, s.train_error, test_error, s.seconds
@@ -48,18 +55,19 @@ impl tnml_mps::EpochObserver for EpochPrinter<'_> {
             "| {} | {:.5} | {:.4} | {:.4} | {:.1} |",
             s.epoch, s.loss, s.train_error, test_error, s.seconds
         ));
-        if let Err(e) = checkpoint(self.run, model, &rec, s.epoch) {
+        if let Err(e) = checkpoint(run, model, &rec, s.epoch) {
             let saved = s.epoch.checked_sub(1).filter(|&e| e > 0);
-            self.failure = Some(save_failed(e, self.run, "epoch", saved));
+            self.failure = Some(save_failed(e, run, "epoch", saved));
             return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
     }
 }
 
-/// Runs `tnml mps train --trainer gradient`.
-pub(super) fn train(args: &TrainArgs) -> Result<()> {
-    args.threads.apply()?;
+/// Runs `tnml mps train --trainer gradient` on every rank of `cluster` (data-parallel
+/// minibatches: each rank contracts the samples of a batch it holds, the gradients are summed).
+pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
+    args.threads.apply_or(cluster.default_threads())?;
     let map = FeatureMap::from(args.feature_map);
     let bond = *args.max_bond.last().unwrap_or(&10);
     // sites (at most 28x28) x d x bond^2 in f64 for the model, Adam's two moments and the
@@ -78,7 +86,16 @@ pub(super) fn train(args: &TrainArgs) -> Result<()> {
     )?;
     let (xt, yt, _) = load_pixels(&args.data, Split::Test, None, args.limits.test_limit)?;
     let sites = side * side;
-    let (feats, test) = (embed_batch(map, &x, sites)?, embed_batch(map, &xt, sites)?);
+    if y.len() < cluster.size() {
+        anyhow::bail!(
+            "{} training images cannot be shared by {} ranks: every rank needs at least one",
+            y.len(),
+            cluster.size()
+        );
+    }
+    let (xs, ys) = shard_rows(&x, &y, sites, cluster);
+    let (xts, yts) = shard_rows(&xt, &yt, sites, cluster);
+    let (feats, test) = (embed_batch(map, &xs, sites)?, embed_batch(map, &xts, sites)?);
     let mut model = MpsClassifier::near_identity(
         (side, side),
         10,
@@ -98,30 +115,48 @@ pub(super) fn train(args: &TrainArgs) -> Result<()> {
         seed: args.seed.seed,
     };
     config.validate()?;
-    let mut run = RunDir::create(args.out.as_deref(), "mps-train")?;
-    run.write_config(&serde_json::json!({"command": "mps train", "trainer": "gradient", "tnml_version": env!("CARGO_PKG_VERSION"), "args": args}))?;
-    eprintln!(
-        "gradient training: {} train / {} test images, {sites} sites, bond {bond}, {:?}",
-        y.len(),
-        yt.len(),
-        map
-    );
-    let bar = ProgressBar::new(1).with_style(
-        ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let mut run = if cluster.is_root() {
+        let run = RunDir::create(args.out.as_deref(), "mps-train")?;
+        run.write_config(&serde_json::json!({"command": "mps train", "trainer": "gradient", "tnml_version": env!("CARGO_PKG_VERSION"), "ranks": cluster.size(), "args": args}))?;
+        eprintln!(
+            "gradient training: {} train / {} test images, {sites} sites, bond {bond}, {:?}{}",
+            y.len(),
+            yt.len(),
+            map,
+            if cluster.size() > 1 {
+                format!(", {} ranks", cluster.size())
+            } else {
+                String::new()
+            }
+        );
+        Some(run)
+    } else {
+        None
+    };
+    let bar = if cluster.is_root() {
+        ProgressBar::new(1).with_style(
+            ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        )
+    } else {
+        ProgressBar::hidden()
+    };
     let mut obs = EpochPrinter {
         bar,
         test: &test,
-        test_labels: &yt,
-        run: &mut run,
+        test_labels: &yts,
+        cluster,
+        run: run.as_mut(),
         failure: None,
         lines: Vec::new(),
     };
-    let result = tnml_mps::train_gradient(&mut model, &feats, &y, &config, &mut obs);
+    let result = tnml_mps::train_gradient_sharded(&mut model, &feats, &ys, &config, &mut obs, cluster.comm());
     obs.bar.finish_and_clear();
     let (lines, failure) = (std::mem::take(&mut obs.lines), obs.failure.take());
-    finish_training(&run, &model, result.map(|_| ()), failure)?;
+    finish_training(run.as_ref(), cluster, &model, result.map(|_| ()), failure)?;
+    let Some(run) = run else {
+        return Ok(());
+    };
     let md = format!(
         "# MPS classifier (gradient training)\n\n- {} train / {} test, {side}x{side}, {:?}, bond {bond}, Adam lr {}, batch {}, {:?}\n\n| epoch | loss | train error | test error | seconds |\n|---:|---:|---:|---:|---:|\n{}\n",
         y.len(), yt.len(), map, args.lr, args.batch_size, config.loss, lines.join("\n")

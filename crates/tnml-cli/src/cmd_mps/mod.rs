@@ -7,11 +7,15 @@
 use anyhow::Result;
 use clap::Subcommand;
 
+use crate::cluster::Cluster;
+
 mod eval;
 mod gradient;
 mod options;
 mod project;
 mod save;
+mod shard;
+mod sweep_observer;
 mod train;
 
 pub use eval::EvalArgs;
@@ -30,17 +34,20 @@ pub enum MpsCommand {
     Project(ProjectArgs),
 }
 
-/// Runs a `tnml mps` subcommand.
-pub fn run(cmd: &MpsCommand) -> Result<()> {
+/// Runs a `tnml mps` subcommand; `train` runs on every rank of `cluster` (data parallel), the
+/// others in one process.
+pub fn run(cmd: &MpsCommand, cluster: &Cluster) -> Result<()> {
     match cmd {
         MpsCommand::Train(a) => {
             a.check_trainer_options()?;
             match a.trainer {
-                TrainerArg::Gradient => gradient::train(a),
-                TrainerArg::Sweep => train::train(a),
+                TrainerArg::Gradient => gradient::train(a, cluster),
+                TrainerArg::Sweep => train::train(a, cluster),
             }
         }
-        MpsCommand::Eval(a) => eval::eval(a),
-        MpsCommand::Project(a) => project::project(a),
+        MpsCommand::Eval(a) => cluster.require_single("mps eval").and_then(|()| eval::eval(a)),
+        MpsCommand::Project(a) => cluster
+            .require_single("mps project")
+            .and_then(|()| project::project(a)),
     }
 }

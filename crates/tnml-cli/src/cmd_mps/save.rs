@@ -5,6 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 use tnml_mps::MpsClassifier;
 
+use crate::cluster::Cluster;
 use crate::run_dir::{atomic_write, RunDir};
 
 /// What a truncation dropped, bond by bond, as JSON (run directories record every truncation).
@@ -50,18 +51,33 @@ pub(super) fn save_failed(e: anyhow::Error, run: &RunDir, step: &str, saved: Opt
 
 /// After training: on a training error keep the model (at its last good state) as
 /// `model-last-good.safetensors` and say so; then report a failure to write the run directory.
+/// Rank 0 (`run` is `Some`) writes. Under several ranks a training error is the same on every
+/// rank (it follows from summed values), so the others wait until rank 0 has written the model
+/// and then for rank 0 to end the job with its message.
 pub(super) fn finish_training(
-    run: &RunDir,
+    run: Option<&RunDir>,
+    cluster: &Cluster,
     model: &MpsClassifier,
     result: std::result::Result<(), tnml_mps::MpsError>,
     write_failure: Option<anyhow::Error>,
 ) -> Result<()> {
     if let Err(e) = result {
-        let path = run.path().join("model-last-good.safetensors");
-        atomic_write(&path, &model.to_safetensors()?)?;
+        let kept = match run {
+            Some(run) => {
+                let path = run.path().join("model-last-good.safetensors");
+                let written = atomic_write(&path, &model.to_safetensors()?);
+                cluster.barrier();
+                written?;
+                path
+            }
+            None => {
+                cluster.barrier();
+                cluster.wait_for_root_to_end_the_job();
+            }
+        };
         return Err(anyhow::Error::from(e).context(format!(
             "training stopped; the last good model is in {}",
-            path.display()
+            kept.display()
         )));
     }
     match write_failure {

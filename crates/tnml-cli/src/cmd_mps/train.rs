@@ -2,24 +2,23 @@
 //! line per sweep and a checkpoint after each, optionally refit the core at the turn site.
 
 use std::fmt::Write as _;
-use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tnml_data::Split;
-use tnml_mps::{
-    embed_batch, train_sweeps, BondStep, FeatureMap, MpsClassifier, SiteFeatures, SweepConfig, SweepObserver,
-    SweepSummary,
-};
+use tnml_mps::collective::{sharded_error_rate, sync_model};
+use tnml_mps::{embed_batch, train_sweeps_sharded, FeatureMap, MpsClassifier, SweepConfig};
 
 use super::options::{load_pixels, LossArg, MapArg, MpsData, TrainerArg};
 use super::project::{refit_core, RefitArg, RefitData};
-use super::save::{checkpoint, finish_training, save_failed, truncation_json};
+use super::save::{finish_training, truncation_json};
+use super::shard::{report_end_memory, report_start_memory, shard_rows};
+use super::sweep_observer::{CliObserver, EvalShards, SweepRecord};
 use crate::args::{Limits, Seed, Threads};
+use crate::cluster::Cluster;
 use crate::run_dir::{atomic_write, RunDir};
 
 /// Arguments of `tnml mps train`.
@@ -97,9 +96,13 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub loss: Option<LossArg>,
     /// Run directory (default: runs/mps-train-<UTC time>).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     #[serde(skip)]
     pub out: Option<PathBuf>,
+    /// Continue the sweeps of an earlier run directory from its last checkpoint, up to --sweeps
+    /// sweeps in all (give the same data options; the number of MPI ranks may differ).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub resume: Option<PathBuf>,
     /// The options given on the command line (clap ids), filled in by `main`: options of one
     /// trainer given with the other are refused, not ignored.
     #[arg(skip)]
@@ -108,7 +111,8 @@ pub struct TrainArgs {
 }
 
 /// Options only the sweep trainer reads.
-const SWEEP_ONLY: [&str; 8] = [
+const SWEEP_ONLY: [&str; 9] = [
+    "resume",
     "sweeps",
     "cutoff",
     "cg_passes",
@@ -152,115 +156,51 @@ impl TrainArgs {
     }
 }
 
-#[derive(Serialize)]
-struct SweepRecord {
-    sweep: usize,
-    max_bond: usize,
-    cutoff: f64,
-    /// Sum over the sweep's splits of the relative discarded weight.
-    discarded_weight: f64,
-    cost: f64,
-    train_error: f64,
-    test_error: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    validation_error: Option<f64>,
-    max_bond_dim: usize,
-    params: usize,
-    seconds: f64,
-    gflops: f64,
-}
-
-struct CliObserver<'a> {
-    bar: ProgressBar,
-    test: &'a SiteFeatures,
-    test_labels: &'a [usize],
-    validation: Option<(&'a SiteFeatures, &'a [usize])>,
-    run: &'a mut RunDir,
+/// The model and records to continue from: a fresh class-mean start, or a resumed run.
+struct Start {
+    model: MpsClassifier,
     records: Vec<SweepRecord>,
-    failure: Option<anyhow::Error>,
-    /// When the last progress line went to a log (stderr not a terminal: the bar is hidden).
-    last_log: Instant,
+    /// The class-mean start's truncation (a fresh start only).
+    report: Option<tnml_core::TruncReport>,
 }
 
-/// Seconds between progress lines when the bar is hidden (output to a file).
-const LOG_EVERY_S: f64 = 60.0;
-
-impl SweepObserver for CliObserver<'_> {
-    fn on_bond(&mut self, s: &BondStep) -> ControlFlow<()> {
-        if s.step == 1 {
-            self.bar.reset();
-            self.bar.set_length(s.steps_per_sweep as u64);
-        }
-        self.bar.set_position(s.step as u64);
-        if self.bar.is_hidden() && self.last_log.elapsed().as_secs_f64() >= LOG_EVERY_S {
-            self.last_log = Instant::now();
-            eprintln!(
-                "sweep {} step {}/{} bond {} dim {} cost {:.5} train error {:.4}",
-                s.sweep, s.step, s.steps_per_sweep, s.bond, s.truncation.kept, s.cost, s.train_error
-            );
-        }
-        self.bar.set_message(format!(
-            "sweep {} {} bond {:>3} dim {:>3} cost {:.4} train err {:.4}",
-            s.sweep,
-            if s.direction == tnml_mps::Direction::LeftToRight {
-                "->"
-            } else {
-                "<-"
-            },
-            s.bond,
-            s.truncation.kept,
-            s.cost,
-            s.train_error
-        ));
-        ControlFlow::Continue(())
-    }
-
-    fn on_sweep(&mut self, s: &SweepSummary, model: &MpsClassifier) -> ControlFlow<()> {
-        let test_error = model
-            .scores(self.test)
-            .map(|sc| sc.error_rate(self.test_labels))
-            .unwrap_or(f64::NAN);
-        let validation_error = self
-            .validation
-            .map(|(f, l)| model.scores(f).map(|sc| sc.error_rate(l)).unwrap_or(f64::NAN));
-        let rec = SweepRecord {
-            sweep: s.sweep,
-            max_bond: s.trunc.max_bond,
-            cutoff: s.trunc.cutoff,
-            discarded_weight: s.discarded_weight(),
-            cost: s.cost,
-            train_error: s.train_error,
-            test_error,
-            validation_error,
-            max_bond_dim: s.bond_dims.iter().copied().max().unwrap_or(1),
-            params: model.num_params(),
-            seconds: s.seconds,
-            gflops: s.flops / s.seconds.max(1e-9) / 1e9,
-        };
-        let valid = rec
-            .validation_error
-            .map(|v| format!(", validation error {v:.4}"))
-            .unwrap_or_default();
-        let line = format!(
-            "sweep {}: train error {:.4}{valid}, test error {:.4}, cost {:.5}, max bond {} (cap {}), discarded weight {:.3e}, {} params, {:.1} s ({:.1} GFLOP/s)",
-            rec.sweep, rec.train_error, rec.test_error, rec.cost, rec.max_bond_dim, rec.max_bond, rec.discarded_weight, rec.params, rec.seconds, rec.gflops
+/// Reads the checkpoint and the sweep records of the run directory `dir` (every rank reads
+/// them: the run directory is on a file system all ranks see, as the data are).
+fn resume_from(dir: &Path) -> Result<Start> {
+    let model_path = dir.join("model.safetensors");
+    let model = MpsClassifier::load(&model_path)
+        .with_context(|| format!("--resume {}: reading its checkpoint", dir.display()))?;
+    let metrics = dir.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&metrics)
+        .with_context(|| format!("--resume {}: reading {}", dir.display(), metrics.display()))?;
+    let records = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str::<SweepRecord>(l)
+                .with_context(|| format!("{} line {}: not a sweep record", metrics.display(), i + 1))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if records.is_empty() {
+        bail!(
+            "--resume {}: no sweep is recorded in {}, nothing to continue",
+            dir.display(),
+            metrics.display()
         );
-        // printed even when the bar is hidden (not a terminal): logs keep the per-sweep line
-        self.bar.suspend(|| eprintln!("{line}"));
-        let saved = self.records.last().map(|r| r.sweep);
-        let step = rec.sweep;
-        self.records.push(rec);
-        if let Err(e) = checkpoint(self.run, model, self.records.last().expect("just pushed"), step) {
-            self.failure = Some(save_failed(e, self.run, "sweep", saved));
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(())
     }
+    Ok(Start {
+        model,
+        records,
+        report: None,
+    })
 }
 
-/// Runs `tnml mps train` with the sweep trainer.
-pub(super) fn train(args: &TrainArgs) -> Result<()> {
-    args.threads.apply()?;
+/// Runs `tnml mps train` with the sweep trainer, on every rank of `cluster`.
+pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
+    args.threads.apply_or(cluster.default_threads())?;
+    let root = cluster.is_root();
+    let comm = cluster.comm();
     let config = SweepConfig {
         sweeps: args.sweeps,
         schedule: SweepConfig::bond_schedule(&args.max_bond, args.cutoff),
@@ -279,9 +219,19 @@ pub(super) fn train(args: &TrainArgs) -> Result<()> {
             bail!("--final-refit-lambda {l}: the penalty must be finite and >= 0");
         }
     }
+    if args.final_refit.is_some() && cluster.size() > 1 {
+        bail!(
+            "--final-refit fits the core on all training images in one process: under MPI ({} ranks) \
+             train without it, then run `tnml mps project --refit` on the saved model",
+            cluster.size()
+        );
+    }
     let map = FeatureMap::from(args.feature_map);
     let t_load = Instant::now();
     let train_n = args.limits.train_limit.unwrap_or(usize::MAX);
+    if std::env::var("TNML_FAULT").is_ok_and(|f| f == format!("rank-load:{}", cluster.rank())) {
+        bail!("TNML_FAULT: simulated failure to load the training shard");
+    }
     let (x, y, side) = load_pixels(&args.data, Split::Train, Some((train_n, args.seed.seed)), None)?;
     let (xt, yt, _) = load_pixels(&args.data, Split::Test, None, args.limits.test_limit)?;
     let sites = side * side;
@@ -301,68 +251,142 @@ pub(super) fn train(args: &TrainArgs) -> Result<()> {
             )
         }
     };
-    let feats = embed_batch(map, &x, sites)?;
-    let test = embed_batch(map, &xt, sites)?;
-    let valid = embed_batch(map, &x_val, sites)?;
+    if y.len() < cluster.size() {
+        bail!(
+            "{} training images cannot be shared by {} ranks: every rank needs at least one",
+            y.len(),
+            cluster.size()
+        );
+    }
+    // every rank embeds only its shard (after the seeded shuffle): environments are built and
+    // kept for it alone
+    let (xs, ys) = shard_rows(&x, &y, sites, cluster);
+    let (xts, yts) = shard_rows(&xt, &yt, sites, cluster);
+    let (xvs, yvs) = shard_rows(&x_val, &y_val, sites, cluster);
+    let feats = embed_batch(map, &xs, sites)?;
+    let test = embed_batch(map, &xts, sites)?;
+    let valid = embed_batch(map, &xvs, sites)?;
     let (dataset, dir, _) = args.data.location.resolve();
     let turn_site = args.turn_site.unwrap_or(sites / 2);
     if turn_site >= sites {
         bail!("--turn-site {turn_site}: the chain has sites 0..{sites} ({side}x{side} pixels)");
     }
-    let (mut model, start_report) =
-        MpsClassifier::from_class_means(&x, &y, (side, side), 10, map, config.trunc_at(1).max_bond)?;
-    // everything above is checked before the run directory exists
-    let mut run = RunDir::create(args.out.as_deref(), "mps-train")?;
-    run.write_config(&serde_json::json!({
-        "command": "mps train",
-        "tnml_version": env!("CARGO_PKG_VERSION"),
-        "dataset": dataset.cli_name(),
-        "data_dir": dir,
-        "train_samples": y.len(),
-        "test_samples": yt.len(),
-        "threads": rayon::current_num_threads(),
-        "args": args,
-    }))?;
-    eprintln!(
-        "{}: {} train / {} test images at {side}x{side} ({} sites, d = {}), loaded in {:.1} s; {} threads",
-        dataset.display_name(),
-        y.len(),
-        yt.len(),
-        sites,
-        map.dim(),
-        t_load.elapsed().as_secs_f64(),
-        rayon::current_num_threads()
-    );
-    run.write_json("start-truncation.json", &truncation_json(&start_report))?;
+    let Start {
+        mut model,
+        records,
+        report,
+    } = match &args.resume {
+        Some(dir) => resume_from(dir)?,
+        None => {
+            let (model, report) =
+                MpsClassifier::from_class_means(&x, &y, (side, side), 10, map, config.trunc_at(1).max_bond)?;
+            Start {
+                model,
+                records: Vec::new(),
+                report: Some(report),
+            }
+        }
+    };
+    drop((x, xt, x_val));
+    super::options::check_image(&model, side)?;
+    if model.feature_map() != map {
+        bail!(
+            "--resume: the model uses the {:?} feature map, the command line asks for {map:?} (give --feature-map as in the run)",
+            model.feature_map()
+        );
+    }
+    // every rank computed the start from the same images; rank 0's is the one all train
+    sync_model(comm, &mut model)?;
+    let done = records.last().map_or(0, |r| r.sweep);
+    if done >= args.sweeps {
+        bail!(
+            "--resume: the run already has {done} sweeps and --sweeps {} asks for no more (--sweeps counts all sweeps of the run)",
+            args.sweeps
+        );
+    }
     let config = SweepConfig {
-        turn_site: Some(turn_site),
+        sweeps: args.sweeps - done,
+        schedule: (done + 1..=args.sweeps).map(|s| config.trunc_at(s)).collect(),
+        turn_site: Some(if args.resume.is_some() {
+            model.label_site()
+        } else {
+            turn_site
+        }),
         ..config
     };
-    let init_test = model.scores(&test)?.error_rate(&yt);
-    eprintln!(
-        "initial model (class means, bond {}, discarded weight {:.3e}): test error {init_test:.4}",
-        model.bond_dims().iter().max().unwrap_or(&1),
-        start_report.total_discarded_weight()
-    );
-    let bar = ProgressBar::new(1).with_style(
-        ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let t0 = Instant::now();
-    let mut obs = CliObserver {
-        bar,
-        test: &test,
-        test_labels: &yt,
-        validation: (!y_val.is_empty()).then_some((&valid, y_val.as_slice())),
-        run: &mut run,
-        records: Vec::new(),
-        failure: None,
-        last_log: Instant::now(),
+    // everything above is checked before the run directory exists (rank 0 writes it)
+    let mut run = if root {
+        Some(match &args.resume {
+            Some(dir) => {
+                let mut run = RunDir::open_existing(dir)?;
+                run.reset_metrics(&records)?;
+                run.write_json(
+                    &format!("resume-{done}.json"),
+                    &serde_json::json!({"resumed_after_sweep": done, "ranks": cluster.size(), "args": args}),
+                )?;
+                run
+            }
+            None => RunDir::create(args.out.as_deref(), "mps-train")?,
+        })
+    } else {
+        None
     };
-    let result = train_sweeps(&mut model, &feats, &y, &config, &mut obs);
-    obs.bar.finish_and_clear();
+    if let (Some(run), None) = (&run, &args.resume) {
+        run.write_config(&serde_json::json!({
+            "command": "mps train",
+            "tnml_version": env!("CARGO_PKG_VERSION"),
+            "dataset": dataset.cli_name(),
+            "data_dir": dir,
+            "train_samples": y.len(),
+            "test_samples": yt.len(),
+            "threads": rayon::current_num_threads(),
+            "ranks": cluster.size(),
+            "args": args,
+        }))?;
+    }
+    if root {
+        eprintln!(
+            "{}: {} train / {} test images at {side}x{side} ({} sites, d = {}), loaded in {:.1} s; {} threads{}",
+            dataset.display_name(),
+            y.len(),
+            yt.len(),
+            sites,
+            map.dim(),
+            t_load.elapsed().as_secs_f64(),
+            rayon::current_num_threads(),
+            if cluster.size() > 1 { format!(" per rank, {} ranks", cluster.size()) } else { String::new() }
+        );
+    }
+    // the trainer moves the label to the turn site first; done here, the start's bonds are known
+    model.move_label_to(config.turn_site.unwrap_or(turn_site))?;
+    let cap = config.schedule.iter().map(|t| t.max_bond).max().unwrap_or(1);
+    report_start_memory(cluster, ys.len(), &model.bond_dims(), cap);
+    let init_test = sharded_error_rate(comm, &model, &test, &yts)?;
+    if let (Some(run), Some(report)) = (&run, &report) {
+        run.write_json("start-truncation.json", &truncation_json(report))?;
+        eprintln!(
+            "initial model (class means, bond {}, discarded weight {:.3e}): test error {init_test:.4}",
+            model.bond_dims().iter().max().unwrap_or(&1),
+            report.total_discarded_weight()
+        );
+    } else if root {
+        eprintln!("resuming after sweep {done}: test error {init_test:.4}");
+    }
+    let t0 = Instant::now();
+    let eval = EvalShards {
+        test: &test,
+        test_labels: &yts,
+        validation: (!y_val.is_empty()).then_some((&valid, yvs.as_slice())),
+    };
+    let mut obs = CliObserver::new(eval, cluster, run.as_mut(), records);
+    let result = train_sweeps_sharded(&mut model, &feats, &ys, &config, &mut obs, comm);
+    obs.finish();
     let (records, failure) = (std::mem::take(&mut obs.records), obs.failure.take());
-    finish_training(&run, &model, result.map(|_| ()), failure)?;
+    finish_training(run.as_ref(), cluster, &model, result.map(|_| ()), failure)?;
+    report_end_memory(cluster, ys.len(), &model.bond_dims());
+    let Some(run) = run else {
+        return Ok(());
+    };
     let total = t0.elapsed().as_secs_f64();
     let mut md = String::new();
     let _ = writeln!(md, "# MPS classifier (sweep training)\n");
@@ -385,15 +409,30 @@ pub(super) fn train(args: &TrainArgs) -> Result<()> {
         config.loss,
         model.decision().name()
     );
+    match &report {
+        Some(r) => {
+            let _ = writeln!(
+                md,
+                "- initial test error (class-mean init, discarded weight {:.3e}): {init_test:.4}",
+                r.total_discarded_weight()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                md,
+                "- resumed after sweep {done} (test error then {init_test:.4})"
+            );
+        }
+    }
     let _ = writeln!(
         md,
-        "- initial test error (class-mean init, discarded weight {:.3e}): {init_test:.4}",
-        start_report.total_discarded_weight()
-    );
-    let _ = writeln!(
-        md,
-        "- total training time: {total:.1} s on {} threads\n",
-        rayon::current_num_threads()
+        "- training time: {total:.1} s on {} threads{}\n",
+        rayon::current_num_threads(),
+        if cluster.size() > 1 {
+            format!(" per rank, {} MPI ranks", cluster.size())
+        } else {
+            String::new()
+        }
     );
     let _ = writeln!(
         md,
@@ -418,9 +457,9 @@ pub(super) fn train(args: &TrainArgs) -> Result<()> {
         );
         let data = RefitData {
             phi: &phi,
-            labels: &y,
+            labels: &ys,
             test_phi: &phi_t,
-            test_labels: &yt,
+            test_labels: &yts,
         };
         md.push_str(&refit_core(&mut proj, &data, kind, args.final_refit_lambda, 500)?);
         atomic_write(

@@ -1,0 +1,46 @@
+//! The data of one MPI rank: its contiguous shard of every image set (after the seeded
+//! shuffle, `tnml_mps::collective::shard_range`), and what its memory holds.
+
+use tnml_mps::collective::shard_range;
+
+use crate::cluster::{say, Cluster};
+use crate::runtime::peak_resident_bytes;
+
+/// This rank's rows of `x` (rows of `width` values) and `y`.
+pub(super) fn shard_rows(x: &[f32], y: &[usize], width: usize, cluster: &Cluster) -> (Vec<f32>, Vec<usize>) {
+    let r = shard_range(y.len(), cluster.rank(), cluster.size());
+    (x[r.start * width..r.end * width].to_vec(), y[r].to_vec())
+}
+
+/// Bytes of the sweep's environment cache for `n` images on a chain of `sites` sites whose
+/// bonds are `bonds`: one f32 slot of `n x width` per bond plus the two trivial ends.
+pub(super) fn environment_bytes(n: usize, bonds: &[usize]) -> u64 {
+    4 * n as u64 * (bonds.iter().sum::<usize>() as u64 + 2)
+}
+
+/// Prints this rank's environment bytes before the sweeps: at the start (`bonds` after the
+/// label was moved to the turn site, which widens the bonds on its way up to `L` times the start's)
+/// and at the bond cap. Every rank prints its own line (the memory of a distributed run is per
+/// rank).
+pub(super) fn report_start_memory(cluster: &Cluster, n: usize, bonds: &[usize], cap: usize) {
+    let start = environment_bytes(n, bonds);
+    let capped = environment_bytes(n, &vec![cap; bonds.len()]);
+    say(&format!(
+        "{}{n} training images: environments {:.1} MB at the start (bonds up to {}), {:.1} MB at the cap {cap} ({} sites x {n} images x {cap} x 4 B)",
+        cluster.tag(),
+        start as f64 / 1e6,
+        bonds.iter().max().unwrap_or(&1),
+        capped as f64 / 1e6,
+        bonds.len() + 1
+    ));
+}
+
+/// Prints this rank's environment bytes at the final bonds and its peak resident memory.
+pub(super) fn report_end_memory(cluster: &Cluster, n: usize, bonds: &[usize]) {
+    say(&format!(
+        "{}environments {:.1} MB at the final bonds, peak resident memory {}",
+        cluster.tag(),
+        environment_bytes(n, bonds) as f64 / 1e6,
+        peak_resident_bytes().map_or("unknown".to_string(), |b| format!("{:.1} MB", b as f64 / 1e6))
+    ));
+}

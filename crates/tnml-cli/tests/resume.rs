@@ -1,0 +1,156 @@
+//! `tnml mps train --resume` continues a run from its checkpoint (with any number of MPI ranks:
+//! see `mpi.rs`), and what a launcher-started tnml without MPI does.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+
+fn tnml() -> Command {
+    Command::cargo_bin("tnml").unwrap()
+}
+
+/// `mps train` on 400 sample images at bond 4 then 6, into `run`, `sweeps` sweeps in all.
+fn train(run: &Path, sweeps: &str, resume: bool) -> std::process::Output {
+    let mut cmd = tnml();
+    cmd.args([
+        "mps",
+        "train",
+        "--max-bond",
+        "4,6",
+        "--train-limit",
+        "400",
+        "--test-limit",
+        "100",
+    ])
+    .args(["--sweeps", sweeps, "--cg-passes", "2", "--threads", "2"])
+    .arg(if resume { "--resume" } else { "--out" })
+    .arg(run);
+    cmd.output().unwrap()
+}
+
+fn sweeps_recorded(run: &Path) -> Vec<(u64, u64)> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["sweep"].as_u64().unwrap(), v["max_bond"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn resume_continues_the_sweeps_and_the_bond_schedule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("r");
+    let first = train(&run, "1", false);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(sweeps_recorded(&run), [(1, 4)]);
+    let before = std::fs::read(run.join("model.safetensors")).unwrap();
+    let second = train(&run, "3", true);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{stderr}");
+    assert!(stderr.contains("resuming after sweep 1"), "{stderr}");
+    assert!(
+        stderr.contains("sweep 2: train error") && stderr.contains("sweep 3: train error"),
+        "{stderr}"
+    );
+    // the schedule goes on where it stopped: sweep 2 and 3 at the last cap, 6
+    assert_eq!(sweeps_recorded(&run), [(1, 4), (2, 6), (3, 6)]);
+    assert_ne!(std::fs::read(run.join("model.safetensors")).unwrap(), before);
+    let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("resumed after sweep 1") && summary.contains("| 3 | 6 |"),
+        "{summary}"
+    );
+    assert!(run.join("resume-1.json").is_file());
+}
+
+#[test]
+fn resume_refuses_what_it_cannot_continue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("r");
+    assert!(train(&run, "1", false).status.success());
+    let metrics = std::fs::read(run.join("metrics.jsonl")).unwrap();
+    let model = std::fs::read(run.join("model.safetensors")).unwrap();
+    let refused = |out: std::process::Output, needle: &str| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(needle),
+            "{needle}: {stderr}"
+        );
+        // nothing of the run was touched
+        assert_eq!(std::fs::read(run.join("metrics.jsonl")).unwrap(), metrics);
+        assert_eq!(std::fs::read(run.join("model.safetensors")).unwrap(), model);
+    };
+    refused(train(&run, "1", true), "already has 1 sweeps");
+    refused(
+        train(&tmp.path().join("nowhere"), "2", true),
+        "reading its checkpoint",
+    );
+    let out = tnml()
+        .args([
+            "mps",
+            "train",
+            "--train-limit",
+            "400",
+            "--test-limit",
+            "100",
+            "--sweeps",
+            "2",
+        ])
+        .args(["--feature-map", "linear", "--resume"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    refused(out, "feature map");
+    let out = tnml()
+        .args(["mps", "train", "--trainer", "gradient", "--resume"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    refused(out, "--resume applies to the sweep trainer");
+    // a corrupt metrics file is named with its line
+    let broken = tmp.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::write(broken.join("model.safetensors"), &model).unwrap();
+    std::fs::write(broken.join("metrics.jsonl"), "{\"sweep\": 1}\n").unwrap();
+    let out = train(&broken, "2", true);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("line 1: not a sweep record"),
+        "{stderr}"
+    );
+}
+
+/// Started by an MPI launcher as one of several ranks, a tnml built without MPI would train the
+/// whole set once per rank, each writing its own run directory: it refuses.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn a_launcher_started_tnml_without_mpi_refuses_to_run_as_one_of_several_ranks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tnml()
+        .env("OMPI_COMM_WORLD_SIZE", "2")
+        .args(["mps", "train", "--train-limit", "100", "--out"])
+        .arg(tmp.path().join("r"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("one of 2 MPI ranks") && stderr.contains("--features mpi"),
+        "{stderr}"
+    );
+    assert!(!tmp.path().join("r").exists());
+    // one rank (mpirun -np 1) is today's program
+    let out = tnml()
+        .env("OMPI_COMM_WORLD_SIZE", "1")
+        .args(["data", "info"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
