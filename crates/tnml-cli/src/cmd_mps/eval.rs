@@ -10,9 +10,9 @@ use tnml_mps::{embed_batch, MpsClassifier, Scores, SiteFeatures};
 use super::options::{check_image, load_pixels, MpsData};
 use crate::args::SplitArg;
 
-/// Arguments of `tnml mps eval`.
+/// A saved model and the images it runs on (`mps eval`, `mps predict`).
 #[derive(Debug, Args)]
-pub struct EvalArgs {
+pub struct ModelOnImages {
     /// Model file (model.safetensors of a run directory).
     #[arg(long)]
     pub model: PathBuf,
@@ -24,6 +24,13 @@ pub struct EvalArgs {
     /// Use at most this many images (the first ones).
     #[arg(long)]
     pub limit: Option<usize>,
+}
+
+/// Arguments of `tnml mps eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub on: ModelOnImages,
     /// Another model of the same shape (e.g. the same training on another number of MPI ranks):
     /// also print how many predictions agree, the distance of the two models as tensors
     /// `||W - W'|| / ||W||` (contracted, independent of the gauge) and the largest relative
@@ -32,9 +39,23 @@ pub struct EvalArgs {
     pub compare: Option<PathBuf>,
 }
 
-pub(super) fn eval(args: &EvalArgs) -> Result<()> {
-    let model = MpsClassifier::load(&args.model)?;
-    let (x, y, side) = load_pixels(&args.data, args.split.into(), None, args.limit)?;
+/// A saved model with the images it is evaluated on (what `mps eval` and `mps predict` share).
+pub(super) struct Evaluated {
+    pub model: MpsClassifier,
+    pub feats: SiteFeatures,
+    pub labels: Vec<usize>,
+    pub scores: Scores,
+    /// Seconds the scoring took.
+    pub seconds: f64,
+}
+
+/// Loads the model and the images (the first `limit` of the split) and scores them.
+///
+/// # Errors
+/// A bad model file, missing data, an image size or labels the model does not fit.
+pub(super) fn evaluate(on: &ModelOnImages) -> Result<Evaluated> {
+    let model = MpsClassifier::load(&on.model)?;
+    let (x, y, side) = load_pixels(&on.data, on.split.into(), None, on.limit)?;
     check_image(&model, side)?;
     if let Some(&l) = y.iter().find(|&&l| l >= model.num_labels()) {
         bail!(
@@ -45,11 +66,27 @@ pub(super) fn eval(args: &EvalArgs) -> Result<()> {
     let feats = embed_batch(model.feature_map(), &x, side * side)?;
     let t0 = Instant::now();
     let scores = model.scores(&feats)?;
-    let secs = t0.elapsed().as_secs_f64();
+    Ok(Evaluated {
+        model,
+        feats,
+        labels: y,
+        scores,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+pub(super) fn eval(args: &EvalArgs) -> Result<()> {
+    let Evaluated {
+        model,
+        feats,
+        labels: y,
+        scores,
+        seconds: secs,
+    } = evaluate(&args.on)?;
     let pred = scores.predictions();
     println!(
         "{}: {} images, error {:.4} ({}, {:.0} images/s)",
-        args.model.display(),
+        args.on.model.display(),
         y.len(),
         scores.error_rate(&y),
         model.decision().name(),

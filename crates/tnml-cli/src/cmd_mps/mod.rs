@@ -12,6 +12,7 @@ use crate::cluster::Cluster;
 mod eval;
 mod gradient;
 mod options;
+mod predict;
 mod project;
 mod save;
 mod shard;
@@ -20,6 +21,7 @@ mod train;
 
 pub use eval::EvalArgs;
 pub use options::TrainerArg;
+pub use predict::PredictArgs;
 pub use project::ProjectArgs;
 pub use train::TrainArgs;
 
@@ -30,6 +32,8 @@ pub enum MpsCommand {
     Train(TrainArgs),
     /// Error rate and per-class accuracy of a saved model.
     Eval(EvalArgs),
+    /// Per image: label, predicted label and scores f^l of a saved model (CSV or safetensors).
+    Predict(PredictArgs),
     /// Mixed canonical form around a bond: reduced features and core; optionally refit the core.
     Project(ProjectArgs),
 }
@@ -46,6 +50,9 @@ pub fn run(cmd: &MpsCommand, cluster: &Cluster) -> Result<()> {
             }
         }
         MpsCommand::Eval(a) => cluster.require_single("mps eval").and_then(|()| eval::eval(a)),
+        MpsCommand::Predict(a) => cluster
+            .require_single("mps predict")
+            .and_then(|()| predict::predict(a)),
         MpsCommand::Project(a) => cluster
             .require_single("mps project")
             .and_then(|()| project::project(a)),

@@ -1,0 +1,118 @@
+//! `tnml mps predict`: per image the label, the predicted label and the scores `f^l(x)` of a saved
+//! model, as CSV or safetensors, so that mistakes can be inspected and two models compared image
+//! by image elsewhere (pandas, NumPy, PyTorch).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+
+use super::eval::{evaluate, Evaluated, ModelOnImages};
+use crate::run_dir::atomic_write;
+
+/// Arguments of `tnml mps predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub on: ModelOnImages,
+    /// Output file: `.csv` (columns index, label, predicted, f_0 .. f_{L-1}, log_scale) or
+    /// `.safetensors` (`label` and `predicted` as I64 `[n]`, `scores` F64 `[n, L]`,
+    /// `scores_normalized` F32 `[n, L]`, `log_scale` F64 `[n]`). `f_l = scores_normalized_l *
+    /// exp(log_scale)`; on long chains `f` can leave the f64 range, the normalized scores never do.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// The output formats, from the file's extension.
+enum Format {
+    Csv,
+    Safetensors,
+}
+
+pub(super) fn predict(args: &PredictArgs) -> Result<()> {
+    let format = match args.out.extension().and_then(|e| e.to_str()) {
+        Some("csv") => Format::Csv,
+        Some("safetensors") => Format::Safetensors,
+        _ => bail!("--out {}: give a .csv or a .safetensors file", args.out.display()),
+    };
+    let Evaluated {
+        model,
+        labels,
+        scores,
+        ..
+    } = evaluate(&args.on)?;
+    let predicted = scores.predictions();
+    let big_l = model.num_labels();
+    let f: Vec<f64> = scores
+        .values
+        .chunks_exact(big_l)
+        .zip(&scores.log_scale)
+        .flat_map(|(row, s)| row.iter().map(move |&v| f64::from(v) * s.exp()))
+        .collect();
+    let bytes = match format {
+        Format::Csv => csv(&labels, &predicted, &f, &scores.log_scale, big_l).into_bytes(),
+        Format::Safetensors => {
+            let as_i64 =
+                |v: &[usize]| -> Vec<u8> { v.iter().flat_map(|&x| (x as i64).to_le_bytes()).collect() };
+            let (lab, pred) = (as_i64(&labels), as_i64(&predicted));
+            let scores_bytes: Vec<u8> = f.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let norm: Vec<u8> = scores.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let scale: Vec<u8> = scores.log_scale.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let n = labels.len();
+            let views = [
+                ("label", TensorView::new(Dtype::I64, vec![n], &lab)?),
+                ("predicted", TensorView::new(Dtype::I64, vec![n], &pred)?),
+                (
+                    "scores",
+                    TensorView::new(Dtype::F64, vec![n, big_l], &scores_bytes)?,
+                ),
+                (
+                    "scores_normalized",
+                    TensorView::new(Dtype::F32, vec![n, big_l], &norm)?,
+                ),
+                ("log_scale", TensorView::new(Dtype::F64, vec![n], &scale)?),
+            ];
+            let meta = std::collections::HashMap::from([
+                ("model".to_string(), args.on.model.display().to_string()),
+                ("decision".to_string(), model.decision().name().to_string()),
+            ]);
+            safetensors::serialize(views, Some(meta))?
+        }
+    };
+    atomic_write(&args.out, &bytes)?;
+    let wrong = labels.iter().zip(&predicted).filter(|(l, p)| l != p).count();
+    println!(
+        "wrote {} predictions to {} (error {:.4}, {} wrong; {})",
+        labels.len(),
+        args.out.display(),
+        wrong as f64 / labels.len().max(1) as f64,
+        wrong,
+        model.decision().name()
+    );
+    Ok(())
+}
+
+/// The CSV table: one row per image.
+fn csv(labels: &[usize], predicted: &[usize], f: &[f64], log_scale: &[f64], big_l: usize) -> String {
+    let mut out = String::from("index,label,predicted");
+    for l in 0..big_l {
+        let _ = write!(out, ",f_{l}");
+    }
+    out.push_str(",log_scale\n");
+    for (i, ((label, pred), (row, s))) in labels
+        .iter()
+        .zip(predicted)
+        .zip(f.chunks_exact(big_l).zip(log_scale))
+        .enumerate()
+    {
+        let _ = write!(out, "{i},{label},{pred}");
+        for v in row {
+            let _ = write!(out, ",{v:e}");
+        }
+        let _ = writeln!(out, ",{s}");
+    }
+    out
+}
