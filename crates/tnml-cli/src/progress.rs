@@ -42,3 +42,15 @@ impl Progress for DownloadBar {
         }
     }
 }
+
+/// The step bar of a training loop (steps of a sweep, batches of an epoch): drawn by rank 0 of a
+/// distributed run only, hidden on the other ranks.
+pub fn step_bar(cluster: &crate::cluster::Cluster) -> ProgressBar {
+    if !cluster.is_root() {
+        return ProgressBar::hidden();
+    }
+    ProgressBar::new(1).with_style(
+        ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    )
+}

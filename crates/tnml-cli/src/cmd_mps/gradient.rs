@@ -3,7 +3,7 @@
 use std::ops::ControlFlow;
 
 use anyhow::Result;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use tnml_data::Split;
 use tnml_mps::collective::sharded_error_rate;
 use tnml_mps::{embed_batch, FeatureMap, MpsClassifier, SiteFeatures};
@@ -13,6 +13,7 @@ use super::save::{checkpoint, finish_training, save_failed};
 use super::shard::shard_rows;
 use super::train::TrainArgs;
 use crate::cluster::Cluster;
+use crate::progress::step_bar;
 use crate::run_dir::RunDir;
 use crate::runtime::check_memory;
 
@@ -133,14 +134,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     } else {
         None
     };
-    let bar = if cluster.is_root() {
-        ProgressBar::new(1).with_style(
-            ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        )
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = step_bar(cluster);
     let mut obs = EpochPrinter {
         bar,
         test: &test,

@@ -5,13 +5,14 @@
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use tnml_mps::collective::sharded_error_rate;
 use tnml_mps::{BondStep, MpsClassifier, SiteFeatures, SweepObserver, SweepSummary};
 
 use super::save::{checkpoint, save_failed};
 use crate::cluster::Cluster;
+use crate::progress::step_bar;
 use crate::run_dir::RunDir;
 
 /// One line of `metrics.jsonl`: one sweep.
@@ -65,14 +66,7 @@ impl<'a> CliObserver<'a> {
         run: Option<&'a mut RunDir>,
         records: Vec<SweepRecord>,
     ) -> Self {
-        let bar = if cluster.is_root() {
-            ProgressBar::new(1).with_style(
-                ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            )
-        } else {
-            ProgressBar::hidden()
-        };
+        let bar = step_bar(cluster);
         Self {
             bar,
             eval,
