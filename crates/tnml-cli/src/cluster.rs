@@ -199,11 +199,6 @@ mod mpi_world {
         fn size(&self) -> usize {
             self.world.size() as usize
         }
-        fn sum_f32(&self, values: &mut [f32]) {
-            let send = values.to_vec();
-            self.world
-                .all_reduce_into(&send[..], values, SystemOperation::sum());
-        }
         fn sum_f64(&self, values: &mut [f64]) {
             let send = values.to_vec();
             self.world

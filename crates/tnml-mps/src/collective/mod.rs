@@ -2,8 +2,8 @@
 //! training set, each holding one shard of the images ([`shard_range`]).
 //!
 //! Both trainers' costs and gradients are sums over samples, so sharding changes nothing but the
-//! order of the additions: every rank computes its shard's partial sums and [`Collective::sum_f32`]
-//! / [`Collective::sum_f64`] (an allreduce) makes the totals on every rank. Per bond of the sweep
+//! order of the additions: every rank computes its shard's partial sums and [`Collective::sum_f64`]
+//! (an allreduce) makes the totals on every rank. Per bond of the sweep
 //! trainer that is the `D d^2 x L D` gradient of each CG pass (in f64: the ranks' block sums then
 //! add up to one process's bit for bit, see [`shard_range`]), one scalar `|A p|^2` per CGLS pass,
 //! two scalars per Newton step of a cross-entropy line search and the cost and error counts:
@@ -38,8 +38,6 @@ pub trait Collective {
     /// Number of ranks.
     fn size(&self) -> usize;
     /// Elementwise sum over the ranks, in place on every rank (allreduce).
-    fn sum_f32(&self, values: &mut [f32]);
-    /// Elementwise sum over the ranks, in place on every rank (allreduce).
     fn sum_f64(&self, values: &mut [f64]);
     /// Replaces `values` on every rank by rank 0's (broadcast).
     fn broadcast_f64(&self, values: &mut [f64]);
@@ -56,7 +54,6 @@ impl Collective for SingleProcess {
     fn size(&self) -> usize {
         1
     }
-    fn sum_f32(&self, _: &mut [f32]) {}
     fn sum_f64(&self, _: &mut [f64]) {}
     fn broadcast_f64(&self, _: &mut [f64]) {}
 }
@@ -199,8 +196,8 @@ mod tests {
             .into_iter()
             .map(|c| {
                 std::thread::spawn(move || {
-                    let mut a = [c.rank() as f32, 1.0];
-                    c.sum_f32(&mut a);
+                    let mut a = [c.rank() as f64, 1.0];
+                    c.sum_f64(&mut a);
                     let mut b = [10.0 + c.rank() as f64];
                     c.broadcast_f64(&mut b);
                     let brk = agree(

@@ -51,12 +51,6 @@ impl Collective for ThreadRank {
     fn size(&self) -> usize {
         self.size
     }
-    fn sum_f32(&self, values: &mut [f32]) {
-        let all = self.exchange(values.iter().map(|&v| f64::from(v)).collect());
-        for (i, v) in values.iter_mut().enumerate() {
-            *v = all.iter().map(|b| b[i] as f32).sum();
-        }
-    }
     fn sum_f64(&self, values: &mut [f64]) {
         let all = self.exchange(values.to_vec());
         for (i, v) in values.iter_mut().enumerate() {
