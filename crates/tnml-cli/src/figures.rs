@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::confusion::Confusion;
 use anyhow::{bail, Context, Result};
 use tnml_nn::entangle::{Baseline, BondRecord};
 use tnml_nn::train::EpochRecord;
@@ -214,6 +215,7 @@ pub fn plot_run(run: &Path, formats: &[&str]) -> Result<Vec<PathBuf>> {
                             y_label: "Schmidt index".into(),
                             values: values.clone(),
                             x_values: at.iter().map(|r| r.epoch as f64).collect(),
+                            first_row: 1.0,
                         },
                         &p,
                     )?;
@@ -258,6 +260,43 @@ pub fn plot_run(run: &Path, formats: &[&str]) -> Result<Vec<PathBuf>> {
         for l in layers.iter().take(MAX_SITES) {
             let (stem, chart) = bond_choice_chart(l);
             save_lines(&chart, &stem)?;
+        }
+    }
+    for entry in std::fs::read_dir(run)?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(split) = name
+            .strip_prefix(crate::confusion::PREFIX)
+            .and_then(|n| n.strip_suffix(".json"))
+        else {
+            continue;
+        };
+        let c: Confusion = serde_json::from_slice(&std::fs::read(entry.path())?)
+            .with_context(|| format!("reading {}", entry.path().display()))?;
+        let labels = c.counts.len();
+        if labels == 0 || labels > 1000 || c.counts.iter().any(|r| r.len() != labels) {
+            bail!(
+                "{}: not a square confusion matrix of at most 1000 classes",
+                entry.path().display()
+            );
+        }
+        let (n, wrong) = c.totals();
+        let map = Heatmap {
+            title: format!(
+                "confusion ({split}, {wrong} of {n} wrong): % of each true label predicted as each other"
+            ),
+            x_label: "predicted label".into(),
+            y_label: "true label".into(),
+            values: c.error_shares(),
+            x_values: (0..labels).map(|l| l as f64).collect(),
+            first_row: 0.0,
+        };
+        if wrong == 0 {
+            continue; // nothing to draw: every cell off the diagonal is 0
+        }
+        for f in formats {
+            let p = out.join(format!("confusion-{split}.{f}"));
+            draw_heatmap(&map, &p)?;
+            written.borrow_mut().push(p);
         }
     }
     let path = run.join(COMPRESSION_PATH);

@@ -69,6 +69,19 @@ fn predictions_out_as_csv_and_safetensors() {
         eval.contains(&format!("error {:.4}", wrong as f64 / 120.0)),
         "{eval} vs {wrong}"
     );
+    // eval's confusion matrix, next to the model: rows sum to the images, off-diagonal to `wrong`
+    assert!(eval.contains("confusion matrix (test split"), "{eval}");
+    let c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("confusion-test.json")).unwrap()).unwrap();
+    let counts: Vec<Vec<u64>> = serde_json::from_value(c["counts"].clone()).unwrap();
+    let total: u64 = counts.iter().flatten().sum();
+    let right: u64 = (0..10).map(|k| counts[k][k]).sum();
+    assert_eq!((total, total - right), (120, wrong as u64));
+    for (k, row) in counts.iter().enumerate() {
+        let n = rows.iter().filter(|r| r[1] == k as f64).count() as u64;
+        assert_eq!(row.iter().sum::<u64>(), n, "class {k}");
+    }
+    assert!(run.join("confusion-test.csv").is_file());
     // safetensors: the same predictions and labels, scores in both forms
     let bytes = std::fs::read(&st).unwrap();
     let t = SafeTensors::deserialize(&bytes).unwrap();

@@ -1,5 +1,6 @@
 //! Checkpoints: the model (burnpack, exact), the optimizer state, and a JSON header naming the
-//! model configuration and the epoch; plus a safetensors export of the weights for other tools.
+//! model configuration and the epoch. The weights for other tools, in PyTorch's layout, are
+//! written by [`crate::torch_layout`].
 //!
 //! A checkpoint directory holds `checkpoint.json`, `model.bpk`, `optimizer.bpk`, all of one
 //! epoch. [`save`] writes the three files into a new sibling directory (`checkpoint.new`),
@@ -338,36 +339,4 @@ pub fn named_tensors<M: Module>(module: &M) -> BTreeMap<String, (Vec<usize>, Vec
     };
     module.visit(&mut c);
     c.out
-}
-
-/// Writes the weights of `net` as safetensors (f32, little endian) with the model config in the
-/// metadata (`tnml.net`), for PyTorch / NumPy users.
-///
-/// # Errors
-/// Serialization or file errors.
-pub fn export_safetensors(path: &Path, net: &Net, config: &NetConfig) -> Result<()> {
-    let tensors = named_tensors(net);
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .into_iter()
-        .map(|(name, (shape, data))| (name, shape, data.iter().flat_map(|v| v.to_le_bytes()).collect()))
-        .collect();
-    let views = bytes
-        .iter()
-        .map(|(name, shape, b)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
-                .map(|v| (name.clone(), v))
-                .map_err(|e| NnError::Checkpoint {
-                    path: path.display().to_string(),
-                    reason: format!("tensor {name}: {e}"),
-                })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut meta = std::collections::HashMap::new();
-    meta.insert("format".to_string(), "tnml-net".to_string());
-    meta.insert(
-        "tnml.net".to_string(),
-        serde_json::to_string(config).map_err(|e| record_err("the model config", path, e))?,
-    );
-    let data = safetensors::serialize(views, Some(meta)).map_err(|e| record_err("serializing", path, e))?;
-    atomic_write(path, &data)
 }

@@ -175,3 +175,93 @@ pub fn truncation_curve(mpo: &Mpo, layer: &str, bonds: &[usize]) -> Result<Vec<T
         })
         .collect()
 }
+
+/// Input and output modes of one weight: `(in_modes, out_modes)`.
+pub type Modes = (Vec<usize>, Vec<usize>);
+
+/// One weight of a state_dict as an exact MPO: how it was read and its entanglement per bond.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightEntanglement {
+    /// Tensor name (`fc1.weight`).
+    pub layer: String,
+    /// Its shape in the file.
+    pub shape: Vec<usize>,
+    /// Rows (`shape[0]`, the outputs) and columns (the rest) of the matrix.
+    pub rows: usize,
+    /// Columns.
+    pub cols: usize,
+    /// Input modes (multiply to `cols`).
+    pub in_modes: Vec<usize>,
+    /// Output modes (multiply to `rows`).
+    pub out_modes: Vec<usize>,
+    /// Whether the modes were chosen automatically ([`tnml_core::modes::default_layer_modes`]).
+    pub auto_modes: bool,
+    /// The exact MPO's bond dimensions (its TT ranks).
+    pub bond_dims: Vec<usize>,
+    /// Entanglement per bond (epoch 0).
+    pub bonds: Vec<BondRecord>,
+}
+
+/// Every weight of `weights` as an exact MPO with its entanglement: modes from `modes` by tensor
+/// name, else a balanced factorization. Also returns the MPOs for truncation curves.
+///
+/// Cost per weight: one exact TT-SVD of the `rows x cols` matrix (a chain of thin SVDs,
+/// `O(rows * cols * min(rows, cols))` at worst) and one canonical sweep for the spectra.
+///
+/// # Errors
+/// A name in `modes` that is not a weight, modes that do not multiply to the weight's size, a
+/// zero or non-finite weight (named).
+pub fn weights_entanglement(
+    weights: &[crate::weights::WeightMatrix],
+    modes: &std::collections::BTreeMap<String, Modes>,
+) -> Result<Vec<(WeightEntanglement, Mpo)>> {
+    if let Some(name) = modes.keys().find(|n| !weights.iter().any(|w| &w.name == *n)) {
+        return Err(crate::NnError::Option {
+            option: "--modes",
+            reason: format!(
+                "no weight {name:?} (weights of 2 or more dimensions: {})",
+                weights
+                    .iter()
+                    .map(|w| w.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    weights
+        .iter()
+        .map(|w| {
+            let (rows, cols) = (w.matrix.nrows(), w.matrix.ncols());
+            let given = modes.get(&w.name);
+            let (in_modes, out_modes) = given
+                .cloned()
+                .unwrap_or_else(|| tnml_core::modes::default_layer_modes(rows, cols));
+            let in_layer = |e: crate::NnError| crate::NnError::InLayer {
+                layer: format!("{} (shape {:?} read as {rows} x {cols})", w.name, w.shape),
+                source: Box::new(e),
+            };
+            let (mpo, _) = Mpo::from_dense(
+                w.matrix.as_ref(),
+                &in_modes,
+                &out_modes,
+                &tnml_core::TruncParams::exact(),
+            )
+            .map_err(|e| in_layer(e.into()))?;
+            let bonds = mpo_records(&mpo, &w.name, 0).map_err(in_layer)?;
+            Ok((
+                WeightEntanglement {
+                    layer: w.name.clone(),
+                    shape: w.shape.clone(),
+                    rows,
+                    cols,
+                    in_modes,
+                    out_modes,
+                    auto_modes: given.is_none(),
+                    bond_dims: mpo.bond_dims(),
+                    bonds,
+                },
+                mpo,
+            ))
+        })
+        .collect()
+}

@@ -14,6 +14,7 @@ pub mod models;
 pub mod mpo_linear;
 pub mod options;
 pub mod spec;
+pub mod torch_layout;
 pub mod train;
 pub mod weights;
 

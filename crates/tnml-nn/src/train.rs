@@ -290,6 +290,19 @@ pub fn evaluate(net: &Net, data: &LabeledImages, batch_size: usize, device: &Dev
     (loss / n, correct as f64 / n)
 }
 
+/// Logits `[n, 10]` (row-major) of `net` on every image of `data`, in evaluation mode.
+pub fn logits(net: &Net, data: &LabeledImages, batch_size: usize, device: &Device) -> Vec<f32> {
+    let net = net.valid();
+    let dev = device.clone().without_autodiff();
+    let idx: Vec<usize> = (0..data.len()).collect();
+    let mut out = Vec::with_capacity(data.len() * 10);
+    for chunk in idx.chunks(batch_size.max(1)) {
+        let (x, _) = data.batch(chunk, &dev);
+        out.extend(crate::mpo_linear::to_vec(net.forward(x)));
+    }
+    out
+}
+
 fn count_correct(logits: Tensor<2>, y: Tensor<1, Int>) -> usize {
     let pred = logits.argmax(1).flatten::<1>(0, 1);
     pred.equal(y).int().sum().into_scalar::<i64>() as usize

@@ -64,6 +64,9 @@ pub struct Heatmap {
     pub values: Vec<Vec<f64>>,
     /// x coordinate of each column (e.g. the epoch).
     pub x_values: Vec<f64>,
+    /// y coordinate of the first row (1 for a Schmidt index, 0 for a label); row `k` is at
+    /// `first_row + k`.
+    pub first_row: f64,
 }
 
 const SIZE: (u32, u32) = (900, 560);
@@ -306,7 +309,7 @@ pub fn draw_heatmap(map: &Heatmap, path: &Path) -> Result<(), PlotError> {
                 .margin(12)
                 .x_label_area_size(44)
                 .y_label_area_size(60)
-                .build_cartesian_2d(x0..x1, 0.5..rows as f64 + 0.5)
+                .build_cartesian_2d(x0..x1, map.first_row - 0.5..map.first_row + rows as f64 - 0.5)
                 .map_err(|e| draw_err(path, e))?;
             ctx.configure_mesh()
                 .disable_mesh()
@@ -326,7 +329,7 @@ pub fn draw_heatmap(map: &Heatmap, path: &Path) -> Result<(), PlotError> {
                     .filter(|(_, v)| v.is_finite())
                     .map(move |(c, v)| {
                         let t = (v - lo) / (hi - lo);
-                        let (xa, ya) = (xs[c] - h / 2.0, r as f64 + 0.5);
+                        let (xa, ya) = (xs[c] - h / 2.0, map.first_row + r as f64 - 0.5);
                         Rectangle::new([(xa, ya), (xa + h, ya + 1.0)], colormap(t).filled())
                     })
             });
@@ -473,6 +476,7 @@ mod tests {
             y_label: "index".into(),
             values: vec![vec![0.0, 1.0, 2.0], vec![3.0, 4.0, f64::NAN]],
             x_values: vec![1.0, 2.0, 3.0],
+            first_row: 1.0,
         };
         let p = tmp.path().join("h.png");
         draw_heatmap(&map, &p).unwrap();

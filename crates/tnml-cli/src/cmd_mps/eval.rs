@@ -9,6 +9,7 @@ use tnml_mps::{embed_batch, MpsClassifier, Scores, SiteFeatures};
 
 use super::options::{check_image, load_pixels, MpsData};
 use crate::args::SplitArg;
+use crate::confusion::{report, run_dir_of, Confusion};
 
 /// A saved model and the images it runs on (`mps eval`, `mps predict`).
 #[derive(Debug, Args)]
@@ -92,11 +93,9 @@ pub(super) fn eval(args: &EvalArgs) -> Result<()> {
         model.decision().name(),
         y.len() as f64 / secs
     );
-    for l in 0..model.num_labels() {
-        let total = y.iter().filter(|&&t| t == l).count();
-        let right = y.iter().zip(&pred).filter(|(t, p)| **t == l && **p == l).count();
-        println!("  class {l}: {right}/{total} correct");
-    }
+    let split = tnml_data::Split::from(args.on.split).name();
+    let confusion = Confusion::new(model.num_labels(), &y, &pred, split, &args.on.model)?;
+    report(&confusion, &run_dir_of(&args.on.model))?;
     if let Some(path) = &args.compare {
         compare(&model, &pred, path, &feats, &y)?;
     }

@@ -5,12 +5,13 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 
 use super::eval::{evaluate, Evaluated, ModelOnImages};
+use crate::predictions::{f32_bytes, f64_bytes, i64_bytes, report_written, Format};
 use crate::run_dir::atomic_write;
 
 /// Arguments of `tnml mps predict`.
@@ -26,18 +27,8 @@ pub struct PredictArgs {
     pub out: PathBuf,
 }
 
-/// The output formats, from the file's extension.
-enum Format {
-    Csv,
-    Safetensors,
-}
-
 pub(super) fn predict(args: &PredictArgs) -> Result<()> {
-    let format = match args.out.extension().and_then(|e| e.to_str()) {
-        Some("csv") => Format::Csv,
-        Some("safetensors") => Format::Safetensors,
-        _ => bail!("--out {}: give a .csv or a .safetensors file", args.out.display()),
-    };
+    let format = Format::of(&args.out)?;
     let Evaluated {
         model,
         labels,
@@ -55,12 +46,10 @@ pub(super) fn predict(args: &PredictArgs) -> Result<()> {
     let bytes = match format {
         Format::Csv => csv(&labels, &predicted, &f, &scores.log_scale, big_l).into_bytes(),
         Format::Safetensors => {
-            let as_i64 =
-                |v: &[usize]| -> Vec<u8> { v.iter().flat_map(|&x| (x as i64).to_le_bytes()).collect() };
-            let (lab, pred) = (as_i64(&labels), as_i64(&predicted));
-            let scores_bytes: Vec<u8> = f.iter().flat_map(|v| v.to_le_bytes()).collect();
-            let norm: Vec<u8> = scores.values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            let scale: Vec<u8> = scores.log_scale.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let (lab, pred) = (i64_bytes(&labels), i64_bytes(&predicted));
+            let scores_bytes = f64_bytes(&f);
+            let norm = f32_bytes(&scores.values);
+            let scale = f64_bytes(&scores.log_scale);
             let n = labels.len();
             let views = [
                 ("label", TensorView::new(Dtype::I64, vec![n], &lab)?),
@@ -83,15 +72,7 @@ pub(super) fn predict(args: &PredictArgs) -> Result<()> {
         }
     };
     atomic_write(&args.out, &bytes)?;
-    let wrong = labels.iter().zip(&predicted).filter(|(l, p)| l != p).count();
-    println!(
-        "wrote {} predictions to {} (error {:.4}, {} wrong; {})",
-        labels.len(),
-        args.out.display(),
-        wrong as f64 / labels.len().max(1) as f64,
-        wrong,
-        model.decision().name()
-    );
+    report_written(&labels, &predicted, &args.out, model.decision().name());
     Ok(())
 }
 

@@ -144,8 +144,7 @@ pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
         bail!("--uniform-bonds: a bond dimension of 0 has no MPO; give values >= 1");
     }
     let dev = device();
-    let ck = checkpoint::resolve_dir(&args.checkpoint);
-    let (header, dense) = checkpoint::load(&ck, &dev)?;
+    let (header, dense, ck) = super::compress::load_source(args, &dev)?;
     let arch = header.net.arch;
     let started_mpo = header.net.mpo.is_some();
     if matches!(arch, Arch::Vgg16 | Arch::Vgg19) {
@@ -311,7 +310,7 @@ pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
     run.write_json(BOND_CHOICES, &choices)?;
     let header = CheckpointHeader::new(best.config.clone(), None);
     checkpoint::save(&run.path().join("checkpoint"), &header, &best.net, None)?;
-    checkpoint::export_safetensors(&run.path().join("model.safetensors"), &best.net, &best.config)?;
+    tnml_nn::torch_layout::write(&run.path().join("model.safetensors"), &best.net, &best.config)?;
     plot_run(run.path(), &["png"])?;
 
     let mut md = String::new();

@@ -4,15 +4,17 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use burn::tensor::Device;
 use clap::Args;
 use serde::Serialize;
 use tnml_data::Split;
 use tnml_nn::checkpoint::{self, CheckpointHeader};
 use tnml_nn::train::{evaluate, TrainConfig};
-use tnml_nn::{Arch, MpoLayers};
+use tnml_nn::{Arch, MpoLayers, Net, NetConfig, NormKind, WeightInit};
 
 use crate::args::{Seed, Truncation};
+use crate::net::config::ModelArg;
 use crate::net::report::describe;
 use crate::net::{EpochPrinter, NetData};
 use crate::run_dir::RunDir;
@@ -20,10 +22,19 @@ use crate::runtime::device;
 
 /// Arguments of `tnml net compress`.
 #[derive(Debug, Args, Serialize)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["checkpoint", "from_torch"])))]
 pub struct NetCompressArgs {
     /// Checkpoint (or run directory) of a trained dense FC2 or LeNet-5.
     #[arg(long)]
-    pub checkpoint: PathBuf,
+    pub checkpoint: Option<PathBuf>,
+    /// A PyTorch-trained dense model instead: its state_dict saved with
+    /// `safetensors.torch.save_file` in the layout of `tnml net export --format torch`
+    /// (`fc1.weight` `(out, in)`, `fc1.bias`, convolutions `(out, in, kh, kw)`); say which with --model.
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub from_torch: Option<PathBuf>,
+    /// The architecture of --from-torch's state_dict (read from the file's metadata when tnml wrote it).
+    #[arg(long, value_enum, requires = "from_torch")]
+    pub model: Option<ModelArg>,
     /// Truncation of every MPO (the modes are Gao's, or --mpo's).
     #[command(flatten)]
     pub trunc: Truncation,
@@ -65,13 +76,59 @@ pub struct NetCompressArgs {
     pub out: Option<PathBuf>,
 }
 
+/// The model to compress: a tnml checkpoint (`--checkpoint`), or a PyTorch state_dict
+/// (`--from-torch`, architecture from `--model` or the file's metadata) loaded strictly into the
+/// dense model; with the path it came from.
+///
+/// # Errors
+/// A bad checkpoint or file, a state_dict that does not fit the architecture, no architecture.
+pub(super) fn load_source(args: &NetCompressArgs, dev: &Device) -> Result<(CheckpointHeader, Net, PathBuf)> {
+    let Some(file) = &args.from_torch else {
+        let ck = checkpoint::resolve_dir(
+            args.checkpoint
+                .as_deref()
+                .context("--checkpoint or --from-torch is needed")?,
+        );
+        let (header, net) = checkpoint::load(&ck, dev)?;
+        return Ok((header, net, ck));
+    };
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let name = file.display().to_string();
+    let stored = tnml_nn::torch_layout::stored_config(&bytes, &name)?;
+    let config = match (args.model, stored) {
+        (Some(m), stored) => {
+            let arch = Arch::from(m);
+            if let Some(s) = stored.as_ref().filter(|s| s.arch != arch) {
+                bail!(
+                    "--model {m:?}: {name} holds a {:?} (its metadata {})",
+                    s.arch,
+                    tnml_nn::torch_layout::CONFIG_KEY
+                );
+            }
+            NetConfig {
+                arch,
+                mpo: None,
+                norm: NormKind::None,
+                init: WeightInit::He,
+                seed: 0,
+                pairing: None,
+            }
+        }
+        (None, Some(s)) => s,
+        (None, None) => {
+            bail!("--from-torch {name}: say which architecture it is with --model fc2 or --model lenet5")
+        }
+    };
+    let net = tnml_nn::torch_layout::load_state_dict(config.init(dev)?, &bytes, &name)?;
+    Ok((CheckpointHeader::new(config, None), net, file.clone()))
+}
+
 pub(crate) fn compress(args: &NetCompressArgs) -> Result<()> {
     if args.auto {
         return super::auto::compress_auto(args);
     }
     let dev = device();
-    let ck = checkpoint::resolve_dir(&args.checkpoint);
-    let (header, dense) = checkpoint::load(&ck, &dev)?;
+    let (header, dense, ck) = load_source(args, &dev)?;
     let arch = header.net.arch;
     if header.net.mpo.is_some() {
         bail!(
@@ -158,7 +215,7 @@ pub(crate) fn compress(args: &NetCompressArgs) -> Result<()> {
     } else {
         let header = CheckpointHeader::new(cfg.clone(), None);
         checkpoint::save(&run.path().join("checkpoint"), &header, &final_net, None)?;
-        checkpoint::export_safetensors(&run.path().join("model.safetensors"), &final_net, &cfg)?;
+        tnml_nn::torch_layout::write(&run.path().join("model.safetensors"), &final_net, &cfg)?;
     }
     run.write_summary(&summary)?;
     eprintln!("run directory {}", run.path().display());

@@ -1,4 +1,4 @@
-//! `tnml net train | eval | compress`: MPO-Nets (Gao et al. 2020) and their dense baselines.
+//! `tnml net train | eval | predict | export | compress`: MPO-Nets (Gao et al. 2020) and their dense baselines.
 //! Training itself lives in [`crate::net`] (shared with `tnml experiment`).
 
 use std::path::PathBuf;
@@ -7,7 +7,9 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use tnml_data::Split;
 use tnml_nn::checkpoint;
-use tnml_nn::train::evaluate;
+use tnml_nn::train::{evaluate, logits};
+
+use crate::confusion::{report, run_dir_of, Confusion};
 
 use crate::net::report::describe;
 use crate::net::{NetData, NetTrainArgs};
@@ -15,16 +17,24 @@ use crate::runtime::device;
 
 mod auto;
 mod compress;
+mod export;
+mod predict;
 
 pub use compress::NetCompressArgs;
+pub use export::NetExportArgs;
+pub use predict::NetPredictArgs;
 
 /// `tnml net` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum NetCommand {
     /// Train FC2, LeNet-5 or VGG, dense or with MPO layers; checkpoints every epoch.
     Train(NetTrainArgs),
-    /// Test accuracy and loss of a checkpoint.
+    /// Test accuracy, loss and confusion matrix of a checkpoint.
     Eval(NetEvalArgs),
+    /// Per image: label, predicted label, logits and softmax probabilities (CSV or safetensors).
+    Predict(NetPredictArgs),
+    /// The weights as a PyTorch state_dict (safetensors) that loads into the equivalent nn.Sequential.
+    Export(NetExportArgs),
     /// Compress a trained dense model's fully connected layers into MPOs by TT-SVD, report the
     /// accuracy before and after, optionally fine-tune.
     Compress(NetCompressArgs),
@@ -45,6 +55,8 @@ pub fn run(cmd: &NetCommand) -> Result<()> {
     match cmd {
         NetCommand::Train(a) => crate::net::train(a),
         NetCommand::Eval(a) => eval(a),
+        NetCommand::Predict(a) => predict::predict(a),
+        NetCommand::Export(a) => export::export(a),
         NetCommand::Compress(a) => compress::compress(a),
     }
 }
@@ -63,5 +75,8 @@ pub(crate) fn eval(args: &NetEvalArgs) -> Result<()> {
         test.len(),
         loss
     );
-    Ok(())
+    let predicted = predict::argmax_rows(&logits(&net, &test, 1000, &dev));
+    let labels: Vec<usize> = test.labels.iter().map(|&l| l as usize).collect();
+    let confusion = Confusion::new(10, &labels, &predicted, Split::Test.name(), &ck)?;
+    report(&confusion, &run_dir_of(&ck))
 }

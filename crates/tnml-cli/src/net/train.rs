@@ -116,7 +116,7 @@ impl TrainObserver for EpochPrinter<'_> {
         let dir = self.checkpoint_dir();
         checkpoint::save(&dir, &header, net, Some(optim))?;
         self.header = header;
-        checkpoint::export_safetensors(&self.run.path().join("model.safetensors"), net, &self.header.net)?;
+        tnml_nn::torch_layout::write(&self.run.path().join("model.safetensors"), net, &self.header.net)?;
         if let Err(e) = self.run.log_metric(record) {
             self.write_error = Some(e);
         }
