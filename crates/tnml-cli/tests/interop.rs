@@ -176,3 +176,134 @@ fn eval_predict_export_and_import_a_network() {
     let e = failure(tnml().args(["net", "compress", "--max-bond", "8"]));
     assert!(e.contains("--from-torch"), "{e}");
 }
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+#[test]
+fn whole_model_entanglement_of_a_pytorch_state_dict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = fixture("torch_small.safetensors"); // written by make_torch_small.py (PyTorch)
+    let out = tmp.path().join("e");
+    let json = stdout(
+        tnml()
+            .arg("entangle")
+            .arg(&file)
+            .args(["--json", "--modes", "5.weight=4,4,8->2,4,4", "--out"])
+            .arg(&out),
+    );
+    let j: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let weights = j["weights"].as_array().unwrap();
+    let names: Vec<&str> = weights.iter().map(|w| w["layer"].as_str().unwrap()).collect();
+    assert_eq!(names, ["0.weight", "5.weight", "7.weight"]);
+    // the convolution (8, 1, 3, 3) is read as 8 x 9, balanced modes chosen for it
+    assert_eq!(
+        (weights[0]["rows"].as_u64(), weights[0]["cols"].as_u64()),
+        (Some(8), Some(9))
+    );
+    assert_eq!(weights[0]["auto_modes"], true);
+    assert_eq!(weights[1]["in_modes"], serde_json::json!([4, 4, 8]));
+    assert_eq!(weights[1]["auto_modes"], false);
+    for w in weights {
+        let bonds = w["bonds"].as_array().unwrap();
+        assert_eq!(bonds.len(), w["in_modes"].as_array().unwrap().len() - 1);
+        for b in bonds {
+            let (s, bound) = (b["entropy"].as_f64().unwrap(), b["bound"].as_f64().unwrap());
+            assert!(s > 0.0 && s <= bound + 1e-9, "{b}");
+        }
+    }
+    let skipped: Vec<&str> = j["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        skipped.contains(&"1.num_batches_tracked") && skipped.contains(&"7.bias"),
+        "{skipped:?}"
+    );
+    for f in [
+        "weights.json",
+        "entanglement.json",
+        "truncation.csv",
+        "plots/entropy-0.weight.png",
+        "plots/spectra-7.weight.svg",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+
+    let fails = |extra: &[&str]| {
+        failure(
+            tnml()
+                .arg("entangle")
+                .arg(&file)
+                .args(extra)
+                .arg("--out")
+                .arg(tmp.path().join("x")),
+        )
+    };
+    let e = fails(&["--modes", "fc9.weight=2->2"]);
+    assert!(
+        e.contains("no weight \"fc9.weight\"") && e.contains("5.weight"),
+        "{e}"
+    );
+    let e = fails(&["--modes", "5.weight=4,4,4->2,4,4"]);
+    assert!(e.contains("5.weight") && e.contains("32 x 128"), "{e}");
+    let e = fails(&["--modes", "5.weight:4->4"]);
+    assert!(e.contains("NAME=IN->OUT"), "{e}");
+    let e = fails(&["--in-modes", "4,32", "--out-modes", "32"]);
+    assert!(e.contains("name it with --tensor"), "{e}");
+    assert!(!tmp.path().join("x").exists(), "a failed run leaves no directory");
+    // one tensor with its own modes still works as before
+    let one = stdout(
+        tnml()
+            .arg("entangle")
+            .arg(&file)
+            .args([
+                "--tensor",
+                "7.weight",
+                "--in-modes",
+                "4,8",
+                "--out-modes",
+                "2,5",
+                "--out",
+            ])
+            .arg(tmp.path().join("one")),
+    );
+    assert!(
+        one.contains("| 7.weight | (10,32) | 10 x 32 | 4,8 -> 2,5 |"),
+        "{one}"
+    );
+    assert!(!one.contains("5.weight"), "{one}");
+}
+
+#[test]
+fn hostile_tensor_names_stay_inside_the_run_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w: Vec<u8> = (0..64)
+        .flat_map(|i| ((i % 7) as f32 + 0.5).to_le_bytes())
+        .collect();
+    let bytes = safetensors::serialize(
+        [(
+            "../../escape",
+            TensorView::new(Dtype::F32, vec![8, 8], &w).unwrap(),
+        )],
+        None::<HashMap<String, String>>,
+    )
+    .unwrap();
+    let file = tmp.path().join("evil.safetensors");
+    std::fs::write(&file, bytes).unwrap();
+    let run = tmp.path().join("sub/run");
+    tnml()
+        .arg("entangle")
+        .arg(&file)
+        .arg("--out")
+        .arg(&run)
+        .assert()
+        .success();
+    assert!(run.join("plots/entropy-_._.._escape.png").is_file());
+    assert!(!tmp.path().join("escape.png").exists());
+}
