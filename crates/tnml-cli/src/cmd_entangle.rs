@@ -1,8 +1,9 @@
 //! `tnml entangle <model or safetensors>`: entanglement per bond of every MPO layer of a tnml model,
-//! or of any dense matrix (e.g. a PyTorch layer saved as safetensors) viewed as an MPO; truncation
-//! error and compression versus bond dimension; for tnml models, test accuracy after truncation,
-//! with and without retraining.
+//! or of every weight of a state_dict (e.g. a PyTorch model saved with `safetensors.torch`) viewed
+//! as an exact MPO, modes chosen per weight unless given; truncation error and compression versus
+//! bond dimension; for tnml models, test accuracy after truncation, with and without retraining.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -11,14 +12,18 @@ use clap::Args;
 use tnml_core::{Mpo, TruncParams};
 use tnml_data::Split;
 use tnml_nn::checkpoint;
-use tnml_nn::entangle::{mpo_records, truncation_curve, BondRecord, TruncationPoint};
+use tnml_nn::entangle::{
+    mpo_records, truncation_curve, weights_entanglement, BondRecord, Modes, TruncationPoint,
+    WeightEntanglement,
+};
 use tnml_nn::models::Affine;
 use tnml_nn::train::{evaluate, train, Silent, TrainConfig};
+use tnml_nn::weights::Skipped;
 use tnml_nn::{MpoLinear, Net, NetConfig};
 
-use crate::matrix_source::read_safetensors_matrix;
 use crate::net::NetData;
 use crate::run_dir::RunDir;
+use crate::runtime::check_memory;
 use crate::runtime::device;
 
 /// MPO layers by name.
@@ -27,18 +32,27 @@ type NamedMpos = Vec<(String, Mpo)>;
 /// Arguments of `tnml entangle`.
 #[derive(Debug, Args)]
 pub struct EntangleArgs {
-    /// A tnml run or checkpoint directory, or a .safetensors file holding a dense matrix
-    /// (rows = outputs, as PyTorch's Linear.weight).
+    /// A tnml run or checkpoint directory, or a .safetensors file (a state_dict: every weight of
+    /// 2 or more dimensions, rows = outputs as PyTorch's Linear.weight, convolutions
+    /// `(out, in, kh, kw)` read as `out x (in kh kw)`; biases and integer tensors are skipped).
     pub input: PathBuf,
-    /// Tensor name in the safetensors file (default: the only 2-D tensor).
+    /// Only this tensor of the safetensors file.
     #[arg(long)]
     pub tensor: Option<String>,
-    /// Input modes for a dense matrix (multiply to its columns), e.g. 4,7,7,4.
-    #[arg(long, value_delimiter = ',')]
+    /// Input modes of --tensor's matrix (multiply to its columns), e.g. 4,7,7,4.
+    #[arg(long, value_delimiter = ',', requires = "out_modes")]
     pub in_modes: Vec<usize>,
-    /// Output modes for a dense matrix (multiply to its rows), e.g. 4,4,4,4.
-    #[arg(long, value_delimiter = ',')]
+    /// Output modes of --tensor's matrix (multiply to its rows), e.g. 4,4,4,4.
+    #[arg(long, value_delimiter = ',', requires = "in_modes")]
     pub out_modes: Vec<usize>,
+    /// Modes of one weight of a state_dict, `NAME=IN->OUT` (repeatable), e.g.
+    /// `fc1.weight=4,7,7,4->4,4,4,4`; the other weights get balanced modes (up to 4 sites, each
+    /// dimension's prime factors spread evenly).
+    #[arg(long = "modes", value_name = "NAME=IN->OUT")]
+    pub modes: Vec<String>,
+    /// Also print the per-weight entanglement as JSON on stdout (the tables then go to stderr).
+    #[arg(long)]
+    pub json: bool,
     /// Bond dimensions for the truncation table (default 1, 2, 4, 8, ... up to the largest bond).
     #[arg(long = "bond-dims", alias = "bonds", value_delimiter = ',')]
     pub bond_dims: Vec<usize>,
@@ -83,14 +97,20 @@ fn table(recs: &[BondRecord]) -> String {
 /// Runs `tnml entangle`.
 pub fn run(args: &EntangleArgs) -> Result<()> {
     let is_file = args.input.is_file();
+    let mut weights_json = None;
     let (layers, model): (NamedMpos, Option<(NetConfig, Net)>) = if is_file {
-        if args.in_modes.is_empty() || args.out_modes.is_empty() {
-            bail!("a dense matrix needs --in-modes and --out-modes (e.g. --in-modes 4,7,7,4 --out-modes 4,4,4,4)");
-        }
-        let (name, w) = read_safetensors_matrix(&args.input, args.tensor.as_deref())?;
-        let (mpo, _) = Mpo::from_dense(w.as_ref(), &args.in_modes, &args.out_modes, &TruncParams::exact())
-            .with_context(|| format!("tensor {name} ({} x {})", w.nrows(), w.ncols()))?;
-        (vec![(name, mpo)], None)
+        let (entries, skipped) = state_dict_layers(args)?;
+        let layers = entries
+            .iter()
+            .map(|(w, m)| (w.layer.clone(), m.clone()))
+            .collect();
+        let records: Vec<&WeightEntanglement> = entries.iter().map(|(w, _)| w).collect();
+        weights_json = Some(serde_json::json!({
+            "file": args.input.display().to_string(),
+            "weights": records,
+            "skipped": skipped.iter().map(|(n, why)| serde_json::json!({"name": n, "why": why})).collect::<Vec<_>>(),
+        }));
+        (layers, None)
     } else if args.input.is_dir() {
         let dev = device();
         let (header, net) = checkpoint::load(&checkpoint::resolve_dir(&args.input), &dev)?;
@@ -112,7 +132,13 @@ pub fn run(args: &EntangleArgs) -> Result<()> {
             args.input.display()
         );
     };
+    if !args.modes.is_empty() && !is_file {
+        bail!("--modes applies to a safetensors state_dict; a tnml model's MPO layers have their own modes");
+    }
     let run = RunDir::create(args.out.as_deref(), "entangle")?;
+    if let Some(j) = &weights_json {
+        run.write_json("weights.json", j)?;
+    }
     let mut recs = Vec::new();
     let mut curve: Vec<TruncationPoint> = Vec::new();
     for (name, mpo) in &layers {
@@ -149,12 +175,28 @@ pub fn run(args: &EntangleArgs) -> Result<()> {
             p.layer, p.max_bond, p.rel_error, p.params, p.rho
         );
     }
-    print!("{}", table(&recs));
+    let mut out_text = String::new();
+    if let Some(j) = &weights_json {
+        out_text.push_str(&weights_table(j));
+    }
+    out_text.push_str(&table(&recs));
     for p in &curve {
-        println!(
+        let _ = writeln!(
+            out_text,
             "{:<10} D <= {:<4} relative error {:.3e}  params {:>8}  rho {:.4}",
             p.layer, p.max_bond, p.rel_error, p.params, p.rho
         );
+    }
+    match (&weights_json, args.json) {
+        (Some(j), true) => {
+            eprint!("{out_text}");
+            println!("{}", serde_json::to_string_pretty(j)?);
+        }
+        (None, true) => {
+            eprint!("{out_text}");
+            println!("{}", serde_json::to_string_pretty(&recs)?);
+        }
+        _ => print!("{out_text}"),
     }
     if let Some((cfg, net)) = model.filter(|_| args.accuracy || args.retrain_epochs > 0) {
         let acc = accuracy_vs_bond(args, &cfg, &net, &layers)?;
@@ -182,6 +224,119 @@ pub fn run(args: &EntangleArgs) -> Result<()> {
     run.write_summary(&summary)?;
     eprintln!("run directory {}", run.path().display());
     Ok(())
+}
+
+/// How each weight of a state_dict was read, and what was left out.
+fn weights_table(j: &serde_json::Value) -> String {
+    let mut s = String::from(
+        "| weight | shape | matrix | in modes -> out modes | exact bonds |\n|---|---|---|---|---|\n",
+    );
+    let list = |v: &serde_json::Value| {
+        v.as_array()
+            .map(|a| a.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","))
+            .unwrap_or_default()
+    };
+    for w in j["weights"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            s,
+            "| {} | ({}) | {} x {} | {} -> {}{} | {} |",
+            w["layer"].as_str().unwrap_or(""),
+            list(&w["shape"]),
+            w["rows"],
+            w["cols"],
+            list(&w["in_modes"]),
+            list(&w["out_modes"]),
+            if w["auto_modes"].as_bool() == Some(true) {
+                " (auto)"
+            } else {
+                ""
+            },
+            list(&w["bond_dims"]),
+        );
+    }
+    let skipped: Vec<String> = j["skipped"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|k| {
+            format!(
+                "{} ({})",
+                k["name"].as_str().unwrap_or(""),
+                k["why"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    if !skipped.is_empty() {
+        let _ = writeln!(s, "left out: {}", skipped.join(", "));
+    }
+    s.push('\n');
+    s
+}
+
+/// `NAME=IN->OUT` of `--modes`.
+fn parse_modes(text: &str) -> Result<(String, Modes)> {
+    let bad = || anyhow::anyhow!("--modes {text:?}: give NAME=IN->OUT, e.g. fc1.weight=4,7,7,4->4,4,4,4");
+    let (name, spec) = text.rsplit_once('=').ok_or_else(bad)?;
+    let (i, o) = spec.split_once("->").ok_or_else(bad)?;
+    let list = |s: &str| -> Result<Vec<usize>> {
+        s.split(',')
+            .map(|v| v.trim().parse::<usize>().map_err(|_| bad()))
+            .collect()
+    };
+    let (i, o) = (list(i)?, list(o)?);
+    if name.is_empty() || i.contains(&0) || o.contains(&0) {
+        return Err(bad().context("a mode of 0 or an empty name"));
+    }
+    Ok((name.to_string(), (i, o)))
+}
+
+/// The weights of a safetensors file as exact MPOs (all, or `--tensor`), with the tensors left
+/// out and why.
+fn state_dict_layers(args: &EntangleArgs) -> Result<(Vec<(WeightEntanglement, Mpo)>, Skipped)> {
+    let bytes = std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
+    let file = args.input.display().to_string();
+    let (mut weights, skipped) = tnml_nn::weights::weight_matrices(&bytes, &file)?;
+    let mut modes = BTreeMap::new();
+    for m in &args.modes {
+        let (name, v) = parse_modes(m)?;
+        modes.insert(name, v);
+    }
+    if let Some(t) = &args.tensor {
+        let names: Vec<String> = weights.iter().map(|w| w.name.clone()).collect();
+        weights.retain(|w| &w.name == t);
+        if weights.is_empty() {
+            bail!(
+                "{file}: no weight {t:?} of 2 or more dimensions (it has: {})",
+                names.join(", ")
+            );
+        }
+        if !args.in_modes.is_empty() {
+            modes.insert(t.clone(), (args.in_modes.clone(), args.out_modes.clone()));
+        }
+    } else if !args.in_modes.is_empty() {
+        match weights.as_slice() {
+            [only] => {
+                modes.insert(only.name.clone(), (args.in_modes.clone(), args.out_modes.clone()));
+            }
+            _ => bail!(
+                "--in-modes/--out-modes apply to one weight: name it with --tensor, or give --modes NAME=IN->OUT per weight ({} has {})",
+                file,
+                weights.len()
+            ),
+        }
+    }
+    for w in &weights {
+        check_memory(
+            (w.matrix.nrows() as u128) * (w.matrix.ncols() as u128) * 8 * 6,
+            &format!(
+                "{} ({}x{}) and its decompositions",
+                w.name,
+                w.matrix.nrows(),
+                w.matrix.ncols()
+            ),
+        )?;
+    }
+    Ok((weights_entanglement(&weights, &modes)?, skipped))
 }
 
 /// Test accuracy with every MPO layer truncated to each bond, and after retraining.

@@ -150,6 +150,13 @@ pub fn plot_run(run: &Path, formats: &[&str]) -> Result<Vec<PathBuf>> {
                     ent.display()
                 );
             }
+            let safe = safe_stem(layer);
+            if rs.iter().all(|r| r.epoch == rs[0].epoch) {
+                // one point in time (tnml entangle): entropy and spectra against the bond
+                save_lines(&entropy_per_bond(layer, rs), &format!("entropy-{safe}"))?;
+                save_lines(&spectra_per_bond(layer, rs), &format!("spectra-{safe}"))?;
+                continue;
+            }
             let last_epoch = rs.iter().map(|r| r.epoch).max().unwrap_or(0) as f64;
             let mut s = Vec::new();
             for b in 1..=nb {
@@ -191,7 +198,7 @@ pub fn plot_run(run: &Path, formats: &[&str]) -> Result<Vec<PathBuf>> {
                     series: s,
                     log_y: false,
                 },
-                &format!("entropy-{layer}"),
+                &format!("entropy-{safe}"),
             )?;
             for b in 1..=nb {
                 let at: Vec<&&BondRecord> = rs.iter().filter(|r| r.bond == b).collect();
@@ -207,7 +214,7 @@ pub fn plot_run(run: &Path, formats: &[&str]) -> Result<Vec<PathBuf>> {
                     })
                     .collect();
                 for f in formats {
-                    let p = out.join(format!("spectrum-{layer}-bond{b}.{f}"));
+                    let p = out.join(format!("spectrum-{safe}-bond{b}.{f}"));
                     draw_heatmap(
                         &Heatmap {
                             title: format!("entanglement spectrum of {layer}, bond {b}: log10 s^2"),
@@ -371,8 +378,22 @@ fn bond_choice_chart(l: &BondChoiceRecord) -> (String, LineChart) {
     if let Some(u) = &l.uniform {
         lines.push(series("ln D uniform", pts(&ln(u)), 2, true));
     }
-    let safe: String = l
-        .layer
+    (
+        format!("bonds-{}", safe_stem(&l.layer)),
+        LineChart {
+            title: format!("{}: entropy and bonds chosen", l.layer),
+            x_label: "bond".into(),
+            y_label: "nats".into(),
+            series: lines,
+            log_y: false,
+        },
+    )
+}
+
+/// A layer or tensor name as part of a file name: letters, digits, `.` and `-` kept, anything
+/// else (a `/`, a space) replaced by `_`, never starting with `.`.
+fn safe_stem(name: &str) -> String {
+    let s: String = name
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
@@ -382,14 +403,58 @@ fn bond_choice_chart(l: &BondChoiceRecord) -> (String, LineChart) {
             }
         })
         .collect();
-    (
-        format!("bonds-{safe}"),
-        LineChart {
-            title: format!("{}: entropy and bonds chosen", l.layer),
-            x_label: "bond".into(),
-            y_label: "nats".into(),
-            series: lines,
-            log_y: false,
-        },
-    )
+    match s.strip_prefix('.') {
+        Some(rest) => format!("_{rest}"),
+        None => s,
+    }
+}
+
+/// Entropy per bond of one layer at one time, with the bound `ln min(cut)` dashed.
+fn entropy_per_bond(layer: &str, rs: &[&BondRecord]) -> LineChart {
+    let pts = |f: &dyn Fn(&BondRecord) -> f64| rs.iter().map(|r| (r.bond as f64, f(r))).collect::<Vec<_>>();
+    LineChart {
+        title: format!("entanglement entropy of {layer}"),
+        x_label: "bond".into(),
+        y_label: "S (nats)".into(),
+        series: vec![
+            series("entropy S", pts(&|r| r.entropy), 0, false),
+            series("Renyi-2", pts(&|r| r.renyi2), 1, false),
+            series("bound ln(min cut)", pts(&|r| r.bound), 7, true),
+        ],
+        log_y: false,
+    }
+}
+
+/// Schmidt spectra `s^2` of one layer, one line per bond, on a log axis.
+fn spectra_per_bond(layer: &str, rs: &[&BondRecord]) -> LineChart {
+    LineChart {
+        title: format!("entanglement spectra of {layer}"),
+        x_label: "Schmidt index".into(),
+        y_label: "s^2".into(),
+        series: rs
+            .iter()
+            .map(|r| {
+                let pts = r
+                    .spectrum
+                    .iter()
+                    .enumerate()
+                    .map(|(k, s)| ((k + 1) as f64, s * s))
+                    .collect();
+                series(&format!("bond {}", r.bond), pts, r.bond - 1, false)
+            })
+            .collect(),
+        log_y: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_stem;
+
+    #[test]
+    fn file_names_from_layer_names_stay_in_the_directory() {
+        assert_eq!(safe_stem("fc1.weight"), "fc1.weight");
+        assert_eq!(safe_stem("../../etc/passwd"), "_._.._etc_passwd");
+        assert_eq!(safe_stem("a b/c"), "a_b_c");
+    }
 }

@@ -618,7 +618,7 @@ fn absurd_sizes_are_refused_before_allocating() {
                 "--out-modes",
                 "4,4",
             ],
-            "an empty matrix has no MPO",
+            "holds no weight of 2 or more dimensions in F32 or F64 (left out: w: shape [0, 1000000000000000000] (empty))",
         ),
         (
             vec![
