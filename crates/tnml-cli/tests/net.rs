@@ -124,10 +124,10 @@ fn gao_preset_reports_the_papers_ratio() {
         .stderr(contains("rho = 2860 / 58920 = 0.0485"));
 }
 
-#[test]
-fn vgg_trains_a_few_steps_on_cifar_format_data() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("cifar-10-batches-bin");
+/// CIFAR-10 binary batches under `root/cifar-10-batches-bin`: 8 training and 4 test images of
+/// a fixed pattern (the real data cannot be downloaded here).
+fn write_cifar_format(root: &Path) {
+    let dir = root.join("cifar-10-batches-bin");
     std::fs::create_dir(&dir).unwrap();
     let mut rec = vec![0u8; 8 * 3073];
     for (i, r) in rec.chunks_mut(3073).enumerate() {
@@ -136,16 +136,39 @@ fn vgg_trains_a_few_steps_on_cifar_format_data() {
             *v = ((i * 37 + j * 11) % 251) as u8;
         }
     }
-    for name in [
-        "data_batch_1.bin",
-        "data_batch_2.bin",
-        "data_batch_3.bin",
-        "data_batch_4.bin",
-        "data_batch_5.bin",
-    ] {
-        std::fs::write(dir.join(name), &rec).unwrap();
+    for k in 1..=5 {
+        std::fs::write(dir.join(format!("data_batch_{k}.bin")), &rec).unwrap();
     }
     std::fs::write(dir.join("test_batch.bin"), &rec[..4 * 3073]).unwrap();
+}
+
+#[test]
+fn resnet_and_densenet_train_on_cifar_format_data_and_padded_mnist() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_cifar_format(tmp.path());
+    for (model, rho) in [("resnet", "rho = 276 / 2560"), ("densenet40", "rho = 576 / 4480")] {
+        for cifar in [true, false] {
+            let mut cmd = tnml();
+            cmd.args(["net", "train", "--model", model, "--mpo", "gao", "--epochs", "1"])
+                .args(["--batch-size", "4", "--train-limit", "8", "--test-limit", "4"]);
+            if cifar {
+                cmd.args(["--dataset", "cifar10", "--data-dir"]).arg(tmp.path());
+            }
+            let run = tmp.path().join(format!("{model}-{cifar}"));
+            cmd.arg("--out")
+                .arg(&run)
+                .assert()
+                .success()
+                .stderr(contains(rho).and(contains("epoch   1")));
+            assert!(run.join("model.safetensors").is_file());
+        }
+    }
+}
+
+#[test]
+fn vgg_trains_a_few_steps_on_cifar_format_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_cifar_format(tmp.path());
     tnml()
         .args([
             "net",
@@ -205,17 +228,21 @@ fn bad_input_names_the_numbers() {
         .assert()
         .failure()
         .stderr(contains("is 0"));
+    // colour images into a grey-image model (grey MNIST into the CIFAR-10 networks is padded
+    // and repeated into 3 channels instead)
+    write_cifar_format(tmp.path());
     tnml()
         .args([
             "net",
             "train",
             "--model",
-            "vgg16",
-            "--epochs",
-            "1",
-            "--train-limit",
-            "10",
+            "fc2",
+            "--dataset",
+            "cifar10",
+            "--data-dir",
         ])
+        .arg(tmp.path())
+        .args(["--epochs", "1", "--train-limit", "8"])
         .arg("--out")
         .arg(tmp.path().join("v"))
         .assert()

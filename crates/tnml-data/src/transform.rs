@@ -114,6 +114,30 @@ impl Images {
         })
     }
 
+    /// One-channel images repeated into `channels` equal channels (grey as RGB).
+    ///
+    /// # Errors
+    /// Images that already have several channels.
+    pub fn repeat_channels(&self, channels: usize) -> Result<Self> {
+        if self.channels != 1 {
+            return Err(DataError::Invalid(format!(
+                "only one-channel images can be repeated into {channels} channels, these have {}",
+                self.channels
+            )));
+        }
+        let plane = self.height * self.width;
+        let data = self
+            .data
+            .chunks_exact(plane)
+            .flat_map(|p| std::iter::repeat_n(p, channels).flatten().copied())
+            .collect();
+        Ok(Self {
+            data,
+            channels,
+            ..*self
+        })
+    }
+
     /// Mean and standard deviation of each channel over all images.
     pub fn channel_stats(&self) -> (Vec<f32>, Vec<f32>) {
         let plane = self.height * self.width;
@@ -247,6 +271,14 @@ mod tests {
             &[0., 0., 0., 0., 0., 4., 5., 0., 0., 6., 7., 0., 0., 0., 0., 0.]
         );
         assert!(ramp(1, 1, 2, 2).pad_to(1, 4).is_err());
+    }
+
+    #[test]
+    fn repeating_channels_copies_each_grey_image() {
+        let im = ramp(2, 1, 1, 2).repeat_channels(3).unwrap();
+        assert_eq!((im.len, im.channels), (2, 3));
+        assert_eq!(im.image(1), &[2., 3., 2., 3., 2., 3.]);
+        assert!(ramp(1, 3, 2, 2).repeat_channels(3).is_err());
     }
 
     #[test]

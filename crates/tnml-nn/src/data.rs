@@ -1,5 +1,6 @@
-//! Data as the networks want it: a split loaded, optionally subset, zero-padded to 32x32 for the
-//! talk model, normalized per channel for CIFAR-10, and checked against the architecture's input
+//! Data as the networks want it: a split loaded, optionally subset, normalized per channel for
+//! CIFAR-10, MNIST zero-padded to 32x32 for the talk model (and repeated into 3 channels for the
+//! CIFAR-10 networks), and checked against the architecture's input
 //! shape. The CLI's `net` and `entangle` commands load data through [`load_split`] only.
 
 use std::path::Path;
@@ -57,12 +58,17 @@ pub fn load_split(
         });
     }
     let mut images = Images::from_set(&set);
-    let [c, h, w] = arch.input_shape();
-    if (c, h, w) == (1, 32, 32) && images.channels == 1 && (images.height, images.width) == (28, 28) {
-        images = images.pad_to(32, 32)?; // the talk model: MNIST zero-padded to 32x32
-    }
     if images.channels == 3 {
         images.normalize(&CIFAR10_MEAN, &CIFAR10_STD)?;
+    }
+    let [c, h, w] = arch.input_shape();
+    if (h, w) == (32, 32) && images.channels == 1 && (images.height, images.width) == (28, 28) {
+        // MNIST zero-padded to 32x32 (the talk model), and as three equal channels for the
+        // CIFAR-10 networks (VGG, ResNet, DenseNet)
+        images = images.pad_to(32, 32)?;
+        if c == 3 {
+            images = images.repeat_channels(3)?;
+        }
     }
     let li = LabeledImages {
         images,
@@ -71,7 +77,7 @@ pub fn load_split(
     li.check(arch.input_shape(), 10).map_err(|e| NnError::Option {
         option: "--dataset",
         reason: format!(
-            "{} does not fit {arch:?} (use mnist for fc2/lenet5, cifar10 for vgg): {e}",
+            "{} does not fit {arch:?} (fc2 and lenet5 take 28x28 grey images: mnist, fashion-mnist): {e}",
             dataset.display_name()
         ),
     })?;

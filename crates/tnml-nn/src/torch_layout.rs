@@ -193,7 +193,7 @@ pub fn input_description(arch: Arch) -> String {
     let prep = match arch {
         Arch::Fc2 | Arch::Lenet5 => "MNIST-style 28x28 grey images, pixel / 255",
         Arch::Talk => "28x28 grey images, pixel / 255, zero-padded to 32x32 (2 pixels each side)",
-        Arch::Vgg16 | Arch::Vgg19 => {
+        Arch::Vgg16 | Arch::Vgg19 | Arch::Resnet20 | Arch::Resnet56 | Arch::Densenet40 => {
             "CIFAR-10 32x32 RGB, pixel / 255, then (x - mean) / std per channel with mean (0.4914, 0.4822, 0.4465), std (0.2470, 0.2435, 0.2616)"
         }
     };

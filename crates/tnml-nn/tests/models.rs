@@ -55,6 +55,19 @@ fn gao_presets_reproduce_the_papers_ratios() {
     assert_eq!((r.total.mpo_params, r.total.dense_params), (2_860, 58_920));
     let r = config(Arch::Vgg16, true, None).compression().unwrap();
     assert_eq!((r.total.mpo_params, r.total.dense_params), (10_944, 23_633_920));
+    // ResNet and DenseNet (Gao et al.'s Table 5 shapes): rho over the replaced layers
+    let r = config(Arch::Resnet20, true, None).compression().unwrap();
+    assert_eq!((r.total.mpo_params, r.total.dense_params), (276, 2_560));
+    assert!((r.total.ratio() - 0.108).abs() < 1e-3);
+    let r = config(Arch::Resnet56, true, None).compression().unwrap();
+    assert_eq!(r.layers[0].params.mpo_params, 16 + 6 * 256 + 16);
+    assert_eq!(
+        (r.total.mpo_params, r.total.dense_params),
+        (2 * 1_568 + 276, 2 * 589_824 + 2_560)
+    );
+    let r = config(Arch::Densenet40, true, None).compression().unwrap();
+    assert_eq!((r.total.mpo_params, r.total.dense_params), (576, 4_480));
+    assert!((r.total.ratio() - 0.129).abs() < 1e-3);
     // the built model has exactly those MPO parameters
     let net = config(Arch::Lenet5, true, None).init(&Device::flex()).unwrap();
     let n: usize = net.mpo_layers().iter().map(|(_, l)| l.num_params()).sum();
@@ -100,6 +113,41 @@ fn every_architecture_runs_forward_and_backward() {
             );
         }
     }
+}
+
+#[test]
+fn resnet_and_densenet_run_and_every_mpo_core_gets_a_gradient() {
+    let dev = Device::flex().autodiff();
+    for arch in [Arch::Resnet20, Arch::Resnet56, Arch::Densenet40] {
+        let net = config(arch, true, None).init(&dev).unwrap();
+        let x = Tensor::<4>::from_data(
+            TensorData::new(
+                tnml_nn::init::Normal::new(5).vec(2 * 3 * 32 * 32, 1.0),
+                [2, 3, 32, 32],
+            ),
+            &dev,
+        );
+        let y = net.forward(x);
+        assert_eq!(y.dims(), [2, 10], "{arch:?}");
+        let grads = y.sum().backward();
+        let names: Vec<String> = net.mpo_layers().into_iter().map(|(n, _)| n).collect();
+        let replaced: Vec<&str> = arch.replaceable().iter().map(|l| l.0).collect();
+        assert_eq!(names, replaced, "{arch:?}");
+        for (name, layer) in net.mpo_layers() {
+            for (k, core) in layer.cores.iter().enumerate() {
+                let g = core.val().grad(&grads).expect("gradient reaches the MPO cores");
+                let g = g.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+                assert!(
+                    g.iter().any(|v| *v != 0.0) && g.iter().all(|v| v.is_finite()),
+                    "{arch:?} {name} core {k}"
+                );
+            }
+        }
+    }
+    // the dense DenseNet-40: about 1.0 million parameters (Huang et al.), 448 features
+    let dense = config(Arch::Densenet40, false, None).init(&dev).unwrap();
+    let fc = dense.affine("fc").unwrap().num_params();
+    assert_eq!(fc, 448 * 10);
 }
 
 #[test]

@@ -147,9 +147,9 @@ pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
     let (header, dense, ck) = super::compress::load_source(args, &dev)?;
     let arch = header.net.arch;
     let started_mpo = header.net.mpo.is_some();
-    if matches!(arch, Arch::Vgg16 | Arch::Vgg19) {
+    if matches!(arch, Arch::Vgg16 | Arch::Vgg19 | Arch::Resnet56) {
         bail!(
-            "compress handles FC2 and LeNet-5 (VGG's replaced conv5 layers are convolutions, not matrices)"
+            "compress handles models whose replaced layers are all fully connected (FC2, LeNet-5, the talk model, ResNet-20, DenseNet-40); {arch:?}'s replaced layers include convolutions"
         );
     }
     // a dense model gets Gao's modes (or --mpo's); an MPO model starts from its own cores

@@ -136,9 +136,9 @@ pub(crate) fn compress(args: &NetCompressArgs) -> Result<()> {
             ck.display()
         );
     }
-    if matches!(arch, Arch::Vgg16 | Arch::Vgg19) {
+    if matches!(arch, Arch::Vgg16 | Arch::Vgg19 | Arch::Resnet56) {
         bail!(
-            "compress handles FC2 and LeNet-5 (VGG's replaced conv5 layers are convolutions, not matrices)"
+            "compress handles models whose replaced layers are all fully connected (FC2, LeNet-5, the talk model, ResNet-20, DenseNet-40); {arch:?}'s replaced layers include convolutions"
         );
     }
     let params = args.trunc.params()?;

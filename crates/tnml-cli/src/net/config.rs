@@ -31,6 +31,14 @@ pub enum ModelArg {
     /// The seed talk's model: MPO 1024 -> 1024 (default (4,4,4,4,4), bond 12), ReLU, dense
     /// 1024 -> 10, on MNIST zero-padded to 32x32.
     Talk,
+    /// Wide ResNet-20 (k = 4: 64/128/256 channels, 3 basic blocks per stage; CIFAR-10, or
+    /// MNIST padded to 32x32 as 3 channels); Gao's MPO replaces the classifier 256 -> 10.
+    Resnet,
+    /// Wide ResNet-56 (k = 4, 9 blocks per stage); Gao's MPOs also replace the last unit's two
+    /// convolutions (whole 256x8x8 maps).
+    Resnet56,
+    /// DenseNet-40 (growth 12, 3 blocks of 12 layers); Gao's MPO replaces the classifier 448 -> 10.
+    Densenet40,
 }
 
 impl From<ModelArg> for Arch {
@@ -41,6 +49,9 @@ impl From<ModelArg> for Arch {
             ModelArg::Vgg16 => Arch::Vgg16,
             ModelArg::Vgg19 => Arch::Vgg19,
             ModelArg::Talk => Arch::Talk,
+            ModelArg::Resnet => Arch::Resnet20,
+            ModelArg::Resnet56 => Arch::Resnet56,
+            ModelArg::Densenet40 => Arch::Densenet40,
         }
     }
 }

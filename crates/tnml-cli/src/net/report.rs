@@ -18,12 +18,12 @@ pub fn describe(net: &Net, cfg: &NetConfig) -> (String, Option<CompressionReport
     let tensors = checkpoint::named_tensors(net);
     let total: usize = tensors.values().map(|(s, _)| s.iter().product::<usize>()).sum();
     let _ = writeln!(text, "model {:?}: {} parameters in all", cfg.arch, total);
-    // per layer: the second path component (`Lenet5.conv1.weight` -> conv1, `Vgg.features.3...` -> features.3)
+    // per layer: the second path component (`Lenet5.conv1.weight` -> conv1, `Vgg.features.3...` -> features.3, ResNet's `blocks.K`)
     let mut per_layer: Vec<(String, usize)> = Vec::new();
     for (name, (shape, _)) in &tensors {
         let parts: Vec<&str> = name.split('.').collect();
         let layer = match parts.as_slice() {
-            [_, "features", i, ..] => format!("features.{i}"),
+            [_, group @ ("features" | "blocks"), i, ..] => format!("{group}.{i}"),
             [_, l, ..] => l.to_string(),
             _ => name.clone(),
         };

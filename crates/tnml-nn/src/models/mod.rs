@@ -5,10 +5,15 @@
 //! | FC2 | fc1 784x256, fc2 256x10 (203,264) | `M^{4,4,4,4}_{4,7,7,4}(D)`, `M^{1,1,10,1}_{4,4,4,4}(4)` |
 //! | LeNet-5 | fc3 400x120, fc4 120x84, fc5 84x10 (58,920) | `(4)`, `(4)`, `(2)` below |
 //! | VGG-16/19 | two 3x3x512x512 conv5 layers, fc6, fc7, fc8 (23,633,920) | `(4)` everywhere |
+//! | wide ResNet-20 (k = 4) | fc 256x10 (2,560) | `M^{1,5,2,1}_{4,4,4,4}(3)`: 276, rho 0.108 |
+//! | wide ResNet-56 (k = 4) | the last unit's two 3x3x256x256 convs, fc (1,182,208) | `2 x M^{2,4,4,4,4,4,4,2}_{2,4,4,4,4,4,4,2}(4)`, fc as above |
+//! | DenseNet-40 (growth 12) | fc 448x10 (4,480) | `M^{1,5,2,1}_{4,4,7,4}(4)`: 576, rho 0.129 |
 
+pub mod densenet;
 mod fc2;
 pub mod layers;
 mod lenet5;
+pub mod resnet;
 pub mod talk;
 pub mod vgg;
 
@@ -16,9 +21,11 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+pub use densenet::DenseNet;
 pub use fc2::Fc2;
 pub use layers::{Affine, NormKind};
 pub use lenet5::LeNet5;
+pub use resnet::ResNet;
 pub use talk::Talk;
 pub use vgg::Vgg;
 
@@ -42,6 +49,12 @@ pub enum Arch {
     Vgg19,
     /// The seed talk's model: MPO 1024 -> 1024, ReLU, dense 1024 -> 10 on 32x32-padded MNIST.
     Talk,
+    /// Wide ResNet-20, k = 4 (CIFAR-10).
+    Resnet20,
+    /// Wide ResNet-56, k = 4 (CIFAR-10).
+    Resnet56,
+    /// DenseNet-40, growth 12 (CIFAR-10).
+    Densenet40,
 }
 
 impl Arch {
@@ -49,7 +62,7 @@ impl Arch {
     pub fn input_shape(&self) -> [usize; 3] {
         match self {
             Arch::Fc2 | Arch::Lenet5 => [1, 28, 28],
-            Arch::Vgg16 | Arch::Vgg19 => [3, 32, 32],
+            Arch::Vgg16 | Arch::Vgg19 | Arch::Resnet20 | Arch::Resnet56 | Arch::Densenet40 => [3, 32, 32],
             Arch::Talk => [1, 32, 32],
         }
     }
@@ -60,6 +73,13 @@ impl Arch {
         match self {
             Arch::Fc2 => vec![("fc1", 784, 256, 784 * 256), ("fc2", 256, 10, 2560)],
             Arch::Talk => vec![("hidden", 1024, 1024, 1024 * 1024)],
+            Arch::Resnet20 => vec![("fc", 256, 10, 2560)],
+            Arch::Resnet56 => vec![
+                ("unit_conv1", 16_384, 16_384, 9 * 256 * 256),
+                ("unit_conv2", 16_384, 16_384, 9 * 256 * 256),
+                ("fc", 256, 10, 2560),
+            ],
+            Arch::Densenet40 => vec![("fc", 448, 10, 4480)],
             Arch::Lenet5 => vec![
                 ("fc3", 400, 120, 48_000),
                 ("fc4", 120, 84, 10_080),
@@ -96,6 +116,16 @@ impl Arch {
                 m(&[4, 4, 4, 4], &[1, 1, 10, 1], 4)?,
             ]),
             Arch::Talk => Ok(vec![m(&[4, 4, 4, 4, 4], &[4, 4, 4, 4, 4], or(12))?]),
+            Arch::Resnet20 => Ok(vec![m(&[4, 4, 4, 4], &[1, 5, 2, 1], or(3))?]),
+            Arch::Resnet56 => {
+                let unit = [2, 4, 4, 4, 4, 4, 4, 2];
+                Ok(vec![
+                    m(&unit, &unit, or(4))?,
+                    m(&unit, &unit, or(4))?,
+                    m(&[4, 4, 4, 4], &[1, 5, 2, 1], or(3))?,
+                ])
+            }
+            Arch::Densenet40 => Ok(vec![m(&[4, 4, 7, 4], &[1, 5, 2, 1], or(4))?]),
             Arch::Lenet5 => Ok(vec![
                 m(&[2, 10, 10, 2], &[2, 5, 6, 2], or(4))?,
                 m(&[2, 5, 6, 2], &[2, 3, 7, 2], or(4))?,
@@ -171,6 +201,9 @@ impl NetConfig {
             Arch::Vgg16 => Net::Vgg(Vgg::new(self, 16, device)?),
             Arch::Vgg19 => Net::Vgg(Vgg::new(self, 19, device)?),
             Arch::Talk => Net::Talk(Talk::new(self, device)?),
+            Arch::Resnet20 => Net::Resnet(ResNet::new(self, 3, device)?),
+            Arch::Resnet56 => Net::Resnet(ResNet::new(self, 9, device)?),
+            Arch::Densenet40 => Net::Densenet(DenseNet::new(self, device)?),
         })
     }
 
@@ -258,6 +291,10 @@ pub enum Net {
     Vgg(Vgg),
     /// The seed talk's model.
     Talk(Talk),
+    /// Wide ResNet-20 or -56.
+    Resnet(ResNet),
+    /// DenseNet-40.
+    Densenet(DenseNet),
 }
 
 impl Net {
@@ -268,6 +305,8 @@ impl Net {
             Net::Lenet5(m) => m.forward(x),
             Net::Vgg(m) => m.forward(x),
             Net::Talk(m) => m.forward(x),
+            Net::Resnet(m) => m.forward(x),
+            Net::Densenet(m) => m.forward(x),
         }
     }
 
@@ -283,6 +322,8 @@ impl Net {
             (Net::Vgg(m), "fc7") => Some(&m.fc7),
             (Net::Vgg(m), "fc8") => Some(&m.fc8),
             (Net::Talk(m), "hidden") => Some(&m.hidden),
+            (Net::Resnet(m), "fc") => Some(&m.fc),
+            (Net::Densenet(m), "fc") => Some(&m.fc),
             _ => None,
         }
     }
@@ -299,6 +340,8 @@ impl Net {
             (Net::Vgg(m), "fc7") => Some(&mut m.fc7),
             (Net::Vgg(m), "fc8") => Some(&mut m.fc8),
             (Net::Talk(m), "hidden") => Some(&mut m.hidden),
+            (Net::Resnet(m), "fc") => Some(&mut m.fc),
+            (Net::Densenet(m), "fc") => Some(&mut m.fc),
             _ => None,
         }
     }
@@ -326,6 +369,11 @@ impl Net {
                 vec![("fc6", &m.fc6), ("fc7", &m.fc7), ("fc8", &m.fc8)]
             }
             Net::Talk(m) => vec![("hidden", &m.hidden)],
+            Net::Resnet(m) => {
+                out.extend(m.unit_mpos());
+                vec![("fc", &m.fc)]
+            }
+            Net::Densenet(m) => vec![("fc", &m.fc)],
         };
         for (name, a) in affines {
             if let Some(m) = a.as_mpo() {
