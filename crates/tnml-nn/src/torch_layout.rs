@@ -5,7 +5,7 @@
 //! |---|---|
 //! | dense layer: `Linear` weight `[in, out]`, bias `[out]` | `fc1.weight` `(out, in)`, `fc1.bias` |
 //! | convolution weight `[out, in, kh, kw]`, bias | `conv1.weight` `(out, in, kh, kw)`, `conv1.bias` (same) |
-//! | MPO layer: cores `[left, in_k, out_k, right]`, bias | `fc1.cores.K` (same), `fc1.bias`, and `fc1.weight` `(out, in)`, the dense `W` the cores multiply to (written, ignored on reading) |
+//! | MPO layer: cores `[left, in_k, out_k, right]`, bias | `fc1.cores.K` (same), `fc1.bias`, and `fc1.weight` `(out, in)`, the dense `W` the cores multiply to (written up to [`DENSE_EXPORT_LIMIT`] entries, ignored on reading) |
 //! | LayerNorm `gamma`, `beta` | `norm1.weight`, `norm1.bias` |
 //! | BatchNorm `gamma`, `beta`, running mean and variance | `bn.weight`, `bn.bias`, `bn.running_mean`, `bn.running_var` |
 //!
@@ -28,6 +28,10 @@ use tnml_core::Mpo;
 use crate::checkpoint::atomic_write;
 use crate::error::{NnError, Result};
 use crate::models::{Arch, Net, NetConfig};
+
+/// The largest MPO layer (entries of `W`) whose dense weight is written next to its cores:
+/// 2^25 (128 MB as f32; VGG's 4096 x 4096 fc7 is 2^24). Larger layers are written as cores only.
+pub const DENSE_EXPORT_LIMIT: usize = 1 << 25;
 
 /// Metadata key holding the model configuration (JSON) in files tnml writes.
 pub const CONFIG_KEY: &str = "tnml.net";
@@ -149,7 +153,8 @@ fn mpo_groups(tensors: &[StateTensor]) -> BTreeMap<String, Vec<&StateTensor>> {
 }
 
 /// The model's `state_dict` in PyTorch's layout (see the module docs), sorted by name; MPO
-/// layers also get `weight`, their dense reconstruction `(out, in)`.
+/// layers also get `weight`, their dense reconstruction `(out, in)`, up to
+/// [`DENSE_EXPORT_LIMIT`] entries.
 ///
 /// # Errors
 /// An MPO layer whose cores do not chain (not produced by tnml) or too large to rebuild densely.
@@ -163,6 +168,11 @@ pub fn state_dict(net: &Net) -> Result<Vec<StateTensor>> {
     let mut out = c.out;
     let mut dense = Vec::new();
     for (prefix, cores) in mpo_groups(&out) {
+        let rows: usize = cores.iter().map(|t| t.shape[2]).product();
+        let cols: usize = cores.iter().map(|t| t.shape[1]).product();
+        if rows.saturating_mul(cols) > DENSE_EXPORT_LIMIT {
+            continue; // e.g. ResNet-56's whole-map MPOs (16384 x 16384): the cores only
+        }
         let mpo = Mpo::from_cores(
             cores
                 .iter()

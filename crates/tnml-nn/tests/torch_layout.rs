@@ -241,3 +241,40 @@ fn reading_is_strict_and_names_every_problem() {
     assert!(e.contains("fc2.weight holds 1 non-finite values"), "{e}");
     assert!(err(b"not a safetensors file").contains("not a valid safetensors file"));
 }
+
+#[test]
+fn resnet56_round_trips_with_its_whole_map_mpos_as_cores_only() {
+    let dev = Device::flex();
+    let cfg = config(Arch::Resnet56, true, NormKind::None, 4);
+    let net = cfg.init(&dev).unwrap();
+    let sd = state_dict(&net).unwrap();
+    let names: Vec<&str> = sd.iter().map(|t| t.name.as_str()).collect();
+    assert!(names.contains(&"blocks.26.conv1.cores.7"), "{names:?}");
+    assert!(
+        !names.contains(&"blocks.26.conv1.weight"),
+        "16384 x 16384 is not rebuilt"
+    );
+    assert!(names.contains(&"fc.weight") && names.contains(&"blocks.0.bn1.running_var"));
+    assert_eq!(find(&sd, "blocks.9.shortcut.conv.weight").shape, [128, 64, 1, 1]);
+    let bytes = to_safetensors(&net, &cfg, Path::new("r.safetensors")).unwrap();
+    let other = config(Arch::Resnet56, true, NormKind::None, 8)
+        .init(&dev)
+        .unwrap();
+    let loaded = load_state_dict(other, &bytes, "r").unwrap();
+    let x = Tensor::<4>::from_data(
+        TensorData::new(
+            tnml_nn::init::Normal::new(1).vec(3 * 32 * 32, 1.0),
+            [1, 3, 32, 32],
+        ),
+        &dev,
+    );
+    let f = |n: &Net| {
+        n.valid()
+            .forward(x.clone())
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    assert_eq!(f(&loaded), f(&net));
+}
