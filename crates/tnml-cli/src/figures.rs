@@ -99,7 +99,18 @@ pub fn plot_run(run: &Path, formats: &[&str]) -> Result<Vec<PathBuf>> {
                         1,
                         false,
                     ),
-                ],
+                    series(
+                        "validation",
+                        recs.iter()
+                            .filter_map(|r| r.validation_acc.map(|a| (e(r), 100.0 * a)))
+                            .collect(),
+                        2,
+                        false,
+                    ),
+                ]
+                .into_iter()
+                .filter(|s| !s.points.is_empty())
+                .collect(),
                 log_y: false,
             },
             "accuracy",

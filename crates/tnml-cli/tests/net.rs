@@ -721,3 +721,43 @@ fn a_failed_checkpoint_write_names_the_last_good_epoch() {
         .collect();
     assert_eq!(names.len(), 3, "{names:?}");
 }
+
+#[test]
+fn a_validation_split_is_held_out_reported_and_kept_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("v");
+    small_fc2_train()
+        .args(["--epochs", "1", "--validation", "100", "--out"])
+        .arg(&run)
+        .assert()
+        .success()
+        .stderr(contains("training on 200 images").and(contains("validation accuracy")));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["validation_samples"], 100);
+    tnml()
+        .args(["net", "train", "--epochs", "2", "--resume"])
+        .arg(&run)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let recs: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(recs.len(), 2);
+    for r in &recs {
+        let acc = r["validation_acc"].as_f64().unwrap();
+        // an accuracy over 100 images is a multiple of 1%
+        assert!(
+            (acc * 100.0 - (acc * 100.0).round()).abs() < 1e-9 && acc > 0.0,
+            "{r}"
+        );
+    }
+    assert!(std::fs::read_to_string(run.join("summary.md"))
+        .unwrap()
+        .contains("| validation acc |"));
+    small_fc2_train()
+        .args(["--validation", "300", "--out"])
+        .arg(tmp.path().join("w"))
+        .assert()
+        .failure()
+        .stderr(contains("--validation: 300 images").and(contains("between 1 and 299")));
+}

@@ -254,6 +254,12 @@ pub struct EpochRecord {
     pub test_acc: Option<f64>,
     /// Seconds of training (without evaluation).
     pub train_seconds: f64,
+    /// Loss on the held-out validation images (runs with `--validation`; set by the observer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_loss: Option<f64>,
+    /// Accuracy on the held-out validation images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_acc: Option<f64>,
 }
 
 /// Receives the training progress.
@@ -391,6 +397,8 @@ pub fn train(
             test_loss,
             test_acc,
             train_seconds,
+            validation_loss: None,
+            validation_acc: None,
         };
         observer.on_epoch(&record, &net, &optim)?;
         records.push(record);

@@ -160,6 +160,11 @@ pub struct NetTrainArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub seed: Seed,
+    /// Hold out this many training images (a seeded random choice, the same for every run with
+    /// the same --seed) and report their accuracy every epoch, to choose options without looking
+    /// at the test set; training uses the rest.
+    #[arg(long)]
+    pub validation: Option<usize>,
     /// Record the entanglement of every MPO layer every K epochs (0 = never) into
     /// entanglement.jsonl, with a random-initialization baseline; plots go to plots/.
     #[arg(long, default_value_t = 1)]

@@ -109,17 +109,29 @@ pub fn entanglement_table(recs: &[BondRecord], baselines: &[Baseline]) -> String
 }
 
 pub fn summary_table(history: &[EpochRecord]) -> String {
-    let mut s = String::from("| epoch | lr | train loss | train acc | test loss | test acc | seconds |\n|---|---|---|---|---|---|---|\n");
+    let val = history.iter().any(|r| r.validation_acc.is_some());
+    let mut s = if val {
+        String::from("| epoch | lr | train loss | train acc | validation loss | validation acc | test loss | test acc | seconds |\n|---|---|---|---|---|---|---|---|---|\n")
+    } else {
+        String::from("| epoch | lr | train loss | train acc | test loss | test acc | seconds |\n|---|---|---|---|---|---|---|\n")
+    };
+    let loss = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.4}"));
+    let acc = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.2}%", 100.0 * v));
     for r in history {
+        let validation = if val {
+            format!(" {} | {} |", loss(r.validation_loss), acc(r.validation_acc))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "| {} | {:.3e} | {:.4} | {:.2}% | {} | {} | {:.1} |",
+            "| {} | {:.3e} | {:.4} | {:.2}% |{validation} {} | {} | {:.1} |",
             r.epoch,
             r.lr,
             r.train_loss,
             100.0 * r.train_acc,
-            r.test_loss.map_or("-".into(), |v| format!("{v:.4}")),
-            r.test_acc.map_or("-".into(), |v| format!("{:.2}%", 100.0 * v)),
+            loss(r.test_loss),
+            acc(r.test_acc),
             r.train_seconds
         );
     }

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tnml_data::Split;
 use tnml_nn::checkpoint::{self, CheckpointHeader};
 use tnml_nn::entangle::{Baseline, BondRecord};
-use tnml_nn::train::{EpochRecord, TrainObserver};
+use tnml_nn::train::{EpochRecord, LabeledImages, TrainObserver};
 use tnml_nn::Net;
 
 use super::config::NetTrainArgs;
@@ -25,6 +25,7 @@ pub struct EpochPrinter<'a> {
     entangle_every: usize,
     bar: Option<ProgressBar>,
     write_error: Option<anyhow::Error>,
+    validation: Option<LabeledImages>,
 }
 
 impl<'a> EpochPrinter<'a> {
@@ -36,7 +37,15 @@ impl<'a> EpochPrinter<'a> {
             entangle_every,
             bar: None,
             write_error: None,
+            validation: None,
         }
+    }
+
+    /// Also evaluates `validation` after every epoch (recorded as `validation_loss` /
+    /// `validation_acc`).
+    pub fn with_validation(mut self, validation: Option<LabeledImages>) -> Self {
+        self.validation = validation;
+        self
     }
 
     /// Ends the progress bar; returns the epochs recorded, the epoch of the last checkpoint
@@ -83,8 +92,16 @@ impl TrainObserver for EpochPrinter<'_> {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
+        let mut record = record.clone();
+        let mut validation = String::new();
+        if let Some(v) = &self.validation {
+            let (loss, acc) = tnml_nn::train::evaluate(net, v, 1000, &device());
+            (record.validation_loss, record.validation_acc) = (Some(loss), Some(acc));
+            validation = format!("  validation loss {loss:.4} acc {:.2}%", 100.0 * acc);
+        }
+        let record = &record;
         eprintln!(
-            "epoch {:>3}  lr {:.3e}  train loss {:.4} acc {:.2}%  test loss {} acc {}  ({:.1} s)",
+            "epoch {:>3}  lr {:.3e}  train loss {:.4} acc {:.2}%{validation}  test loss {} acc {}  ({:.1} s)",
             record.epoch,
             record.lr,
             record.train_loss,
@@ -179,6 +196,13 @@ pub fn train(args: &NetTrainArgs) -> Result<()> {
         }
     };
     let train_set = args.data.load(Split::Train, net_cfg.arch, train_cfg.seed)?;
+    let (train_set, validation) = match args.validation {
+        Some(n) => {
+            let (t, v) = train_set.split_validation(n, train_cfg.seed)?;
+            (t, Some(v))
+        }
+        None => (train_set, None),
+    };
     let test_set = args.data.load(Split::Test, net_cfg.arch, train_cfg.seed)?;
     let first_epoch = header.epoch + 1;
     let mut run = match &args.resume {
@@ -224,6 +248,7 @@ pub fn train(args: &NetTrainArgs) -> Result<()> {
             "tnml_version": env!("CARGO_PKG_VERSION"),
             "dataset": args.data.location.resolve().0.cli_name(),
             "train_samples": train_set.len(),
+            "validation_samples": validation.as_ref().map_or(0, LabeledImages::len),
             "test_samples": test_set.len(),
             "threads": rayon::current_num_threads(),
             "net": net_cfg,
@@ -240,7 +265,7 @@ pub fn train(args: &NetTrainArgs) -> Result<()> {
         test_set.len(),
         run.path().display()
     );
-    let mut printer = EpochPrinter::new(&mut run, header, args.entangle_every);
+    let mut printer = EpochPrinter::new(&mut run, header, args.entangle_every).with_validation(validation);
     let result = tnml_nn::train::train(
         net,
         optim,
@@ -294,8 +319,20 @@ pub fn train(args: &NetTrainArgs) -> Result<()> {
         return Err(e.context("writing metrics.jsonl"));
     }
     if let Some(last) = history.last() {
+        let validation = last.validation_acc.map_or(String::new(), |v| {
+            let best = history
+                .iter()
+                .filter_map(|r| Some((r.validation_acc?, r.epoch)))
+                .fold((v, last.epoch), |b, c| if c.0 > b.0 { c } else { b });
+            format!(
+                ", validation accuracy {:.2}% (best {:.2}% at epoch {})",
+                100.0 * v,
+                100.0 * best.0,
+                best.1
+            )
+        });
         eprintln!(
-            "done: test accuracy {} after {} epochs; {}",
+            "done: test accuracy {} after {} epochs{validation}; {}",
             last.test_acc.map_or("-".into(), |v| format!("{:.2}%", 100.0 * v)),
             last.epoch,
             run.path().display()
