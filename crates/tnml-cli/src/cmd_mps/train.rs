@@ -49,6 +49,12 @@ pub struct TrainArgs {
     /// L2 penalty on the bond tensor.
     #[arg(long, default_value_t = 0.0)]
     pub lambda: f64,
+    /// Move the label from site 0 to the turn site exactly before the first sweep (bonds grow to
+    /// about 10x the first cap, and so does the first sweep's work), instead of truncating each
+    /// move at the first sweep's cap.
+    #[arg(long)]
+    #[serde(default)]
+    pub exact_start: bool,
     /// Feature map.
     #[arg(long, value_enum, default_value = "trig")]
     pub feature_map: MapArg,
@@ -111,8 +117,9 @@ pub struct TrainArgs {
 }
 
 /// Options only the sweep trainer reads.
-const SWEEP_ONLY: [&str; 9] = [
+const SWEEP_ONLY: [&str; 10] = [
     "resume",
+    "exact_start",
     "sweeps",
     "cutoff",
     "cg_passes",
@@ -358,16 +365,26 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         );
     }
     // the trainer moves the label to the turn site first; done here, the start's bonds are known
-    model.move_label_to(config.turn_site.unwrap_or(turn_site))?;
+    let target = config.turn_site.unwrap_or(turn_site);
+    let start_moved = if args.resume.is_some() || args.exact_start {
+        model.move_label_to(target)?;
+        None
+    } else {
+        let dropped = model.move_label_truncated(target, &config.trunc_at(1))?;
+        Some(dropped.iter().map(|t| t.discarded_weight).fold(0.0, f64::max))
+    };
     let cap = config.schedule.iter().map(|t| t.max_bond).max().unwrap_or(1);
     report_start_memory(cluster, ys.len(), &model.bond_dims(), cap);
     let init_test = sharded_error_rate(comm, &model, &test, &yts)?;
     if let (Some(run), Some(report)) = (&run, &report) {
         run.write_json("start-truncation.json", &truncation_json(report))?;
         eprintln!(
-            "initial model (class means, bond {}, discarded weight {:.3e}): test error {init_test:.4}",
+            "initial model (class means, bond {}, discarded weight {:.3e}{}): test error {init_test:.4}",
             model.bond_dims().iter().max().unwrap_or(&1),
-            report.total_discarded_weight()
+            report.total_discarded_weight(),
+            start_moved.map_or(String::new(), |w| format!(
+                "; label moved to site {target} truncated at the cap, largest discarded weight of a move {w:.3e}"
+            ))
         );
     } else if root {
         eprintln!("resuming after sweep {done}: test error {init_test:.4}");

@@ -50,6 +50,19 @@ impl MpsClassifier {
     /// # Errors
     /// [`MpsError::OutOfRange`] for a target outside the chain.
     pub fn move_label_to(&mut self, target: usize) -> Result<()> {
+        self.move_label_truncated(target, &TruncParams::exact())
+            .map(|_| ())
+    }
+
+    /// As [`MpsClassifier::move_label_to`], truncating every split by `params`: carrying the
+    /// label (dimension `L`) exactly widens the bonds it passes to about `L` times their size
+    /// (the class-mean start: bond 11 -> ~110), which makes the first sweep's local problems
+    /// that much larger; truncated at the sweep's cap they start at the size the sweep keeps.
+    /// `f^l(x)` changes by what is dropped. Returns the truncation of each split.
+    ///
+    /// # Errors
+    /// [`MpsError::OutOfRange`] for a target outside the chain; invalid truncation parameters.
+    pub fn move_label_truncated(&mut self, target: usize, params: &TruncParams) -> Result<Vec<Truncation>> {
         if target >= self.num_sites() {
             return Err(MpsError::OutOfRange {
                 what: "site",
@@ -62,17 +75,18 @@ impl MpsClassifier {
             Mps::from_sites(std::mem::take(&mut self.sites)).expect("a classifier's sites form a valid MPS");
         mps.canonicalize(self.label_site)?;
         self.sites = mps.into_sites();
+        let mut dropped = Vec::new();
         while self.label_site > target {
             let j = self.label_site - 1;
             let b = self.merge_bond(j, Direction::RightToLeft);
-            let _exact = self.split_bond(j, &b, Direction::RightToLeft, &TruncParams::exact())?;
+            dropped.push(self.split_bond(j, &b, Direction::RightToLeft, params)?);
         }
         while self.label_site < target {
             let j = self.label_site;
             let b = self.merge_bond(j, Direction::LeftToRight);
-            let _exact = self.split_bond(j, &b, Direction::LeftToRight, &TruncParams::exact())?;
+            dropped.push(self.split_bond(j, &b, Direction::LeftToRight, params)?);
         }
-        Ok(())
+        Ok(dropped)
     }
 
     /// `B = A_j A_{j+1}` in the layout `[a, s, t, l, b]` (f32), with `a`, `b` the outer bonds.
@@ -209,6 +223,35 @@ mod tests {
         }
         let err = model.clone().move_label_to(6).unwrap_err().to_string();
         assert_eq!(err, "site 6 is outside 0..6");
+    }
+
+    #[test]
+    fn a_truncated_move_keeps_the_bonds_at_the_cap_and_reports_each_split() {
+        let (model, feats) = model_and_data();
+        // exact: the label (3 values) carried along widens the bonds it passes
+        let mut exact = model.clone();
+        exact.move_label_to(5).unwrap();
+        assert!(
+            exact.bond_dims().iter().any(|&b| b > 2),
+            "{:?}",
+            exact.bond_dims()
+        );
+        // at a cap the exact move never exceeds, nothing is dropped and the scores stay
+        let wide = exact.bond_dims().into_iter().max().unwrap();
+        let mut m = model.clone();
+        let dropped = m.move_label_truncated(5, &TruncParams::max_bond(wide)).unwrap();
+        assert_eq!(dropped.len(), 5 - model.label_site());
+        assert!(dropped.iter().all(|t| t.discarded_weight < 1e-12));
+        assert_same_scores(&exact, &m, &feats);
+        // at cap 2 the bonds stay within it and what was dropped is reported
+        let mut m = model.clone();
+        let dropped = m.move_label_truncated(5, &TruncParams::max_bond(2)).unwrap();
+        assert_eq!(m.label_site(), 5);
+        // (the bonds the label passed; the others are the start's)
+        let passed = &m.bond_dims()[model.label_site()..];
+        assert!(passed.iter().all(|&b| b <= 2), "{:?}", m.bond_dims());
+        assert!(dropped.iter().any(|t| t.discarded_weight > 0.0));
+        assert!(dropped.iter().all(|t| t.kept <= 2));
     }
 
     #[test]
