@@ -154,3 +154,57 @@ fn a_launcher_started_tnml_without_mpi_refuses_to_run_as_one_of_several_ranks() 
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `--truncated-start`: the label reaches the turn site with the bonds at the first cap (the
+/// exact start's are wider), and the gradient trainer, which has no such move, refuses it.
+#[test]
+fn a_truncated_start_keeps_the_first_bonds_at_the_cap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str], out: &str| {
+        let o = Command::cargo_bin("tnml")
+            .unwrap()
+            .args([
+                "mps",
+                "train",
+                "--max-bond",
+                "3",
+                "--sweeps",
+                "1",
+                "--train-limit",
+                "300",
+            ])
+            .args(["--test-limit", "50"])
+            .args(extra)
+            .arg("--out")
+            .arg(tmp.path().join(out))
+            .output()
+            .unwrap();
+        (o.status.success(), String::from_utf8(o.stderr).unwrap())
+    };
+    let (ok, truncated) = run(&["--truncated-start"], "t");
+    assert!(ok, "{truncated}");
+    assert!(
+        truncated.contains("bonds up to 3)") && truncated.contains("truncated at the cap"),
+        "{truncated}"
+    );
+    let (ok, exact) = run(&[], "e");
+    assert!(ok && !exact.contains("bonds up to 3)"), "{exact}");
+    let o = Command::cargo_bin("tnml")
+        .unwrap()
+        .args([
+            "mps",
+            "train",
+            "--trainer",
+            "gradient",
+            "--truncated-start",
+            "--out",
+        ])
+        .arg(tmp.path().join("g"))
+        .output()
+        .unwrap();
+    let refused = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && refused.contains("--truncated-start"),
+        "{refused}"
+    );
+}

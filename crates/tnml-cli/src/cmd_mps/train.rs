@@ -49,12 +49,14 @@ pub struct TrainArgs {
     /// L2 penalty on the bond tensor.
     #[arg(long, default_value_t = 0.0)]
     pub lambda: f64,
-    /// Move the label from site 0 to the turn site exactly before the first sweep (bonds grow to
-    /// about 10x the first cap, and so does the first sweep's work), instead of truncating each
-    /// move at the first sweep's cap.
+    /// Move the label from site 0 to the turn site truncated at the first sweep's cap instead of
+    /// exactly: the exact move widens the bonds to about 10x the start's (110), and the first
+    /// sweep's work and environments with them. Measured on MNIST at bond 10 (2 cross-entropy
+    /// sweeps): 15% less wall time, environments at the start 354 MB instead of about 2 GB, but
+    /// 0.13 points more validation error (2.56% against 2.43%), hence not the default.
     #[arg(long)]
     #[serde(default)]
-    pub exact_start: bool,
+    pub truncated_start: bool,
     /// Feature map.
     #[arg(long, value_enum, default_value = "trig")]
     pub feature_map: MapArg,
@@ -119,7 +121,7 @@ pub struct TrainArgs {
 /// Options only the sweep trainer reads.
 const SWEEP_ONLY: [&str; 10] = [
     "resume",
-    "exact_start",
+    "truncated_start",
     "sweeps",
     "cutoff",
     "cg_passes",
@@ -366,7 +368,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     }
     // the trainer moves the label to the turn site first; done here, the start's bonds are known
     let target = config.turn_site.unwrap_or(turn_site);
-    let start_moved = if args.resume.is_some() || args.exact_start {
+    let start_moved = if args.resume.is_some() || !args.truncated_start {
         model.move_label_to(target)?;
         None
     } else {
