@@ -208,3 +208,57 @@ fn a_truncated_start_keeps_the_first_bonds_at_the_cap() {
         "{refused}"
     );
 }
+
+/// With a validation split the sweep trainer reports the validation error of both decision rules
+/// (argmax |f|, the quadratic cost's, and argmax f), the one the model uses among them.
+#[test]
+fn both_decision_rules_are_measured_on_the_validation_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = Command::cargo_bin("tnml")
+        .unwrap()
+        .args([
+            "mps",
+            "train",
+            "--max-bond",
+            "3",
+            "--sweeps",
+            "1",
+            "--train-limit",
+            "400",
+        ])
+        .args(["--test-limit", "50", "--validation", "100", "--out"])
+        .arg(tmp.path().join("r"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(o.status.success(), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("validation error by decision rule"))
+        .unwrap_or_else(|| panic!("{err}"));
+    let value = |key: &str| -> f64 {
+        let rest = &line[line.find(key).unwrap() + key.len()..];
+        rest.split([',', ' '])
+            .find(|s| !s.is_empty())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (magnitude, signed) = (value("argmax |f| "), value("argmax f "));
+    for e in [magnitude, signed] {
+        assert!(
+            (0.0..=1.0).contains(&e) && (e * 100.0 - (e * 100.0).round()).abs() < 1e-9,
+            "{line}"
+        );
+    }
+    assert!(
+        line.contains("(100 images; the model predicts argmax |f|)"),
+        "{line}"
+    );
+    // the rule the model uses is the one its sweep line reports
+    let sweep = err.lines().find(|l| l.starts_with("sweep 1:")).unwrap();
+    assert!(
+        sweep.contains(&format!("validation error {magnitude:.4}")),
+        "{sweep} / {line}"
+    );
+}

@@ -10,7 +10,7 @@ use clap::Args;
 use serde::Serialize;
 use tnml_data::Split;
 use tnml_mps::collective::{sharded_error_rate, sync_model};
-use tnml_mps::{embed_batch, train_sweeps_sharded, FeatureMap, MpsClassifier, SweepConfig};
+use tnml_mps::{embed_batch, train_sweeps_sharded, Decision, FeatureMap, MpsClassifier, SweepConfig};
 
 use super::options::{load_pixels, LossArg, MapArg, MpsData, TrainerArg};
 use super::project::{refit_core, RefitArg, RefitData};
@@ -403,12 +403,35 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     let (records, failure) = (std::mem::take(&mut obs.records), obs.failure.take());
     finish_training(run.as_ref(), cluster, &model, result.map(|_| ()), failure)?;
     report_end_memory(cluster, ys.len(), &model.bond_dims());
+    // both decision rules on the validation split (issue 13 asks which a quadratic-cost model
+    // should use; the test set never decides it)
+    let rules = if y_val.is_empty() {
+        None
+    } else {
+        let mut m = model.clone();
+        m.set_decision(Decision::Magnitude);
+        let magnitude = sharded_error_rate(comm, &m, &valid, &yvs)?;
+        m.set_decision(Decision::Signed);
+        let signed = sharded_error_rate(comm, &m, &valid, &yvs)?;
+        let line = format!(
+            "validation error by decision rule: argmax |f| {magnitude:.4}, argmax f {signed:.4} ({} images; the model predicts {})",
+            y_val.len(),
+            model.decision().name()
+        );
+        if root {
+            eprintln!("{line}");
+        }
+        Some(line)
+    };
     let Some(run) = run else {
         return Ok(());
     };
     let total = t0.elapsed().as_secs_f64();
     let mut md = String::new();
     let _ = writeln!(md, "# MPS classifier (sweep training)\n");
+    if let Some(line) = &rules {
+        let _ = writeln!(md, "- {line}");
+    }
     let _ = writeln!(
         md,
         "- data: {} ({} train, {} test), {side}x{side}, feature map {:?}",
