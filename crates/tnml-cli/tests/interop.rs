@@ -173,6 +173,15 @@ fn eval_predict_export_and_import_a_network() {
         e.contains("missing tensor conv1.weight") && e.contains("unexpected tensors"),
         "{e}"
     );
+    let e = failure(
+        tnml()
+            .args(["net", "predict", "--limit", "0", "--checkpoint"])
+            .arg(&run)
+            .arg("--out")
+            .arg(tmp.path().join("none.csv")),
+    );
+    assert!(e.contains("--limit 0"), "{e}");
+    assert!(!tmp.path().join("none.csv").exists());
     let e = failure(tnml().args(["net", "compress", "--max-bond", "8"]));
     assert!(e.contains("--from-torch"), "{e}");
 }

@@ -68,6 +68,9 @@ pub(super) fn argmax_rows(logits: &[f32]) -> Vec<usize> {
 
 pub(super) fn predict(args: &NetPredictArgs) -> Result<()> {
     let format = Format::of(&args.out)?;
+    if args.limit == Some(0) {
+        anyhow::bail!("--limit 0: there is nothing to predict; give at least 1 image");
+    }
     let dev = device();
     let ck = checkpoint::resolve_dir(&args.checkpoint);
     let (header, net) = checkpoint::load(&ck, &dev)?;
