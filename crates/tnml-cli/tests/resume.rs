@@ -155,42 +155,34 @@ fn a_launcher_started_tnml_without_mpi_refuses_to_run_as_one_of_several_ranks() 
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// `mps train` at bond 3, one sweep on 400 sample images (and 50 test images), with `extra`
+/// options, into `out`: success and stderr.
+fn small_sweep(extra: &[&str], out: &Path) -> (bool, String) {
+    let o = tnml()
+        .args(["mps", "train", "--max-bond", "3", "--sweeps", "1"])
+        .args(["--train-limit", "400", "--test-limit", "50"])
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    (o.status.success(), String::from_utf8(o.stderr).unwrap())
+}
+
 /// `--truncated-start`: the label reaches the turn site with the bonds at the first cap (the
 /// exact start's are wider), and the gradient trainer, which has no such move, refuses it.
 #[test]
 fn a_truncated_start_keeps_the_first_bonds_at_the_cap() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = |extra: &[&str], out: &str| {
-        let o = Command::cargo_bin("tnml")
-            .unwrap()
-            .args([
-                "mps",
-                "train",
-                "--max-bond",
-                "3",
-                "--sweeps",
-                "1",
-                "--train-limit",
-                "300",
-            ])
-            .args(["--test-limit", "50"])
-            .args(extra)
-            .arg("--out")
-            .arg(tmp.path().join(out))
-            .output()
-            .unwrap();
-        (o.status.success(), String::from_utf8(o.stderr).unwrap())
-    };
-    let (ok, truncated) = run(&["--truncated-start"], "t");
+    let (ok, truncated) = small_sweep(&["--truncated-start"], &tmp.path().join("t"));
     assert!(ok, "{truncated}");
     assert!(
         truncated.contains("bonds up to 3)") && truncated.contains("truncated at the cap"),
         "{truncated}"
     );
-    let (ok, exact) = run(&[], "e");
+    let (ok, exact) = small_sweep(&[], &tmp.path().join("e"));
     assert!(ok && !exact.contains("bonds up to 3)"), "{exact}");
-    let o = Command::cargo_bin("tnml")
-        .unwrap()
+    let o = tnml()
         .args([
             "mps",
             "train",
@@ -214,24 +206,8 @@ fn a_truncated_start_keeps_the_first_bonds_at_the_cap() {
 #[test]
 fn both_decision_rules_are_measured_on_the_validation_split() {
     let tmp = tempfile::tempdir().unwrap();
-    let o = Command::cargo_bin("tnml")
-        .unwrap()
-        .args([
-            "mps",
-            "train",
-            "--max-bond",
-            "3",
-            "--sweeps",
-            "1",
-            "--train-limit",
-            "400",
-        ])
-        .args(["--test-limit", "50", "--validation", "100", "--out"])
-        .arg(tmp.path().join("r"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8(o.stderr).unwrap();
-    assert!(o.status.success(), "{err}");
+    let (ok, err) = small_sweep(&["--validation", "100"], &tmp.path().join("r"));
+    assert!(ok, "{err}");
     let line = err
         .lines()
         .find(|l| l.starts_with("validation error by decision rule"))
