@@ -224,7 +224,15 @@ fn write_err(path: &Path, reason: String) -> NnError {
 /// # Errors
 /// As [`state_dict`], or serialization.
 pub fn to_safetensors(net: &Net, config: &NetConfig, path: &Path) -> Result<Vec<u8>> {
-    let tensors = state_dict(net)?;
+    serialize(&state_dict(net)?, config, path)
+}
+
+/// The safetensors bytes of a [`state_dict`] of the model `config` describes (metadata as
+/// [`to_safetensors`]); `path` names the file in errors.
+///
+/// # Errors
+/// Serialization.
+pub fn serialize(tensors: &[StateTensor], config: &NetConfig, path: &Path) -> Result<Vec<u8>> {
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
         .map(|t| t.values.iter().flat_map(|v| v.to_le_bytes()).collect())

@@ -39,7 +39,8 @@ pub(super) fn export(args: &NetExportArgs) -> Result<()> {
     let ck = checkpoint::resolve_dir(&args.checkpoint);
     let (header, net) = checkpoint::load(&ck, &dev)?;
     let tensors = tnml_nn::torch_layout::state_dict(&net)?;
-    tnml_nn::torch_layout::write(&args.out, &net, &header.net)?;
+    let bytes = tnml_nn::torch_layout::serialize(&tensors, &header.net, &args.out)?;
+    crate::run_dir::atomic_write(&args.out, &bytes)?;
     println!(
         "wrote {} ({:?} layout, epoch {}): {}",
         args.out.display(),
