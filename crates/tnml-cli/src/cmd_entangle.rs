@@ -97,7 +97,7 @@ fn table(recs: &[BondRecord]) -> String {
 /// Runs `tnml entangle`.
 pub fn run(args: &EntangleArgs) -> Result<()> {
     let is_file = args.input.is_file();
-    let mut weights_json = None;
+    let (mut weights_json, mut weights_text) = (None, String::new());
     let (layers, model): (NamedMpos, Option<(NetConfig, Net)>) = if is_file {
         let (entries, skipped) = state_dict_layers(args)?;
         let layers = entries
@@ -105,6 +105,7 @@ pub fn run(args: &EntangleArgs) -> Result<()> {
             .map(|(w, m)| (w.layer.clone(), m.clone()))
             .collect();
         let records: Vec<&WeightEntanglement> = entries.iter().map(|(w, _)| w).collect();
+        weights_text = weights_table(&records, &skipped);
         weights_json = Some(serde_json::json!({
             "file": args.input.display().to_string(),
             "weights": records,
@@ -175,10 +176,7 @@ pub fn run(args: &EntangleArgs) -> Result<()> {
             p.layer, p.max_bond, p.rel_error, p.params, p.rho
         );
     }
-    let mut out_text = String::new();
-    if let Some(j) = &weights_json {
-        out_text.push_str(&weights_table(j));
-    }
+    let mut out_text = weights_text;
     out_text.push_str(&table(&recs));
     for p in &curve {
         let _ = writeln!(
@@ -227,47 +225,28 @@ pub fn run(args: &EntangleArgs) -> Result<()> {
 }
 
 /// How each weight of a state_dict was read, and what was left out.
-fn weights_table(j: &serde_json::Value) -> String {
+fn weights_table(weights: &[&WeightEntanglement], skipped: &Skipped) -> String {
     let mut s = String::from(
         "| weight | shape | matrix | in modes -> out modes | exact bonds |\n|---|---|---|---|---|\n",
     );
-    let list = |v: &serde_json::Value| {
-        v.as_array()
-            .map(|a| a.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","))
-            .unwrap_or_default()
-    };
-    for w in j["weights"].as_array().into_iter().flatten() {
+    let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    for w in weights {
         let _ = writeln!(
             s,
             "| {} | ({}) | {} x {} | {} -> {}{} | {} |",
-            w["layer"].as_str().unwrap_or(""),
-            list(&w["shape"]),
-            w["rows"],
-            w["cols"],
-            list(&w["in_modes"]),
-            list(&w["out_modes"]),
-            if w["auto_modes"].as_bool() == Some(true) {
-                " (auto)"
-            } else {
-                ""
-            },
-            list(&w["bond_dims"]),
+            w.layer,
+            list(&w.shape),
+            w.rows,
+            w.cols,
+            list(&w.in_modes),
+            list(&w.out_modes),
+            if w.auto_modes { " (auto)" } else { "" },
+            list(&w.bond_dims),
         );
     }
-    let skipped: Vec<String> = j["skipped"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|k| {
-            format!(
-                "{} ({})",
-                k["name"].as_str().unwrap_or(""),
-                k["why"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
     if !skipped.is_empty() {
-        let _ = writeln!(s, "left out: {}", skipped.join(", "));
+        let left: Vec<String> = skipped.iter().map(|(n, why)| format!("{n} ({why})")).collect();
+        let _ = writeln!(s, "left out: {}", left.join(", "));
     }
     s.push('\n');
     s
