@@ -48,11 +48,11 @@ enum Command {
     /// The MPS classifier of Stoudenmire & Schwab (2016): train by sweeps, evaluate, project.
     #[command(subcommand)]
     Mps(cmd_mps::MpsCommand),
-    /// MPO-Nets (Gao et al. 2020): FC2, LeNet-5, VGG-16/19, dense or with MPO layers; train,
-    /// evaluate, compress a dense model by TT-SVD.
+    /// MPO-Nets (Gao et al. 2020): FC2, LeNet-5, VGG-16/19, ResNet-20/56, DenseNet-40, dense or
+    /// with MPO layers; train, evaluate, predict, export to PyTorch, compress a dense model by TT-SVD.
     #[command(subcommand)]
     Net(cmd_net::NetCommand),
-    /// Entanglement per bond of a model's MPO layers or of any dense matrix (safetensors), with
+    /// Entanglement per bond of a model's MPO layers or of every weight of a state_dict (safetensors), with
     /// bound, spectrum, truncation error and compression vs bond dimension, and accuracy after
     /// truncation (with and without retraining) for tnml models.
     Entangle(cmd_entangle::EntangleArgs),

@@ -27,7 +27,7 @@ pub use predict::NetPredictArgs;
 /// `tnml net` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum NetCommand {
-    /// Train FC2, LeNet-5 or VGG, dense or with MPO layers; checkpoints every epoch.
+    /// Train FC2, LeNet-5, VGG, ResNet or DenseNet, dense or with MPO layers; checkpoints every epoch.
     Train(NetTrainArgs),
     /// Test accuracy, loss and confusion matrix of a checkpoint.
     Eval(NetEvalArgs),
