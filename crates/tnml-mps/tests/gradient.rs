@@ -52,6 +52,97 @@ fn gradients_match_finite_differences() {
     }
 }
 
+fn scaled_sites(model: &MpsClassifier, factor: impl Fn(usize) -> f64) -> MpsClassifier {
+    let sites = model
+        .sites()
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let data = s.data().iter().map(|v| v * factor(k)).collect();
+            SiteTensor::new(s.left(), s.phys(), s.right(), data).unwrap()
+        })
+        .collect();
+    MpsClassifier::from_sites(
+        sites,
+        model.label_site(),
+        model.num_labels(),
+        model.feature_map(),
+        model.image(),
+    )
+    .unwrap()
+}
+
+/// The batch is split over threads (contiguous slices, one workspace each): whatever the number
+/// of threads, the gradient of a batch is the mean of its samples' gradients, i.e. the
+/// size-weighted mean of the gradients of its two halves.
+#[test]
+fn batch_gradients_do_not_depend_on_how_the_batch_is_split() {
+    let (x, y) = common::sample_14x14(tnml_data::Split::Train, 90);
+    let map = FeatureMap::Linear;
+    let model = MpsClassifier::near_identity((14, 14), 10, map, 5, 98, 0.2, 9).unwrap();
+    let feats = embed_batch(map, &x, 196).unwrap();
+    let (a, b): (Vec<usize>, Vec<usize>) = ((0..37).collect(), (37..90).collect());
+    let (la, ga, wa) = loss_and_gradients(&model, &feats.select(&a), &y[..37], Loss::CrossEntropy).unwrap();
+    let (lb, gb, wb) = loss_and_gradients(&model, &feats.select(&b), &y[37..], Loss::CrossEntropy).unwrap();
+    for threads in [1, 3, 7] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let (l, g, w) = pool.install(|| loss_and_gradients(&model, &feats, &y, Loss::CrossEntropy).unwrap());
+        assert_eq!(w, wa + wb, "{threads} threads");
+        assert!(
+            (l - (37.0 * la + 53.0 * lb) / 90.0).abs() < 1e-6 * l.abs(),
+            "{threads} threads: loss {l}"
+        );
+        let mut worst = 0f64;
+        for (k, gk) in g.iter().enumerate() {
+            let scale = gk.iter().fold(1e-6f64, |m, v| m.max(v.abs()));
+            for (i, v) in gk.iter().enumerate() {
+                let want = (37.0 * ga[k][i] + 53.0 * gb[k][i]) / 90.0;
+                worst = worst.max((v - want).abs() / scale);
+            }
+        }
+        assert!(
+            worst < 1e-4,
+            "{threads} threads: gradients differ by {worst:e} of their largest entry"
+        );
+    }
+}
+
+/// A 196-site chain whose left sites are scaled by 4 and right sites by 1/4 computes the same
+/// outputs, while its partial contractions reach 4^96 (beyond f32): the per-sample rescaling
+/// must give the same loss, and the gradients of the gauge (a scaled left site's gradient is
+/// the plain one / 4, a scaled right site's times 4, the others unchanged).
+#[test]
+fn gradients_survive_partial_contractions_beyond_f32() {
+    let (x, y) = common::sample_14x14(tnml_data::Split::Train, 40);
+    let map = FeatureMap::Linear;
+    let model = MpsClassifier::near_identity((14, 14), 10, map, 4, 98, 0.1, 2).unwrap();
+    let feats = embed_batch(map, &x, 196).unwrap();
+    // sites 1..=96 times 4, sites 100..=195 divided by 4: 96 each side
+    let factor = |k: usize| match k {
+        1..=96 => 4.0,
+        100..=195 => 0.25,
+        _ => 1.0,
+    };
+    let scaled = scaled_sites(&model, factor);
+    let (l0, g0, w0) = loss_and_gradients(&model, &feats, &y, Loss::CrossEntropy).unwrap();
+    let (l1, g1, w1) = loss_and_gradients(&scaled, &feats, &y, Loss::CrossEntropy).unwrap();
+    assert_eq!(w0, w1);
+    assert!((l0 - l1).abs() < 1e-5 * l0.abs(), "loss {l0} vs {l1}");
+    for k in 0..196 {
+        let scale = g0[k].iter().fold(1e-9f64, |m, v| m.max(v.abs()));
+        for (a, b) in g0[k].iter().zip(&g1[k]) {
+            let want = a / factor(k);
+            assert!(
+                (b - want).abs() <= 1e-3 * scale / factor(k),
+                "site {k}: {b} vs {want}"
+            );
+        }
+    }
+}
+
 #[test]
 fn adam_on_minibatches_learns() {
     let (x, y) = common::sample_14x14(tnml_data::Split::Train, 1000);

@@ -1,0 +1,175 @@
+//! The gradient trainer against the PyTorch reference in bench/mps_gradient_torch.py, in one run:
+//! the same training features (linear map, 14x14), the same near-identity start, the same
+//! minibatches in the same order (the trainer's [`EpochOrders`]), batch 100, cross-entropy, Adam,
+//! one epoch per bond; images/s of training and test accuracy after it.
+//! PyTorch runs in two forms: `tree` (the transfer matrices of all sites multiplied pairwise as
+//! batched matmuls, the style the issue names) and `chain` (batched vector-matrix products site
+//! by site). The ratio printed is tnml's images/s over each form's.
+//!
+//! ```text
+//! python3 -m venv bench/.venv && bench/.venv/bin/pip install numpy torch   # or TNML_PYTHON=...
+//! cargo bench -p tnml-mps --bench gradient_vs_torch
+//! ```
+//! Environment: `TNML_BENCH_BONDS` (default `10,20`), `TNML_BENCH_EPOCHS` (default 1),
+//! `TNML_BENCH_SAMPLES` (training images, default all of the set), `TNML_DATA_DIR` (a directory
+//! with the full MNIST; default the shipped sample of 6,000 / 1,000 images).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use tnml_data::{load, Dataset, Images, Split};
+use tnml_mps::{
+    embed_batch, train_gradient, EpochOrders, FeatureMap, GradientConfig, Loss, MpsClassifier, Silent,
+    SiteFeatures,
+};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// 14x14 pixels and labels of a split.
+fn pixels(dataset: Dataset, dir: &Path, split: Split, limit: usize) -> (Vec<f32>, Vec<usize>) {
+    let set = load(dataset, dir, split).unwrap();
+    let n = limit.min(set.labels.len());
+    let set = set.take(n);
+    let labels = set.labels.iter().map(|&l| usize::from(l)).collect();
+    (Images::from_set(&set).avg_pool2x2().unwrap().data, labels)
+}
+
+/// Sample-major `[n, sites, d]` little-endian f32, as the reference reads it.
+fn write_features(path: &Path, feats: &SiteFeatures) {
+    let (n, d, sites) = (feats.samples, feats.dim, feats.sites.len());
+    let mut bytes = Vec::with_capacity(n * sites * d * 4);
+    for i in 0..n {
+        for site in &feats.sites {
+            for v in &site[i * d..(i + 1) * d] {
+                bytes.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn write_labels(path: &Path, labels: &[usize]) {
+    let bytes: Vec<u8> = labels.iter().flat_map(|&l| (l as u32).to_le_bytes()).collect();
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/.venv/bin/python");
+    std::env::var("TNML_PYTHON")
+        .map(Into::into)
+        .unwrap_or(if venv.exists() { venv } else { "python3".into() })
+}
+
+fn main() {
+    let bonds: Vec<usize> = std::env::var("TNML_BENCH_BONDS")
+        .unwrap_or_else(|_| "10,20".into())
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("TNML_BENCH_BONDS: comma-separated integers")
+        })
+        .collect();
+    let epochs: usize = env_or("TNML_BENCH_EPOCHS", 1);
+    let limit: usize = env_or("TNML_BENCH_SAMPLES", usize::MAX);
+    let (dataset, dir) = match std::env::var("TNML_DATA_DIR") {
+        Ok(d) => (Dataset::Mnist, PathBuf::from(d).join("mnist")),
+        Err(_) => (
+            Dataset::MnistSample,
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist-sample"),
+        ),
+    };
+    let (x, y) = pixels(dataset, &dir, Split::Train, limit);
+    let (xt, yt) = pixels(dataset, &dir, Split::Test, usize::MAX);
+    let map = FeatureMap::Linear;
+    let (feats, test) = (
+        embed_batch(map, &x, 196).unwrap(),
+        embed_batch(map, &xt, 196).unwrap(),
+    );
+    let threads = rayon::current_num_threads();
+    let tmp = std::env::temp_dir().join(format!("tnml-gradient-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    write_features(&tmp.join("train.f32"), &feats);
+    write_features(&tmp.join("test.f32"), &test);
+    write_labels(&tmp.join("train.u32"), &y);
+    write_labels(&tmp.join("test.u32"), &yt);
+    println!(
+        "MPS gradient trainer, {} training / {} test images 14x14, linear map, batch 100, Adam lr 1e-3, cross-entropy, {epochs} epoch(s), {threads} threads",
+        y.len(),
+        yt.len()
+    );
+    for &bond in &bonds {
+        let start = MpsClassifier::near_identity((14, 14), 10, map, bond, 98, 1e-2, 1).unwrap();
+        let config = GradientConfig {
+            epochs,
+            batch_size: 100,
+            learning_rate: 1e-3,
+            loss: Loss::CrossEntropy,
+            seed: 1,
+        };
+        let mut model = start.clone();
+        let t0 = Instant::now();
+        train_gradient(&mut model, &feats, &y, &config, &mut Silent).unwrap();
+        let secs = t0.elapsed().as_secs_f64();
+        let rate = (epochs * y.len()) as f64 / secs;
+        let acc = 1.0 - model.scores(&test).unwrap().error_rate(&yt);
+        println!(
+            "bond {bond}  tnml:          {rate:8.0} images/s ({secs:.2} s), test accuracy {:.2}%",
+            100.0 * acc
+        );
+
+        let model_bytes: Vec<u8> = start
+            .sites()
+            .iter()
+            .flat_map(|s| s.data().iter().flat_map(|&v| (v as f32).to_le_bytes()))
+            .collect();
+        std::fs::write(tmp.join("model.f32"), model_bytes).unwrap();
+        // the trainer's own minibatch order, so both train on the same batches
+        let mut orders = EpochOrders::new(y.len(), config.seed);
+        let order_bytes: Vec<u8> = (0..epochs)
+            .flat_map(|_| orders.next_epoch())
+            .flat_map(|i| (i as u32).to_le_bytes())
+            .collect();
+        std::fs::write(tmp.join("order.u32"), order_bytes).unwrap();
+        let shapes: Vec<[usize; 3]> = start.sites().iter().map(|s| s.shape()).collect();
+        let manifest = serde_json::json!({
+            "samples": y.len(), "test_samples": yt.len(), "sites": 196, "dim": 2, "labels": 10,
+            "label_site": start.label_site(), "shapes": shapes, "batch_size": 100, "lr": 1e-3,
+            "features": tmp.join("train.f32"), "labels_file": tmp.join("train.u32"),
+            "test_features": tmp.join("test.f32"), "test_labels_file": tmp.join("test.u32"),
+            "model": tmp.join("model.f32"), "order": tmp.join("order.u32"),
+        });
+        std::fs::write(tmp.join("manifest.json"), manifest.to_string()).unwrap();
+        for form in ["tree", "chain"] {
+            let out = Command::new(python())
+                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/mps_gradient_torch.py"))
+                .arg(tmp.join("manifest.json"))
+                .args([form, &threads.to_string(), &epochs.to_string()])
+                .output();
+            match out {
+                Ok(o) if o.status.success() => {
+                    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+                    let r = v["images_per_second"].as_f64().unwrap();
+                    println!(
+                        "bond {bond}  PyTorch {form:5}: {r:8.0} images/s ({:.2} s), test accuracy {:.2}%   tnml / PyTorch {form}: {:.2}x",
+                        v["seconds"].as_f64().unwrap(),
+                        100.0 * v["test_accuracy"].as_f64().unwrap(),
+                        rate / r
+                    );
+                }
+                Ok(o) => eprintln!(
+                    "PyTorch reference ({form}) failed: {}\nit needs torch and numpy (TNML_PYTHON or bench/.venv)",
+                    String::from_utf8_lossy(&o.stderr)
+                ),
+                Err(e) => eprintln!("could not run {}: {e}", python().display()),
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}

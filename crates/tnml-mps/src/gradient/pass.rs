@@ -1,0 +1,426 @@
+//! One forward and backward pass of a slice of a minibatch, on one thread, in a workspace that
+//! lives as long as the trainer (no allocation per batch once it has grown).
+//!
+//! With `A_k[a, s, b]` seen as the `left x (d right)` matrix of site `k` and `phi_k` the
+//! `n x d` features of the slice at site `k`, every step is one small GEMM and a row-wise
+//! combination with `phi` (left to right, then right to left, then the two backward sweeps):
+//!
+//! ```text
+//!   l_{k+1} = sum_s phi_s (l_k A_k)[:, s, :]            (n x l) (l x d r)      forward, k < c
+//!   Y_k = phi_k (x) r_{k+1},  r_k = Y_k A_k^T           (n x d r) (d r x l)    forward, k > c
+//!   dA_k += (l_k e^scale)^T (phi_k (x) G_{k+1})        (l x n) (n x d r)      backward, k < c
+//!   G_k = (phi_k (x) G_{k+1}) A_k^T                     (n x d r) (d r x l)
+//!   dA_k += (H_k e^scale)^T Y_k,                        (l x n) (n x d r)      backward, k > c
+//!   H_{k+1} = sum_s phi_s (H_k A_k)[:, s, :]
+//! ```
+//!
+//! so a pass costs `6 n N d D^2` flops (three GEMMs per site). Every partial contraction is kept
+//! with unit-norm rows and the `ln` of the removed scale per sample (`f64`), recombined only where
+//! an output or a gradient is formed. The GEMMs are sequential faer calls: the trainer runs one
+//! slice per thread, which keeps the threads busy on products of 50 rows that would not split.
+
+use std::mem::take;
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use tnml_core::faer;
+
+use crate::feature::SiteFeatures;
+use crate::model::{Decision, Loss};
+
+/// Shape of one site: `(left, phys, right)`; the label site's `phys` is `d * labels`.
+pub(super) type Shape = (usize, usize, usize);
+
+/// Buffers of one thread's slice, reused from batch to batch.
+#[derive(Debug, Default)]
+pub(super) struct Workspace {
+    /// Features of the slice, per site `n x d`.
+    phi: Vec<Vec<f32>>,
+    /// Left partial contractions `l_k` (`k = 0..=c`), unit rows, and their log-scales.
+    left: Vec<Vec<f32>>,
+    left_log: Vec<Vec<f64>>,
+    /// Right partial contractions `r_k` (`k = c+1..=N`) and their log-scales.
+    right: Vec<Vec<f32>>,
+    right_log: Vec<Vec<f64>>,
+    /// `Y_k = phi_k (x) r_{k+1}` of the forward pass, reused by the backward pass.
+    outer: Vec<Vec<f32>>,
+    /// Scratch: `n x (d r)` products, the carried gradient, a scaled copy.
+    wide: Vec<f32>,
+    carry: Vec<f32>,
+    carry_log: Vec<f64>,
+    scaled: Vec<f32>,
+    next: Vec<f32>,
+    /// Gradients of the slice, per site in the site's layout (summed over its samples).
+    pub grads: Vec<Vec<f32>>,
+}
+
+/// What a slice contributes to the batch: summed loss, wrong predictions.
+pub(super) struct SliceOutcome {
+    pub loss_sum: f64,
+    pub wrong: usize,
+}
+
+/// The model as the pass reads it: `f32` sites, shapes, label site and count.
+pub(super) struct Chain<'a> {
+    pub sites: &'a [Vec<f32>],
+    pub shapes: &'a [Shape],
+    pub label_site: usize,
+    pub labels: usize,
+}
+
+/// `out = a b` into row-major `out` (`m x n`), for any views `a` (`m x k`) and `b` (`k x n`).
+fn mm(out: &mut [f32], m: usize, a: MatRef<'_, f32>, b: MatRef<'_, f32>) {
+    let n = b.ncols();
+    let dst = MatMut::from_row_major_slice_mut(&mut out[..m * n], m, n);
+    matmul(dst, Accum::Replace, a, b, 1.0f32, Par::Seq);
+}
+
+fn rows(a: &[f32], m: usize, k: usize) -> MatRef<'_, f32> {
+    MatRef::from_row_major_slice(&a[..m * k], m, k)
+}
+
+/// `out[i, b] = sum_s phi[i, s] t[i, s * w + b]` (`t` is `n x (d w)`).
+fn combine(out: &mut Vec<f32>, t: &[f32], phi: &[f32], n: usize, d: usize, w: usize) {
+    out.resize(n * w, 0.0);
+    for ((o, ti), p) in out
+        .chunks_exact_mut(w)
+        .zip(t.chunks_exact(d * w))
+        .zip(phi.chunks_exact(d))
+    {
+        let (first, rest) = ti.split_at(w);
+        o.iter_mut().zip(first).for_each(|(x, y)| *x = p[0] * y);
+        for (ts, &ps) in rest.chunks_exact(w).zip(&p[1..]) {
+            o.iter_mut().zip(ts).for_each(|(x, y)| *x += ps * y);
+        }
+    }
+}
+
+/// `out[i, s * w + b] = phi[i, s] v[i, b]`.
+fn outer(out: &mut Vec<f32>, phi: &[f32], v: &[f32], n: usize, d: usize, w: usize) {
+    out.resize(n * d * w, 0.0);
+    for ((o, vi), p) in out
+        .chunks_exact_mut(d * w)
+        .zip(v.chunks_exact(w))
+        .zip(phi.chunks_exact(d))
+    {
+        for (os, &ps) in o.chunks_exact_mut(w).zip(p) {
+            os.iter_mut().zip(vi).for_each(|(x, y)| *x = ps * y);
+        }
+    }
+}
+
+/// Rescales each row of width `w` by a power of two, `2^-e` with `e = floor(log2 |row|)`, so its
+/// norm lands in `[1, 2)`, and adds `e ln 2` to the row's `log`: exact in floating point (only
+/// the exponent changes), and no logarithm per row. A row whose squared norm over- or
+/// underflows `f32` is scaled to unit norm in `f64`; a zero row gets `log = -inf`.
+fn normalize(v: &mut [f32], w: usize, log: &mut [f64]) {
+    for (row, l) in v.chunks_exact_mut(w).zip(log.iter_mut()) {
+        let n2 = crate::gemm::dot_f32(row, row);
+        if n2.is_normal() {
+            // n2 = m 2^E with m in [1, 2): |row| = sqrt(m) 2^(E/2)
+            let e = ((n2.to_bits() >> 23) & 0xff) as i32 - 127;
+            let half = e.div_euclid(2);
+            if half != 0 {
+                let scale = f32::from_bits(((127 - half) as u32) << 23);
+                row.iter_mut().for_each(|x| *x *= scale);
+                *l += f64::from(half) * std::f64::consts::LN_2;
+            }
+            continue;
+        }
+        // the squared norm overflowed or underflowed f32 (or the row is zero): take it in f64
+        let n2: f64 = row.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        if n2 == 0.0 {
+            *l = f64::NEG_INFINITY;
+        } else {
+            let inv = 1.0 / n2.sqrt();
+            row.iter_mut().for_each(|x| *x = (f64::from(*x) * inv) as f32);
+            *l += 0.5 * n2.ln();
+        }
+    }
+}
+
+/// `out[i, :] = v[i, :] exp(a[i] + b[i])` (a zero row stays zero whatever its scale).
+fn scale_rows(out: &mut Vec<f32>, v: &[f32], w: usize, a: &[f64], b: &[f64]) {
+    out.clear();
+    out.extend_from_slice(v);
+    for ((row, x), y) in out.chunks_exact_mut(w).zip(a).zip(b) {
+        let s = (x + y).exp() as f32;
+        if s.is_finite() {
+            row.iter_mut().for_each(|v| *v *= s);
+        } else {
+            row.iter_mut()
+                .for_each(|v| *v = if *v == 0.0 { 0.0 } else { *v * s });
+        }
+    }
+}
+
+fn reset<T: Clone + Default>(v: &mut Vec<Vec<T>>, count: usize) {
+    v.resize(count, Vec::new());
+}
+
+impl Workspace {
+    /// Loss, wrong predictions and (in `self.grads`) the gradients of the samples `idx` of
+    /// `feats`, each sample's loss gradient divided by `batch` (the whole minibatch's size, so
+    /// that the slices' gradients sum to the batch mean's).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn run(
+        &mut self,
+        chain: &Chain<'_>,
+        feats: &SiteFeatures,
+        idx: &[usize],
+        labels: &[usize],
+        loss: Loss,
+        decision: Decision,
+        batch: usize,
+    ) -> SliceOutcome {
+        let (n, d, nl) = (idx.len(), feats.dim, chain.labels);
+        let (sites, shapes, c) = (chain.sites, chain.shapes, chain.label_site);
+        let n_sites = sites.len();
+        // features of the slice
+        reset(&mut self.phi, n_sites);
+        for (dst, src) in self.phi.iter_mut().zip(&feats.sites) {
+            dst.clear();
+            dst.reserve(idx.len() * d);
+            for &i in idx {
+                for &x in &src[i * d..(i + 1) * d] {
+                    dst.push(x);
+                }
+            }
+        }
+        // forward, left of the label site
+        reset(&mut self.left, c + 1);
+        reset(&mut self.left_log, c + 1);
+        self.left[0].clear();
+        self.left[0].resize(n, 1.0);
+        self.left_log[0].clear();
+        self.left_log[0].resize(n, 0.0);
+        for k in 0..c {
+            let (l, _, r) = shapes[k];
+            self.wide.resize(n * d * r, 0.0);
+            mm(
+                &mut self.wide,
+                n,
+                rows(&self.left[k], n, l),
+                rows(&sites[k], l, d * r),
+            );
+            let (mut next, mut log) = (take(&mut self.left[k + 1]), take(&mut self.left_log[k + 1]));
+            combine(&mut next, &self.wide, &self.phi[k], n, d, r);
+            log.clear();
+            log.extend_from_slice(&self.left_log[k]);
+            normalize(&mut next, r, &mut log);
+            (self.left[k + 1], self.left_log[k + 1]) = (next, log);
+        }
+        // forward, right of the label site: right[j] holds r_{c+1+j}
+        let nr = n_sites - c; // r_{c+1} ..= r_N
+        reset(&mut self.right, nr);
+        reset(&mut self.right_log, nr);
+        reset(&mut self.outer, nr);
+        self.right[nr - 1].clear();
+        self.right[nr - 1].resize(n, 1.0);
+        self.right_log[nr - 1].clear();
+        self.right_log[nr - 1].resize(n, 0.0);
+        for k in (c + 1..n_sites).rev() {
+            let j = k - c - 1;
+            let (l, _, r) = shapes[k];
+            let (mut next, mut log) = (take(&mut self.right[j]), take(&mut self.right_log[j]));
+            outer(&mut self.outer[j], &self.phi[k], &self.right[j + 1], n, d, r);
+            next.resize(n * l, 0.0);
+            mm(
+                &mut next,
+                n,
+                rows(&self.outer[j], n, d * r),
+                rows(&sites[k], l, d * r).transpose(),
+            );
+            log.clear();
+            log.extend_from_slice(&self.right_log[j + 1]);
+            normalize(&mut next, l, &mut log);
+            (self.right[j], self.right_log[j]) = (next, log);
+        }
+        // the label site: T = l_c A_c (n x d L cr), U = sum_s phi_s T, f = U . r_{c+1}
+        let (cl, _, cr) = shapes[c];
+        let (lc, rc) = (&self.left[c], &self.right[0]);
+        let w = nl * cr;
+        self.wide.resize(n * d * w, 0.0);
+        mm(&mut self.wide, n, rows(lc, n, cl), rows(&sites[c], cl, d * w));
+        let mut u = Vec::new();
+        combine(&mut u, &self.wide, &self.phi[c], n, d, w);
+        let (mut loss_sum, mut wrong) = (0.0, 0);
+        let mut delta = vec![0f32; n * nl];
+        let mut sigma = vec![0f64; n];
+        let mut f = vec![0f64; nl];
+        for i in 0..n {
+            sigma[i] = self.left_log[c][i] + self.right_log[0][i];
+            let e = sigma[i].exp();
+            for (lab, fl) in f.iter_mut().enumerate() {
+                let ui = &u[(i * nl + lab) * cr..(i * nl + lab + 1) * cr];
+                let dot: f64 = ui
+                    .iter()
+                    .zip(&rc[i * cr..(i + 1) * cr])
+                    .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                    .sum();
+                *fl = dot * e;
+            }
+            let y = labels[idx[i]];
+            wrong += usize::from(decision.pick(&f) != y);
+            let dl = &mut delta[i * nl..(i + 1) * nl];
+            match loss {
+                Loss::CrossEntropy => {
+                    let m = f.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let z: f64 = f.iter().map(|v| (v - m).exp()).sum();
+                    loss_sum += -(f[y] - m - z.ln());
+                    for (lab, o) in dl.iter_mut().enumerate() {
+                        let p = (f[lab] - m).exp() / z;
+                        *o = ((p - f64::from(u8::from(lab == y))) / batch as f64) as f32;
+                    }
+                }
+                Loss::Squared => {
+                    for (lab, o) in dl.iter_mut().enumerate() {
+                        let e = f[lab] - f64::from(u8::from(lab == y));
+                        loss_sum += 0.5 * e * e;
+                        *o = (e / batch as f64) as f32;
+                    }
+                }
+            }
+        }
+        if !loss_sum.is_finite() {
+            return SliceOutcome { loss_sum, wrong };
+        }
+        // every site's gradient is written by exactly one product below
+        reset(&mut self.grads, n_sites);
+        for (g, &(l, p, r)) in self.grads.iter_mut().zip(shapes) {
+            g.resize(l * p * r, 0.0);
+        }
+        // label site: Z = phi (x) delta (x) r_{c+1}; dA_c = (l_c e^sigma)^T Z; G_c = Z A_c^T
+        let mut dr = Vec::new();
+        outer(&mut dr, &delta, rc, n, nl, cr);
+        outer(&mut self.wide, &self.phi[c], &dr, n, d, w);
+        let zeros = vec![0f64; n];
+        scale_rows(&mut self.scaled, lc, cl, &sigma, &zeros);
+        mm(
+            &mut self.grads[c],
+            cl,
+            rows(&self.scaled, n, cl).transpose(),
+            rows(&self.wide, n, d * w),
+        );
+        // into the left wing
+        self.carry.resize(n * cl, 0.0);
+        mm(
+            &mut self.carry,
+            n,
+            rows(&self.wide, n, d * w),
+            rows(&sites[c], cl, d * w).transpose(),
+        );
+        self.carry_log.clear();
+        self.carry_log.extend_from_slice(&self.right_log[0]);
+        normalize(&mut self.carry, cl, &mut self.carry_log);
+        for k in (0..c).rev() {
+            let (l, _, r) = shapes[k];
+            outer(&mut self.wide, &self.phi[k], &self.carry, n, d, r);
+            scale_rows(
+                &mut self.scaled,
+                &self.left[k],
+                l,
+                &self.left_log[k],
+                &self.carry_log,
+            );
+            mm(
+                &mut self.grads[k],
+                l,
+                rows(&self.scaled, n, l).transpose(),
+                rows(&self.wide, n, d * r),
+            );
+            if k > 0 {
+                self.carry.resize(n * l, 0.0);
+                mm(
+                    &mut self.carry,
+                    n,
+                    rows(&self.wide, n, d * r),
+                    rows(&sites[k], l, d * r).transpose(),
+                );
+                normalize(&mut self.carry, l, &mut self.carry_log);
+            }
+        }
+        // into the right wing: H_{c+1}[i, b] = sum_l delta[i, l] U[i, l, b]
+        self.carry.clear();
+        self.carry.resize(n * cr, 0.0);
+        for i in 0..n {
+            let h = &mut self.carry[i * cr..(i + 1) * cr];
+            for lab in 0..nl {
+                let dl = delta[i * nl + lab];
+                let ui = &u[(i * nl + lab) * cr..(i * nl + lab + 1) * cr];
+                h.iter_mut().zip(ui).for_each(|(x, y)| *x += dl * y);
+            }
+        }
+        self.carry_log.clear();
+        self.carry_log.extend_from_slice(&self.left_log[c]);
+        normalize(&mut self.carry, cr, &mut self.carry_log);
+        for k in c + 1..n_sites {
+            let j = k - c - 1;
+            let (l, _, r) = shapes[k];
+            scale_rows(
+                &mut self.scaled,
+                &self.carry,
+                l,
+                &self.carry_log,
+                &self.right_log[j + 1],
+            );
+            mm(
+                &mut self.grads[k],
+                l,
+                rows(&self.scaled, n, l).transpose(),
+                rows(&self.outer[j], n, d * r),
+            );
+            if k + 1 < n_sites {
+                self.wide.resize(n * d * r, 0.0);
+                mm(
+                    &mut self.wide,
+                    n,
+                    rows(&self.carry, n, l),
+                    rows(&sites[k], l, d * r),
+                );
+                combine(&mut self.next, &self.wide, &self.phi[k], n, d, r);
+                std::mem::swap(&mut self.carry, &mut self.next);
+                normalize(&mut self.carry, r, &mut self.carry_log);
+            }
+        }
+        SliceOutcome { loss_sum, wrong }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows come out with norms in [1, 2), scaled exactly by a power of two, and
+    /// `exp(log) * |row|` is the old norm; zero rows get `-inf`, huge and tiny rows are handled.
+    #[test]
+    fn normalize_keeps_the_norm_in_the_log() {
+        let rows = [
+            vec![3.0f32, 4.0],
+            vec![1e-30, 0.0],
+            vec![0.0, 0.0],
+            vec![3e19, 4e19], // squared norm overflows f32
+            vec![0.75, 0.0],
+        ];
+        for row in rows {
+            let old = row.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+            let mut v = row.clone();
+            let mut log = [0.5f64];
+            normalize(&mut v, 2, &mut log);
+            let new = v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+            if old == 0.0 {
+                assert_eq!(log[0], f64::NEG_INFINITY);
+                continue;
+            }
+            assert!((1.0 - 1e-6..2.0).contains(&new), "{row:?}: norm {new}");
+            let back = (log[0] - 0.5).exp() * new;
+            assert!((back - old).abs() <= 1e-6 * old, "{row:?}: {back} vs {old}");
+            let ratio = f64::from(row[0]) / f64::from(v[0]);
+            let f32_range = (1e-18..1e18).contains(&row[0]);
+            assert!(
+                ratio.log2().fract().abs() < 1e-9 || !f32_range,
+                "{row:?}: not a power of two"
+            );
+        }
+    }
+}
