@@ -473,7 +473,9 @@ fn mps_gradient_trainer_runs_and_its_model_predicts_by_signed_argmax() {
                 "--epochs",
                 "1",
                 "--train-limit",
-                "200",
+                "240",
+                "--validation",
+                "40",
                 "--test-limit",
                 "50",
             ])
@@ -481,6 +483,12 @@ fn mps_gradient_trainer_runs_and_its_model_predicts_by_signed_argmax() {
             .arg(&run),
     );
     assert!(stderr.contains("epoch 1: loss"), "{stderr}");
+    // the held-out images are scored every epoch, not trained on
+    assert!(stderr.contains("200 train / 40 validation / 50 test images"), "{stderr}");
+    assert!(stderr.contains("validation error"), "{stderr}");
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let rec: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
+    assert!((0.0..=1.0).contains(&rec["validation_error"].as_f64().unwrap()), "{rec}");
     let text = stdout_ok(
         tnml()
             .args(["mps", "eval", "--limit", "50"])
@@ -505,8 +513,8 @@ fn mps_train_refuses_what_it_would_ignore_or_misreport() {
             "--sweeps applies to the sweep trainer",
         ),
         (
-            vec!["--trainer", "gradient", "--validation", "50"],
-            "--validation applies to the sweep trainer",
+            vec!["--trainer", "gradient", "--lambda", "0.5"],
+            "--lambda applies to the sweep trainer",
         ),
         (
             vec!["--trainer", "gradient", "--final-refit", "softmax"],

@@ -8,7 +8,7 @@ use tnml_data::Split;
 use tnml_mps::collective::sharded_error_rate;
 use tnml_mps::{embed_batch, FeatureMap, MpsClassifier, SiteFeatures};
 
-use super::options::load_pixels;
+use super::options::{load_pixels, split_validation};
 use super::save::{checkpoint, finish_training, save_failed};
 use super::shard::shard_rows;
 use super::train::TrainArgs;
@@ -23,6 +23,8 @@ struct EpochPrinter<'a> {
     bar: ProgressBar,
     test: &'a SiteFeatures,
     test_labels: &'a [usize],
+    /// This rank's shard of the held-out training images (`--validation`; `None` without).
+    validation: Option<(&'a SiteFeatures, &'a [usize])>,
     cluster: &'a Cluster,
     run: Option<&'a mut RunDir>,
     failure: Option<anyhow::Error>,
@@ -43,18 +45,27 @@ impl tnml_mps::EpochObserver for EpochPrinter<'_> {
     fn on_epoch(&mut self, s: &tnml_mps::EpochSummary, model: &MpsClassifier) -> ControlFlow<()> {
         let test_error =
             sharded_error_rate(self.cluster.comm(), model, self.test, self.test_labels).unwrap_or(f64::NAN);
+        let validation_error = self
+            .validation
+            .map(|(f, y)| sharded_error_rate(self.cluster.comm(), model, f, y).unwrap_or(f64::NAN));
         let Some(run) = self.run.as_deref_mut() else {
             return ControlFlow::Continue(());
         };
+        let val = validation_error.map_or(String::new(), |v| format!(", validation error {v:.4}"));
         let line = format!(
-            "epoch {}: loss {:.5}, train error {:.4}, test error {:.4}, {:.1} s",
+            "epoch {}: loss {:.5}, train error {:.4}{val}, test error {:.4}, {:.1} s",
             s.epoch, s.loss, s.train_error, test_error, s.seconds
         );
         self.bar.suspend(|| eprintln!("{line}"));
-        let rec = serde_json::json!({"epoch": s.epoch, "loss": s.loss, "train_error": s.train_error, "test_error": test_error, "seconds": s.seconds});
+        let rec = serde_json::json!({"epoch": s.epoch, "loss": s.loss, "train_error": s.train_error, "validation_error": validation_error, "test_error": test_error, "seconds": s.seconds});
         self.lines.push(format!(
-            "| {} | {:.5} | {:.4} | {:.4} | {:.1} |",
-            s.epoch, s.loss, s.train_error, test_error, s.seconds
+            "| {} | {:.5} | {:.4} | {} | {:.4} | {:.1} |",
+            s.epoch,
+            s.loss,
+            s.train_error,
+            validation_error.map_or("-".to_string(), |v| format!("{v:.4}")),
+            test_error,
+            s.seconds
         ));
         if let Err(e) = checkpoint(run, model, &rec, s.epoch) {
             let saved = s.epoch.checked_sub(1).filter(|&e| e > 0);
@@ -87,6 +98,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     )?;
     let (xt, yt, _) = load_pixels(&args.data, Split::Test, None, args.limits.test_limit)?;
     let sites = side * side;
+    let ((x, y), (x_val, y_val)) = split_validation(x, y, sites, args.validation)?;
     if y.len() < cluster.size() {
         anyhow::bail!(
             "{} training images cannot be shared by {} ranks: every rank needs at least one",
@@ -96,7 +108,9 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     }
     let (xs, ys) = shard_rows(&x, &y, sites, cluster);
     let (xts, yts) = shard_rows(&xt, &yt, sites, cluster);
+    let (xvs, yvs) = shard_rows(&x_val, &y_val, sites, cluster);
     let (feats, test) = (embed_batch(map, &xs, sites)?, embed_batch(map, &xts, sites)?);
+    let valid = embed_batch(map, &xvs, sites)?;
     let mut model = MpsClassifier::near_identity(
         (side, side),
         10,
@@ -120,8 +134,9 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         let run = RunDir::create(args.out.as_deref(), "mps-train")?;
         run.write_config(&serde_json::json!({"command": "mps train", "trainer": "gradient", "tnml_version": env!("CARGO_PKG_VERSION"), "ranks": cluster.size(), "args": args}))?;
         eprintln!(
-            "gradient training: {} train / {} test images, {sites} sites, bond {bond}, {:?}{}",
+            "gradient training: {} train / {} validation / {} test images, {sites} sites, bond {bond}, {:?}{}",
             y.len(),
+            y_val.len(),
             yt.len(),
             map,
             if cluster.size() > 1 {
@@ -139,6 +154,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         bar,
         test: &test,
         test_labels: &yts,
+        validation: (!y_val.is_empty()).then_some((&valid, yvs.as_slice())),
         cluster,
         run: run.as_mut(),
         failure: None,
@@ -152,8 +168,8 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         return Ok(());
     };
     let md = format!(
-        "# MPS classifier (gradient training)\n\n- {} train / {} test, {side}x{side}, {:?}, bond {bond}, Adam lr {}, batch {}, {:?}\n\n| epoch | loss | train error | test error | seconds |\n|---:|---:|---:|---:|---:|\n{}\n",
-        y.len(), yt.len(), map, args.lr, args.batch_size, config.loss, lines.join("\n")
+        "# MPS classifier (gradient training)\n\n- {} train / {} validation / {} test, {side}x{side}, {:?}, bond {bond}, Adam lr {}, batch {}, {:?}\n\n| epoch | loss | train error | validation error | test error | seconds |\n|---:|---:|---:|---:|---:|---:|\n{}\n",
+        y.len(), y_val.len(), yt.len(), map, args.lr, args.batch_size, config.loss, lines.join("\n")
     );
     run.write_summary(&md)?;
     print!("{md}");

@@ -91,6 +91,30 @@ pub(super) fn load_pixels(
     Ok((g.pixels, g.labels, g.side))
 }
 
+/// Pixels and labels of a split.
+pub(super) type Pixels = (Vec<f32>, Vec<usize>);
+
+/// Holds out the last `validation` images of the training subset (`--validation`): returns the
+/// images left for training and the held-out ones (empty without `--validation`).
+///
+/// # Errors
+/// `validation` 0 or not below the number of images.
+pub(super) fn split_validation(x: Vec<f32>, y: Vec<usize>, sites: usize, validation: Option<usize>) -> Result<(Pixels, Pixels)> {
+    match validation {
+        None => Ok(((x, y), (Vec::new(), Vec::new()))),
+        Some(v) if v == 0 || v >= y.len() => anyhow::bail!(
+            "--validation {v} must be between 1 and {} (the training images left for training)",
+            y.len().saturating_sub(1)
+        ),
+        Some(v) => {
+            let keep = y.len() - v;
+            let (mut x, mut y) = (x, y);
+            let (xv, yv) = (x.split_off(keep * sites), y.split_off(keep));
+            Ok(((x, y), (xv, yv)))
+        }
+    }
+}
+
 pub(super) fn check_image(model: &MpsClassifier, side: usize) -> Result<()> {
     if model.image() != (side, side) {
         bail!(

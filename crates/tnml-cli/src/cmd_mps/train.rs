@@ -12,7 +12,7 @@ use tnml_data::Split;
 use tnml_mps::collective::{sharded_error_rate, sync_model};
 use tnml_mps::{embed_batch, train_sweeps_sharded, Decision, FeatureMap, MpsClassifier, SweepConfig};
 
-use super::options::{load_pixels, LossArg, MapArg, MpsData, TrainerArg};
+use super::options::{load_pixels, split_validation, LossArg, MapArg, MpsData, TrainerArg};
 use super::project::{refit_core, RefitArg, RefitData};
 use super::save::{finish_training, truncation_json};
 use super::shard::{report_end_memory, report_start_memory, shard_rows};
@@ -64,7 +64,8 @@ pub struct TrainArgs {
     #[serde(flatten)]
     pub limits: Limits,
     /// Hold out the last N images of the training subset: they are not trained on, and every
-    /// sweep reports their error (to choose options such as --lambda without the test set).
+    /// sweep (or epoch of --trainer gradient) reports their error (to choose options such as
+    /// --lambda, --epochs or --lr without the test set).
     #[arg(long)]
     pub validation: Option<usize>,
     #[command(flatten)]
@@ -119,7 +120,7 @@ pub struct TrainArgs {
 }
 
 /// Options only the sweep trainer reads.
-const SWEEP_ONLY: [&str; 10] = [
+const SWEEP_ONLY: [&str; 9] = [
     "resume",
     "truncated_start",
     "sweeps",
@@ -127,7 +128,6 @@ const SWEEP_ONLY: [&str; 10] = [
     "cg_passes",
     "refit_passes",
     "lambda",
-    "validation",
     "final_refit",
     "final_refit_lambda",
 ];
@@ -244,22 +244,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     let (x, y, side) = load_pixels(&args.data, Split::Train, Some((train_n, args.seed.seed)), None)?;
     let (xt, yt, _) = load_pixels(&args.data, Split::Test, None, args.limits.test_limit)?;
     let sites = side * side;
-    let (x, y, x_val, y_val) = match args.validation {
-        None => (x, y, Vec::new(), Vec::new()),
-        Some(v) if v == 0 || v >= y.len() => bail!(
-            "--validation {v} must be between 1 and {} (the training images left for training)",
-            y.len().saturating_sub(1)
-        ),
-        Some(v) => {
-            let keep = y.len() - v;
-            (
-                x[..keep * sites].to_vec(),
-                y[..keep].to_vec(),
-                x[keep * sites..].to_vec(),
-                y[keep..].to_vec(),
-            )
-        }
-    };
+    let ((x, y), (x_val, y_val)) = split_validation(x, y, sites, args.validation)?;
     if y.len() < cluster.size() {
         bail!(
             "{} training images cannot be shared by {} ranks: every rank needs at least one",
