@@ -476,6 +476,10 @@ fn mps_gradient_trainer_runs_and_its_model_predicts_by_signed_argmax() {
                 "240",
                 "--validation",
                 "40",
+                "--lr-schedule",
+                "cosine",
+                "--shift",
+                "1",
                 "--test-limit",
                 "50",
             ])
@@ -484,11 +488,17 @@ fn mps_gradient_trainer_runs_and_its_model_predicts_by_signed_argmax() {
     );
     assert!(stderr.contains("epoch 1: loss"), "{stderr}");
     // the held-out images are scored every epoch, not trained on
-    assert!(stderr.contains("200 train / 40 validation / 50 test images"), "{stderr}");
+    assert!(
+        stderr.contains("200 train / 40 validation / 50 test images"),
+        "{stderr}"
+    );
     assert!(stderr.contains("validation error"), "{stderr}");
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let rec: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
-    assert!((0.0..=1.0).contains(&rec["validation_error"].as_f64().unwrap()), "{rec}");
+    assert!(
+        (0.0..=1.0).contains(&rec["validation_error"].as_f64().unwrap()),
+        "{rec}"
+    );
     let text = stdout_ok(
         tnml()
             .args(["mps", "eval", "--limit", "50"])
@@ -525,6 +535,11 @@ fn mps_train_refuses_what_it_would_ignore_or_misreport() {
             "one fixed bond dimension",
         ),
         (vec!["--epochs", "3"], "--epochs applies to --trainer gradient"),
+        (vec!["--shift", "1"], "--shift applies to --trainer gradient"),
+        (
+            vec!["--trainer", "gradient", "--shift", "65"],
+            "shift is 65: it must be at most 64 pixels",
+        ),
         (
             vec!["--test-limit", "0"],
             "the test set of MNIST sample is empty (the limit is 0)",

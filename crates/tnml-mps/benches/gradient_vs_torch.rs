@@ -112,6 +112,8 @@ fn main() {
             learning_rate: 1e-3,
             loss: Loss::CrossEntropy,
             seed: 1,
+            schedule: tnml_mps::LrSchedule::Constant,
+            shift: 0,
         };
         let mut model = start.clone();
         let t0 = Instant::now();

@@ -120,6 +120,38 @@ pub fn embed_batch(map: FeatureMap, pixels: &[f32], num_sites: usize) -> Result<
 }
 
 impl SiteFeatures {
+    /// The features of the images translated by `shifts[n] = (dy, dx)` pixels (down, right),
+    /// for sites laid out row-major as an `image = (height, width)` grid; what comes in at the
+    /// border is a white pixel, `phi(0) = e_0` for every feature map here.
+    ///
+    /// # Panics
+    /// When `height * width` is not the number of sites or `shifts` not one per sample.
+    pub fn shifted(&self, image: (usize, usize), shifts: &[(i32, i32)]) -> SiteFeatures {
+        let (h, w) = image;
+        assert_eq!(h * w, self.sites.len(), "image shape against sites");
+        assert_eq!(shifts.len(), self.samples, "one shift per sample");
+        let d = self.dim;
+        let mut sites = vec![vec![0f32; self.samples * d]; self.sites.len()];
+        for (k, site) in sites.iter_mut().enumerate() {
+            let (y, x) = ((k / w) as i32, (k % w) as i32);
+            for (n, &(dy, dx)) in shifts.iter().enumerate() {
+                let (sy, sx) = (y - dy, x - dx);
+                let out = &mut site[n * d..(n + 1) * d];
+                if (0..h as i32).contains(&sy) && (0..w as i32).contains(&sx) {
+                    let src = &self.sites[sy as usize * w + sx as usize];
+                    out.copy_from_slice(&src[n * d..(n + 1) * d]);
+                } else {
+                    out[0] = 1.0;
+                }
+            }
+        }
+        SiteFeatures {
+            samples: self.samples,
+            dim: d,
+            sites,
+        }
+    }
+
     /// The features of the samples at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> SiteFeatures {
         let d = self.dim;
@@ -168,6 +200,30 @@ mod tests {
         FeatureMap::Trig.embed(0.3, &mut a);
         FeatureMap::TrigD(2).embed(0.3, &mut b);
         assert_eq!(a, b);
+    }
+
+    /// Shifting the features is embedding the shifted image (white fill).
+    #[test]
+    fn shifted_features_are_the_features_of_the_shifted_image() {
+        let (h, w) = (3, 4);
+        let img: Vec<f32> = (0..2 * h * w).map(|i| (i % 7) as f32 / 7.0).collect();
+        let feats = embed_batch(FeatureMap::Trig, &img, h * w).unwrap();
+        let shifts = [(1, -2), (0, 0)];
+        let got = feats.shifted((h, w), &shifts);
+        let mut moved = vec![0f32; img.len()];
+        for (n, &(dy, dx)) in shifts.iter().enumerate() {
+            for y in 0..h as i32 {
+                for x in 0..w as i32 {
+                    let (sy, sx) = (y - dy, x - dx);
+                    if (0..h as i32).contains(&sy) && (0..w as i32).contains(&sx) {
+                        moved[n * h * w + (y * w as i32 + x) as usize] =
+                            img[n * h * w + (sy * w as i32 + sx) as usize];
+                    }
+                }
+            }
+        }
+        assert_eq!(got, embed_batch(FeatureMap::Trig, &moved, h * w).unwrap());
+        assert_eq!(feats.shifted((h, w), &[(0, 0), (0, 0)]), feats);
     }
 
     #[test]

@@ -27,7 +27,9 @@ pub mod sweep;
 pub use collective::{Collective, SingleProcess};
 pub use error::{MpsError, Result};
 pub use feature::{embed_batch, FeatureMap, SiteFeatures};
-pub use gradient::{loss_and_gradients, train_gradient, train_gradient_sharded, EpochOrders, GradientConfig};
+pub use gradient::{
+    loss_and_gradients, train_gradient, train_gradient_sharded, EpochOrders, GradientConfig, LrSchedule,
+};
 pub use model::label::Direction;
 pub use model::{Decision, Loss, MpsClassifier, Scores};
 pub use observe::{BondStep, EpochObserver, EpochSummary, Silent, SweepObserver, SweepSummary};

@@ -330,6 +330,8 @@ fn errors_carry_the_numbers() {
         learning_rate: 1e-3,
         loss: Loss::Squared,
         seed: 0,
+        schedule: tnml_mps::LrSchedule::Constant,
+        shift: 0,
     };
     assert_eq!(
         bad.validate().unwrap_err().to_string(),

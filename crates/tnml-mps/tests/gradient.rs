@@ -157,6 +157,8 @@ fn adam_on_minibatches_learns() {
         learning_rate: 1e-3,
         loss: Loss::CrossEntropy,
         seed: 3,
+        schedule: tnml_mps::LrSchedule::Constant,
+        shift: 0,
     };
     let summary = train_gradient(&mut model, &feats, &y, &config, &mut Silent).unwrap();
     let test_err = model.scores(&test).unwrap().error_rate(&yt);

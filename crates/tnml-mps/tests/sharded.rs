@@ -211,6 +211,8 @@ fn epoch_figures(s: &[EpochSummary]) -> Vec<(f64, f64)> {
     s.iter().map(|s| (s.loss, s.train_error)).collect()
 }
 
+/// With the cosine schedule and random shifts too: every rank draws the same shift for the same
+/// image, so the shards' union is one process's augmented set.
 #[test]
 fn gradient_epochs_on_two_and_three_ranks_match_one_rank() {
     let groups: Vec<Vec<Outcome>> = [1, 2, 3]
@@ -223,6 +225,8 @@ fn gradient_epochs_on_two_and_three_ranks_match_one_rank() {
                     learning_rate: 1e-3,
                     loss: Loss::CrossEntropy,
                     seed: 5,
+                    schedule: tnml_mps::LrSchedule::Cosine,
+                    shift: 1,
                 };
                 epoch_figures(&train_gradient_sharded(model, feats, y, &config, &mut Silent, comm).unwrap())
             })

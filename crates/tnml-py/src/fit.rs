@@ -39,6 +39,8 @@ pub struct FitOptions {
     epochs: usize,
     batch_size: usize,
     lr: f64,
+    lr_schedule: String,
+    shift: usize,
     seed: u64,
     threads: Option<usize>,
     refit: Option<String>,
@@ -281,6 +283,16 @@ fn plan(o: &FitOptions, sites: usize) -> PyResult<Plan> {
                 learning_rate: o.lr,
                 loss,
                 seed: o.seed,
+                schedule: match o.lr_schedule.as_str() {
+                    "constant" => tnml_mps::LrSchedule::Constant,
+                    "cosine" => tnml_mps::LrSchedule::Cosine,
+                    other => {
+                        return Err(value_error(format!(
+                            "lr_schedule {other:?}: use \"constant\" or \"cosine\""
+                        )))
+                    }
+                },
+                shift: o.shift,
             };
             config.validate().map_err(mps_error)?;
             if o.bond[0] == 0 {

@@ -82,14 +82,19 @@ def test_verbose_prints_a_line_per_sweep(sample_small, capsys):
 def test_gradient_trainer_and_refit(sample_small):
     X, y, Xt, yt = sample_small
     g = tnml.MPSClassifier(trainer="gradient", feature_map="linear", bond=4, epochs=2, batch_size=50, lr=1e-3,
-                           random_state=1)
+                           shift=1, random_state=1)
     g.fit(X[:1000], y[:1000])
     assert [e["epoch"] for e in g.history_ if e["event"] == "epoch"] == [1, 2]
     assert g.score(Xt, yt) > 0.3
     assert g.model_.feature_map == "linear" and g.model_.decision == "signed"
+    # the cosine schedule decays the step to 0 by the last batch: less progress in 2 short
+    # epochs than a constant step, but it learns
+    c = tnml.MPSClassifier(trainer="gradient", feature_map="linear", bond=4, epochs=2, batch_size=50, lr=1e-3,
+                           lr_schedule="cosine", random_state=1).fit(X[:1000], y[:1000])
+    assert 0.15 < c.score(Xt, yt) < g.score(Xt, yt) + 0.2
     # a step size that blows up is refused, with the model left as it was before that step
     with pytest.raises(RuntimeError, match="diverged.*lower lr"):
-        tnml.MPSClassifier(trainer="gradient", bond=4, epochs=1, lr=5e-3).fit(X[:1000], y[:1000])
+        tnml.MPSClassifier(trainer="gradient", bond=4, epochs=1, lr=1e3).fit(X[:1000], y[:1000])
     r = tnml.MPSClassifier(bond=4, sweeps=1, loss="squared", lam=0.0, refit="softmax", refit_lambda=1e-4)
     r.fit(X[:1000], y[:1000])
     assert r.model_.decision == "signed"  # softmax logits
@@ -131,6 +136,7 @@ def test_bad_data_raises(X, y, exc, message):
         ({"refit_lambda": 1e-3}, "needs refit"),
         ({"turn_site": 500}, "turn_site 500"),
         ({"trainer": "gradient", "bond": [2, 3]}, "one fixed bond"),
+        ({"trainer": "gradient", "lr_schedule": "step"}, "lr_schedule \"step\""),
         ({"image_shape": (7, 7)}, "has 49 pixels, X has 196"),
     ],
 )

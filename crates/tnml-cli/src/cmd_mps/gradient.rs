@@ -128,6 +128,8 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
             .loss
             .map_or(tnml_mps::Loss::CrossEntropy, tnml_mps::Loss::from),
         seed: args.seed.seed,
+        schedule: args.lr_schedule.into(),
+        shift: args.shift,
     };
     config.validate()?;
     let mut run = if cluster.is_root() {
@@ -168,8 +170,8 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         return Ok(());
     };
     let md = format!(
-        "# MPS classifier (gradient training)\n\n- {} train / {} validation / {} test, {side}x{side}, {:?}, bond {bond}, Adam lr {}, batch {}, {:?}\n\n| epoch | loss | train error | validation error | test error | seconds |\n|---:|---:|---:|---:|---:|---:|\n{}\n",
-        y.len(), y_val.len(), yt.len(), map, args.lr, args.batch_size, config.loss, lines.join("\n")
+        "# MPS classifier (gradient training)\n\n- {} train / {} validation / {} test, {side}x{side}, {:?}, bond {bond}, Adam lr {} ({:?}), batch {}, {:?}\n\n| epoch | loss | train error | validation error | test error | seconds |\n|---:|---:|---:|---:|---:|---:|\n{}\n",
+        y.len(), y_val.len(), yt.len(), map, args.lr, config.schedule, args.batch_size, config.loss, lines.join("\n")
     );
     run.write_summary(&md)?;
     print!("{md}");

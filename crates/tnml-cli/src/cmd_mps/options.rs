@@ -60,6 +60,25 @@ impl From<LossArg> for tnml_mps::Loss {
     }
 }
 
+/// Step-size schedule of the gradient trainer (`--lr-schedule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrScheduleArg {
+    /// The learning rate throughout.
+    Constant,
+    /// Cosine decay from the learning rate to 0 over all steps.
+    Cosine,
+}
+
+impl From<LrScheduleArg> for tnml_mps::LrSchedule {
+    fn from(l: LrScheduleArg) -> Self {
+        match l {
+            LrScheduleArg::Constant => Self::Constant,
+            LrScheduleArg::Cosine => Self::Cosine,
+        }
+    }
+}
+
 /// Data options shared by the mps commands.
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct MpsData {
@@ -99,7 +118,12 @@ pub(super) type Pixels = (Vec<f32>, Vec<usize>);
 ///
 /// # Errors
 /// `validation` 0 or not below the number of images.
-pub(super) fn split_validation(x: Vec<f32>, y: Vec<usize>, sites: usize, validation: Option<usize>) -> Result<(Pixels, Pixels)> {
+pub(super) fn split_validation(
+    x: Vec<f32>,
+    y: Vec<usize>,
+    sites: usize,
+    validation: Option<usize>,
+) -> Result<(Pixels, Pixels)> {
     match validation {
         None => Ok(((x, y), (Vec::new(), Vec::new()))),
         Some(v) if v == 0 || v >= y.len() => anyhow::bail!(

@@ -12,7 +12,7 @@ use tnml_data::Split;
 use tnml_mps::collective::{sharded_error_rate, sync_model};
 use tnml_mps::{embed_batch, train_sweeps_sharded, Decision, FeatureMap, MpsClassifier, SweepConfig};
 
-use super::options::{load_pixels, split_validation, LossArg, MapArg, MpsData, TrainerArg};
+use super::options::{load_pixels, split_validation, LossArg, LrScheduleArg, MapArg, MpsData, TrainerArg};
 use super::project::{refit_core, RefitArg, RefitData};
 use super::save::{finish_training, truncation_json};
 use super::shard::{report_end_memory, report_start_memory, shard_rows};
@@ -99,6 +99,13 @@ pub struct TrainArgs {
     /// Gradient trainer: Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
+    /// Gradient trainer: step size over the epochs, constant or a cosine decay to 0 at the end.
+    #[arg(long, value_enum, default_value = "constant")]
+    pub lr_schedule: LrScheduleArg,
+    /// Gradient trainer: augment by translating every training image by up to N pixels each
+    /// way (drawn afresh per epoch, white fill; at the model's resolution, 14x14 by default).
+    #[arg(long, default_value_t = 0)]
+    pub shift: usize,
     /// Loss. Sweep trainer: squared (the paper's quadratic cost; predicts argmax |f|, the
     /// default) or cross-entropy (softmax logits, predicts argmax f). Gradient trainer:
     /// cross-entropy by default.
@@ -132,7 +139,7 @@ const SWEEP_ONLY: [&str; 9] = [
     "final_refit_lambda",
 ];
 /// Options only the gradient trainer reads.
-const GRADIENT_ONLY: [&str; 3] = ["epochs", "batch_size", "lr"];
+const GRADIENT_ONLY: [&str; 5] = ["epochs", "batch_size", "lr", "lr_schedule", "shift"];
 
 impl TrainArgs {
     /// Refuses options of the trainer that is not running (they would be recorded in

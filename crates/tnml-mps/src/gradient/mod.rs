@@ -47,6 +47,54 @@ pub struct GradientConfig {
     pub loss: Loss,
     /// Seed of the minibatch order.
     pub seed: u64,
+    /// How the step size changes over the training.
+    pub schedule: LrSchedule,
+    /// Augmentation: every epoch, each training image is translated by up to `shift` pixels in
+    /// each direction (uniform, drawn afresh per epoch and image; white fill). 0: none.
+    pub shift: usize,
+}
+
+/// The translation of training image `index` (of the whole set) in `epoch`: uniform in
+/// `[-shift, shift]^2`, a function of `(seed, epoch, index)` alone, so that every rank of a
+/// sharded run draws the same shift for the same image.
+fn image_shift(seed: u64, epoch: usize, index: usize, shift: usize) -> (i32, i32) {
+    // splitmix64 of the three
+    let mut z = seed
+        ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut next = || {
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut x = z;
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^ (x >> 31)
+    };
+    let span = 2 * shift as u64 + 1;
+    let draw = |v: u64| (v % span) as i32 - shift as i32;
+    (draw(next()), draw(next()))
+}
+
+/// Step size over the training: constant, or a cosine decay from the learning rate to 0 over
+/// all steps (`lr_t = lr (1 + cos(pi t / T)) / 2` at step `t` of `T`), which lets Adam settle
+/// into a minimum instead of rattling around it at the last epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrSchedule {
+    /// The learning rate throughout.
+    #[default]
+    Constant,
+    /// Cosine decay to 0 at the last step.
+    Cosine,
+}
+
+impl LrSchedule {
+    /// The step size of step `t` (from 0) of `total`.
+    pub fn rate(self, lr: f64, t: usize, total: usize) -> f64 {
+        match self {
+            Self::Constant => lr,
+            Self::Cosine => lr * 0.5 * (1.0 + (std::f64::consts::PI * t as f64 / total.max(1) as f64).cos()),
+        }
+    }
 }
 
 impl GradientConfig {
@@ -60,6 +108,13 @@ impl GradientConfig {
         }
         if self.batch_size == 0 {
             return Err(MpsError::invalid("batch size", 0, "it must be at least 1"));
+        }
+        if self.shift > 64 {
+            return Err(MpsError::invalid(
+                "shift",
+                self.shift,
+                "it must be at most 64 pixels",
+            ));
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
             return Err(MpsError::invalid(
@@ -295,11 +350,22 @@ pub fn train_gradient_sharded(
     let mut v = m.clone();
     let mut step = 0i32;
     let mut orders = EpochOrders::new(total, config.seed);
+    let total_steps = config.epochs * total.div_ceil(config.batch_size);
     let mut passes = Passes::default();
     let mut out = Vec::new();
     for epoch in 1..=config.epochs {
         let t0 = std::time::Instant::now();
         let order = orders.next_epoch();
+        let shifted;
+        let feats = if config.shift > 0 {
+            let shifts: Vec<(i32, i32)> = (0..n_local)
+                .map(|i| image_shift(config.seed, epoch, offset + i, config.shift))
+                .collect();
+            shifted = feats.shifted(model.image(), &shifts);
+            &shifted
+        } else {
+            feats
+        };
         let batches: Vec<&[usize]> = order.chunks(config.batch_size).collect();
         let (mut loss_sum, mut wrong) = (0.0, 0);
         for (bi, idx) in batches.iter().enumerate() {
@@ -311,12 +377,14 @@ pub fn train_gradient_sharded(
                 what,
             };
             if !loss.is_finite() {
-                return Err(diverged(format!("the loss is {loss}")));
+                return Err(diverged(format!("the loss is {loss}; lower --lr")));
             }
             step += 1;
             let (c1, c2) = (1.0 - b1.powi(step), 1.0 - b2.powi(step));
             // the step is computed aside and applied only if every weight stays in range
-            let lr = config.learning_rate;
+            let lr = config
+                .schedule
+                .rate(config.learning_rate, step as usize - 1, total_steps);
             let updated: Vec<Vec<f64>> = (
                 grads.par_iter(),
                 m.par_iter_mut(),

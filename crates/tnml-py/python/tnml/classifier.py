@@ -27,6 +27,8 @@ _PARAMS = (
     "epochs",
     "batch_size",
     "lr",
+    "lr_schedule",
+    "shift",
     "random_state",
     "refit",
     "refit_lambda",
@@ -49,8 +51,9 @@ class MPSClassifier:
     reduced features (``refit_lambda``, or for softmax chosen on the last sixth of the data).
 
     ``trainer="gradient"``: Adam on all cores at a fixed ``bond``, ``epochs`` passes in minibatches
-    of ``batch_size`` at step ``lr``, starting near the identity (``random_state`` seeds it and the
-    batch order).
+    of ``batch_size`` at step ``lr`` (``lr_schedule="cosine"``: decayed to 0 over the training),
+    each epoch's images translated by up to ``shift`` pixels (0: none), starting near the identity
+    (``random_state`` seeds it, the batch order and the shifts).
 
     ``threads``: worker threads (None: all cores). ``verbose``: a line per sweep or epoch on stderr.
     Ctrl-C stops training between bond updates (or minibatches): ``model_`` keeps the last good
@@ -78,6 +81,8 @@ class MPSClassifier:
         epochs: int = 10,
         batch_size: int = 50,
         lr: float = 1e-3,
+        lr_schedule: str = "constant",
+        shift: int = 0,
         random_state: int = 0,
         refit: str | None = None,
         refit_lambda: float | None = None,
@@ -98,6 +103,8 @@ class MPSClassifier:
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.lr_schedule = lr_schedule
+        self.shift = shift
         self.random_state = random_state
         self.refit = refit
         self.refit_lambda = refit_lambda
@@ -148,6 +155,8 @@ class MPSClassifier:
             "epochs": int(self.epochs),
             "batch_size": int(self.batch_size),
             "lr": float(self.lr),
+            "lr_schedule": self.lr_schedule,
+            "shift": int(self.shift),
             "seed": int(self.random_state),
             "threads": self.threads,
             "refit": self.refit,
