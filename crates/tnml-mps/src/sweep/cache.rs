@@ -12,7 +12,7 @@ use crate::collective::{sum_count, sum_scalar, sync_site, Collective};
 use crate::env::{absorb_left, absorb_right};
 use crate::error::{MpsError, Result};
 use crate::feature::SiteFeatures;
-use crate::gemm::{normalize_rows_in_place, row_outer};
+use crate::gemm::normalize_rows_in_place;
 use crate::local::{cg_softmax, cgls, LocalOp};
 use crate::model::label::Direction;
 use crate::model::{Decision, Loss, MpsClassifier};
@@ -132,23 +132,21 @@ impl<'a> EnvCache<'a> {
         params: &TruncParams,
         sweep: usize,
     ) -> Result<BondOutcome> {
-        let n = self.feats.samples;
         let d = self.feats.dim;
         let big_l = model.num_labels;
         let (left, right) = (model.sites[j].left(), model.sites[j + 1].right());
         debug_assert_eq!(self.widths[j], left);
         debug_assert_eq!(self.widths[j + 2], right);
-        let x1 = row_outer(&self.envs[j], left, &self.feats.sites[j], d);
-        let x = row_outer(&x1, left * d, &self.feats.sites[j + 1], d);
-        let op = LocalOp {
-            x: &x,
-            r: &self.envs[j + 2],
-            n,
-            k: left * d * d,
-            labels: big_l,
+        let op = LocalOp::sites(
+            &self.envs[j],
+            left,
+            &[&self.feats.sites[j], &self.feats.sites[j + 1]],
+            d,
+            &self.envs[j + 2],
             right,
-            comm: self.comm,
-        };
+            big_l,
+            self.comm,
+        );
         let mut b = model.merge_bond(j, dir);
         let (cost, wrong, mut flops) = self.solve(&op, &mut b, config.cg_passes, config);
         if !cost.is_finite() || b.iter().any(|v| !v.is_finite()) {
@@ -197,7 +195,6 @@ impl<'a> EnvCache<'a> {
         dir: Direction,
         config: &SweepConfig,
     ) -> Result<(f64, usize, f64)> {
-        let n = self.feats.samples;
         let d = self.feats.dim;
         let big_l = model.num_labels;
         let site = match dir {
@@ -205,16 +202,16 @@ impl<'a> EnvCache<'a> {
             Direction::RightToLeft => j,
         };
         let (left, right) = (model.sites[site].left(), model.sites[site].right());
-        let x = row_outer(&self.envs[site], left, &self.feats.sites[site], d);
-        let op = LocalOp {
-            x: &x,
-            r: &self.envs[site + 1],
-            n,
-            k: left * d,
-            labels: big_l,
+        let op = LocalOp::sites(
+            &self.envs[site],
+            left,
+            &[&self.feats.sites[site]],
+            d,
+            &self.envs[site + 1],
             right,
-            comm: self.comm,
-        };
+            big_l,
+            self.comm,
+        );
         let mut b = model.site_f32(site);
         let (cost, wrong, flops) = self.solve(&op, &mut b, config.refit_passes, config);
         if cost.is_finite() && b.iter().all(|v| v.is_finite()) {

@@ -16,55 +16,16 @@
 //! along a conjugate direction, so the step size adapts to every bond (a fixed gradient step is
 //! known to vanish or explode across bonds). Cost per iteration: two GEMMs of
 //! `2 n (D d^2)(L D)` flops, each fused with its row-wise contraction / outer product per block
-//! of samples, so the `n x (L D)` intermediates stay in cache.
+//! of samples, so the `n x (L D)` intermediates stay in cache. [`LocalOp`] (in `op`) groups the
+//! samples by white pixels, which leaves out the columns of `X` that are zero.
 
 use rayon::prelude::*;
 
-use crate::collective::{sum_scalar, Collective};
-use crate::gemm::{gemm_at_outer_f64, gemm_contract_rows, SUM_BLOCK_ROWS};
+use crate::gemm::SUM_BLOCK_ROWS;
 use crate::softmax::exp_neg;
 
-/// The linear map `B -> (f^l_n)` of one bond.
-pub(crate) struct LocalOp<'a> {
-    /// `n x k` projected left part, `k = left * d * d`.
-    pub x: &'a [f32],
-    /// `n x right` right environments.
-    pub r: &'a [f32],
-    pub n: usize,
-    pub k: usize,
-    pub labels: usize,
-    pub right: usize,
-    /// The ranks sharing the training set: `x` and `r` hold this rank's samples, and every sum
-    /// over samples ([`LocalOp::adjoint`], the line-search scalars, the cost) is summed over
-    /// the ranks.
-    pub comm: &'a dyn Collective,
-}
-
-impl LocalOp<'_> {
-    /// `A B` for `B` of shape `k x (labels * right)`: returns `n x labels`.
-    pub fn apply(&self, b: &[f32]) -> Vec<f32> {
-        gemm_contract_rows(self.x, self.n, self.k, b, self.labels, self.r, self.right)
-    }
-
-    /// `A^T E` for `E` of shape `n x labels`: returns `k x (labels * right)`, summed over the
-    /// ranks' samples in f64 before the rounding to f32 (the ranks' block sums then add up to
-    /// one process's exactly, see [`gemm_at_outer_f64`]).
-    pub fn adjoint(&self, e: &[f32]) -> Vec<f32> {
-        let mut g = gemm_at_outer_f64(self.x, self.n, self.k, e, self.labels, self.r, self.right);
-        self.comm.sum_f64(&mut g);
-        g.into_iter().map(|v| v as f32).collect()
-    }
-
-    /// A sum over samples of this rank's partial `value`, over all ranks.
-    pub fn total(&self, value: f64) -> f64 {
-        sum_scalar(self.comm, value)
-    }
-
-    /// Flops of one `apply` or `adjoint`.
-    pub fn flops(&self) -> f64 {
-        2.0 * self.n as f64 * self.k as f64 * (self.labels * self.right) as f64
-    }
-}
+mod op;
+pub(crate) use op::LocalOp;
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum()
@@ -340,15 +301,7 @@ mod tests {
         let x: Vec<f32> = (0..n * k).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();
         let r: Vec<f32> = (0..n * 2).map(|i| ((i * 13 % 5) as f32 + 1.0) / 5.0).collect();
         let labels: Vec<usize> = (0..n).map(|i| (i * 7) % 3).collect();
-        let op = LocalOp {
-            x: &x,
-            r: &r,
-            n,
-            k,
-            labels: 3,
-            right: 2,
-            comm: &SingleProcess,
-        };
+        let op = LocalOp::dense(&x, &r, n, k, 3, 2, &SingleProcess);
         let mut b = vec![0f32; k * 3 * 2];
         let start = n as f64 * 3f64.ln();
         let (z, loss, _) = cg_softmax(&op, &mut b, &labels, 60, 0.5);
@@ -379,15 +332,7 @@ mod tests {
         ];
         let r = vec![1f32; 6];
         let y: Vec<f32> = vec![1., 0., 0., 1., 1., 0., 0., 1., 1., 0., 0., 1.];
-        let op = LocalOp {
-            x: &x,
-            r: &r,
-            n: 6,
-            k: 3,
-            labels: 2,
-            right: 1,
-            comm: &SingleProcess,
-        };
+        let op = LocalOp::dense(&x, &r, 6, 3, 2, 1, &SingleProcess);
         let mut b = vec![0f32; 6];
         let (res, _) = cgls(&op, &mut b, &y, 6, 0.0);
         // optimality: the gradient A^T (Y - A b) vanishes
