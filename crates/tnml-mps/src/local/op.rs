@@ -327,7 +327,7 @@ mod tests {
     fn features(n: usize, d: usize, seed: usize, white_every: usize) -> Vec<f32> {
         (0..n)
             .flat_map(|i| {
-                let white = (i * 7 + seed) % white_every != 0;
+                let white = !(i * 7 + seed).is_multiple_of(white_every);
                 (0..d).map(move |s| {
                     if white {
                         f32::from(u8::from(s == 0))
