@@ -62,6 +62,46 @@ pub(crate) fn exp_neg(x: f64) -> f64 {
     p * f64::from_bits(((k + 1023) as u64) << 52)
 }
 
+/// [`exp_neg`] of every entry of `xs` in place, written without branches or float-to-integer
+/// conversions so that the loop vectorizes (4 or 8 lanes): `k` is rounded to nearest by the
+/// `1.5 * 2^52` trick and `2^k` built from its bits. Same polynomial and accuracy as [`exp_neg`]
+/// (its `k` may differ by one where `x / ln 2` is near a half-integer; both reductions are exact
+/// there), flushed to 0 below -40 likewise.
+pub(crate) fn exp_neg_slice(xs: &mut [f64]) {
+    const LN2_HI: f64 = 0.693_147_180_369_123_8;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
+    const C: [f64; 13] = [
+        1.0 / 479_001_600.0,
+        1.0 / 39_916_800.0,
+        1.0 / 3_628_800.0,
+        1.0 / 362_880.0,
+        1.0 / 40_320.0,
+        1.0 / 5_040.0,
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ];
+    for v in xs.iter_mut() {
+        let x = v.max(-45.0);
+        let shifted = x * std::f64::consts::LOG2_E + MAGIC;
+        let kf = shifted - MAGIC;
+        let r = x - kf * LN2_HI - kf * LN2_LO;
+        let mut p = C[0];
+        for &c in &C[1..] {
+            p = p * r + c;
+        }
+        // k = bits(shifted) - bits(MAGIC) as a two's-complement integer, k in [-65, 0]
+        let k = shifted.to_bits().wrapping_sub(MAGIC.to_bits());
+        let scale = f64::from_bits(k.wrapping_add(1023) << 52);
+        *v = if *v < -40.0 { 0.0 } else { p * scale };
+    }
+}
+
 /// Loss and gradient at `w` (`L x p`, row-major) for features `x` and labels; parallel over
 /// blocks of samples (rayon), each block two sequential faer GEMMs.
 fn loss_grad(x: MatRef<'_, f64>, labels: &[usize], w: &[f64], lambda: f64) -> (f64, Vec<f64>) {
@@ -188,6 +228,28 @@ pub fn fit_softmax(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exp_neg_slice_matches_exp_neg_and_libm() {
+        let mut xs: Vec<f64> = (0..4001).map(|i| -45.0 + i as f64 * 0.01125).collect();
+        xs.extend([
+            0.0,
+            -0.0,
+            -40.0,
+            -40.000001,
+            -1e-300,
+            -0.5 * std::f64::consts::LN_2,
+        ]);
+        let mut got = xs.clone();
+        exp_neg_slice(&mut got);
+        for (&x, &g) in xs.iter().zip(&got) {
+            let want = exp_neg(x);
+            assert!((g - want).abs() <= 2e-15 * want, "x = {x}: {g} vs {want}");
+            if x >= -40.0 {
+                assert!((g - x.exp()).abs() <= 2e-15 * x.exp(), "x = {x}: {g} vs libm");
+            }
+        }
+    }
 
     #[test]
     fn exp_neg_matches_libm() {

@@ -22,7 +22,7 @@
 use rayon::prelude::*;
 
 use crate::gemm::SUM_BLOCK_ROWS;
-use crate::softmax::exp_neg;
+use crate::softmax::exp_neg_slice;
 
 mod op;
 pub(crate) use op::LocalOp;
@@ -84,21 +84,27 @@ pub(crate) fn cgls(
     (r, flops)
 }
 
-/// Softmax probabilities of each row of logits `z` (`n x L`), in f64 (parallel over rows).
+/// Rows of `w` (`rows x L`, f64) shifted by their maxima and exponentiated in place, one
+/// vectorized pass ([`exp_neg_slice`]): `w[i, l] = exp(w[i, l] - max_l w[i, l])`.
+fn exp_rows(w: &mut [f64], big_l: usize) {
+    for row in w.chunks_exact_mut(big_l) {
+        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        row.iter_mut().for_each(|v| *v -= max);
+    }
+    exp_neg_slice(w);
+}
+
+/// Softmax probabilities of each row of logits `z` (`n x L`), in f64 (parallel over blocks of
+/// rows).
 fn softmax_rows(z: &[f32], big_l: usize) -> Vec<f64> {
-    let mut p = vec![0f64; z.len()];
-    p.par_chunks_mut(big_l)
-        .zip(z.par_chunks(big_l))
-        .with_min_len(256)
-        .for_each(|(pr, zr)| {
-            let max = zr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0;
-            for (pi, &zi) in pr.iter_mut().zip(zr) {
-                *pi = exp_neg(f64::from(zi - max));
-                sum += *pi;
-            }
-            pr.iter_mut().for_each(|v| *v /= sum);
-        });
+    let mut p: Vec<f64> = z.iter().map(|&v| f64::from(v)).collect();
+    p.par_chunks_mut(SUM_BLOCK_ROWS * big_l).for_each(|block| {
+        exp_rows(block, big_l);
+        for row in block.chunks_exact_mut(big_l) {
+            let sum: f64 = row.iter().sum();
+            row.iter_mut().for_each(|v| *v /= sum);
+        }
+    });
     p
 }
 
@@ -126,11 +132,14 @@ fn sum_over_blocks<const K: usize>(
 /// `sum_n CE(z_n, y_n)` for logits `z` (`n x L`).
 fn cross_entropy(z: &[f32], labels: &[usize], big_l: usize) -> f64 {
     sum_over_blocks(z, labels, big_l, |_, zb, yb| {
+        let mut w: Vec<f64> = zb.iter().map(|&v| f64::from(v)).collect();
+        exp_rows(&mut w, big_l);
         [zb.chunks_exact(big_l)
+            .zip(w.chunks_exact(big_l))
             .zip(yb)
-            .map(|(zr, &y)| {
+            .map(|((zr, wr), &y)| {
                 let max = zr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let sum: f64 = zr.iter().map(|&v| exp_neg(f64::from(v - max))).sum();
+                let sum: f64 = wr.iter().sum();
                 f64::from(max) + sum.ln() - f64::from(zr[y])
             })
             .sum()]
@@ -221,18 +230,18 @@ fn line_search(
     let big_l = op.labels;
     let derivs = |t: f64| -> (f64, f64) {
         let [d1, d2] = sum_over_blocks(z, labels, big_l, |start, zb, yb| {
-            let (mut d1, mut d2) = (0.0, 0.0);
-            let mut e = vec![0f64; big_l];
             let qb = &q[start * big_l..start * big_l + zb.len()];
-            for ((zr, qr), &y) in zb.chunks_exact(big_l).zip(qb.chunks_exact(big_l)).zip(yb) {
-                let mut max = f64::NEG_INFINITY;
-                for (ei, (&zi, &qi)) in e.iter_mut().zip(zr.iter().zip(qr)) {
-                    *ei = f64::from(zi) + t * f64::from(qi);
-                    max = max.max(*ei);
-                }
+            // e = exp(z + t q - rowmax) for the whole block, then the moments of q per row
+            let mut e: Vec<f64> = zb
+                .iter()
+                .zip(qb)
+                .map(|(&zi, &qi)| f64::from(zi) + t * f64::from(qi))
+                .collect();
+            exp_rows(&mut e, big_l);
+            let (mut d1, mut d2) = (0.0, 0.0);
+            for ((er, qr), &y) in e.chunks_exact(big_l).zip(qb.chunks_exact(big_l)).zip(yb) {
                 let (mut sum, mut m1, mut m2) = (0.0, 0.0, 0.0);
-                for (&ei, &qi) in e.iter().zip(qr) {
-                    let w = exp_neg(ei - max);
+                for (&w, &qi) in er.iter().zip(qr) {
                     let qi = f64::from(qi);
                     sum += w;
                     m1 += w * qi;
