@@ -68,6 +68,19 @@ pub(crate) fn exp_neg(x: f64) -> f64 {
 /// (its `k` may differ by one where `x / ln 2` is near a half-integer; both reductions are exact
 /// there), flushed to 0 below -40 likewise.
 pub(crate) fn exp_neg_slice(xs: &mut [f64]) {
+    // compiled for the widest SIMD the CPU has (pulp's runtime dispatch, the one faer uses);
+    // products and sums stay separate instructions (no fused multiply-add), so every machine
+    // computes the same bits
+    pulp::Arch::new().dispatch(|| {
+        for v in xs.iter_mut() {
+            *v = exp_neg_lane(*v);
+        }
+    });
+}
+
+/// One lane of [`exp_neg_slice`].
+#[inline(always)]
+fn exp_neg_lane(v: f64) -> f64 {
     const LN2_HI: f64 = 0.693_147_180_369_123_8;
     const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
@@ -86,19 +99,21 @@ pub(crate) fn exp_neg_slice(xs: &mut [f64]) {
         1.0,
         1.0,
     ];
-    for v in xs.iter_mut() {
-        let x = v.max(-45.0);
-        let shifted = x * std::f64::consts::LOG2_E + MAGIC;
-        let kf = shifted - MAGIC;
-        let r = x - kf * LN2_HI - kf * LN2_LO;
-        let mut p = C[0];
-        for &c in &C[1..] {
-            p = p * r + c;
-        }
-        // k = bits(shifted) - bits(MAGIC) as a two's-complement integer, k in [-65, 0]
-        let k = shifted.to_bits().wrapping_sub(MAGIC.to_bits());
-        let scale = f64::from_bits(k.wrapping_add(1023) << 52);
-        *v = if *v < -40.0 { 0.0 } else { p * scale };
+    let x = v.max(-45.0);
+    let shifted = x * std::f64::consts::LOG2_E + MAGIC;
+    let kf = shifted - MAGIC;
+    let r = x - kf * LN2_HI - kf * LN2_LO;
+    let mut p = C[0];
+    for &c in &C[1..] {
+        p = p * r + c;
+    }
+    // k = bits(shifted) - bits(MAGIC) as a two's-complement integer, k in [-65, 0]
+    let k = shifted.to_bits().wrapping_sub(MAGIC.to_bits());
+    let scale = f64::from_bits(k.wrapping_add(1023) << 52);
+    if v < -40.0 {
+        0.0
+    } else {
+        p * scale
     }
 }
 
