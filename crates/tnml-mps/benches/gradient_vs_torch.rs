@@ -7,7 +7,7 @@
 //! by site). The ratio printed is tnml's images/s over each form's.
 //!
 //! ```text
-//! python3 -m venv bench/.venv && bench/.venv/bin/pip install numpy torch   # or TNML_PYTHON=...
+//! bash bench/setup_python.sh && bench/.venv/bin/pip install torch   # or TNML_PYTHON=...
 //! cargo bench -p tnml-mps --bench gradient_vs_torch
 //! ```
 //! Environment: `TNML_BENCH_BONDS` (default `10,20`), `TNML_BENCH_EPOCHS` (default 1),
@@ -23,6 +23,8 @@ use tnml_mps::{
     embed_batch, train_gradient, EpochOrders, FeatureMap, GradientConfig, Loss, MpsClassifier, Silent,
     SiteFeatures,
 };
+
+mod common;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -52,18 +54,6 @@ fn write_features(path: &Path, feats: &SiteFeatures) {
         }
     }
     std::fs::write(path, bytes).unwrap();
-}
-
-fn write_labels(path: &Path, labels: &[usize]) {
-    let bytes: Vec<u8> = labels.iter().flat_map(|&l| (l as u32).to_le_bytes()).collect();
-    std::fs::write(path, bytes).unwrap();
-}
-
-fn python() -> PathBuf {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/.venv/bin/python");
-    std::env::var("TNML_PYTHON")
-        .map(Into::into)
-        .unwrap_or(if venv.exists() { venv } else { "python3".into() })
 }
 
 fn main() {
@@ -97,8 +87,8 @@ fn main() {
     std::fs::create_dir_all(&tmp).unwrap();
     write_features(&tmp.join("train.f32"), &feats);
     write_features(&tmp.join("test.f32"), &test);
-    write_labels(&tmp.join("train.u32"), &y);
-    write_labels(&tmp.join("test.u32"), &yt);
+    common::write_labels(&tmp.join("train.u32"), &y);
+    common::write_labels(&tmp.join("test.u32"), &yt);
     println!(
         "MPS gradient trainer, {} training / {} test images 14x14, linear map, batch 100, Adam lr 1e-3, cross-entropy, {epochs} epoch(s), {threads} threads",
         y.len(),
@@ -126,12 +116,7 @@ fn main() {
             100.0 * acc
         );
 
-        let model_bytes: Vec<u8> = start
-            .sites()
-            .iter()
-            .flat_map(|s| s.data().iter().flat_map(|&v| (v as f32).to_le_bytes()))
-            .collect();
-        std::fs::write(tmp.join("model.f32"), model_bytes).unwrap();
+        let shapes = common::write_model(&tmp.join("model.f32"), &start);
         // the trainer's own minibatch order, so both train on the same batches
         let mut orders = EpochOrders::new(y.len(), config.seed);
         let order_bytes: Vec<u8> = (0..epochs)
@@ -139,7 +124,6 @@ fn main() {
             .flat_map(|i| (i as u32).to_le_bytes())
             .collect();
         std::fs::write(tmp.join("order.u32"), order_bytes).unwrap();
-        let shapes: Vec<[usize; 3]> = start.sites().iter().map(|s| s.shape()).collect();
         let manifest = serde_json::json!({
             "samples": y.len(), "test_samples": yt.len(), "sites": 196, "dim": 2, "labels": 10,
             "label_site": start.label_site(), "shapes": shapes, "batch_size": 100, "lr": 1e-3,
@@ -149,8 +133,8 @@ fn main() {
         });
         std::fs::write(tmp.join("manifest.json"), manifest.to_string()).unwrap();
         for form in ["tree", "chain"] {
-            let out = Command::new(python())
-                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/mps_gradient_torch.py"))
+            let out = Command::new(common::python())
+                .arg(common::script("mps_gradient_torch.py"))
                 .arg(tmp.join("manifest.json"))
                 .args([form, &threads.to_string(), &epochs.to_string()])
                 .output();
@@ -169,7 +153,7 @@ fn main() {
                     "PyTorch reference ({form}) failed: {}\nit needs torch and numpy (TNML_PYTHON or bench/.venv)",
                     String::from_utf8_lossy(&o.stderr)
                 ),
-                Err(e) => eprintln!("could not run {}: {e}", python().display()),
+                Err(e) => eprintln!("could not run {}: {e}", common::python().display()),
             }
         }
     }

@@ -16,6 +16,8 @@ use tnml_data::{load, Dataset, Images, Split};
 use tnml_mps::gemm::gemm;
 use tnml_mps::{embed_batch, train_sweeps, FeatureMap, MpsClassifier, Silent, SweepConfig};
 
+mod common;
+
 fn main() {
     let n: usize = std::env::var("TNML_BENCH_SAMPLES")
         .ok()
@@ -68,33 +70,17 @@ fn main() {
         .flat_map(|v| v.to_le_bytes())
         .collect();
     std::fs::write(tmp.join("features.f32"), feat_bytes).unwrap();
-    std::fs::write(
-        tmp.join("labels.u32"),
-        labels
-            .iter()
-            .flat_map(|&l| (l as u32).to_le_bytes())
-            .collect::<Vec<u8>>(),
-    )
-    .unwrap();
-    let model_bytes: Vec<u8> = start
-        .sites()
-        .iter()
-        .flat_map(|s| s.data().iter().flat_map(|&v| (v as f32).to_le_bytes()))
-        .collect();
-    std::fs::write(tmp.join("model.f32"), model_bytes).unwrap();
-    let shapes: Vec<[usize; 3]> = start.sites().iter().map(|s| s.shape()).collect();
+    common::write_labels(&tmp.join("labels.u32"), &labels);
+    let shapes = common::write_model(&tmp.join("model.f32"), &start);
     let manifest = serde_json::json!({
         "samples": n, "sites": 196, "dim": 2, "labels": 10, "max_bond": bond, "cutoff": config.trunc_at(1).cutoff,
         "cg_passes": config.cg_passes, "shapes": shapes,
         "features": tmp.join("features.f32"), "labels_file": tmp.join("labels.u32"), "model": tmp.join("model.f32"),
     });
     std::fs::write(tmp.join("manifest.json"), manifest.to_string()).unwrap();
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/.venv/bin/python");
-    let py = std::env::var("TNML_PYTHON")
-        .map(Into::into)
-        .unwrap_or(if venv.exists() { venv } else { "python3".into() });
+    let py = common::python();
     let out = Command::new(&py)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/mps_sweep_numpy.py"))
+        .arg(common::script("mps_sweep_numpy.py"))
         .arg(tmp.join("manifest.json"))
         .env("OPENBLAS_NUM_THREADS", rayon::current_num_threads().to_string())
         .env("OMP_NUM_THREADS", rayon::current_num_threads().to_string())

@@ -32,41 +32,11 @@ pub struct SoftmaxFit {
 /// per call here (against 10 ns in isolation), and the line search makes `10 n L` calls per pass.
 #[inline]
 pub(crate) fn exp_neg(x: f64) -> f64 {
-    const LN2_HI: f64 = 0.693_147_180_369_123_8;
-    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
-    if x < -40.0 {
-        return 0.0;
-    }
-    // nearest integer to x / ln 2 for x <= 0 (truncation toward zero of y - 0.5)
-    let k = (x * std::f64::consts::LOG2_E - 0.5) as i64;
-    let kf = k as f64;
-    let r = x - kf * LN2_HI - kf * LN2_LO;
-    let mut p = 1.0 / 479_001_600.0;
-    for c in [
-        1.0 / 39_916_800.0,
-        1.0 / 3_628_800.0,
-        1.0 / 362_880.0,
-        1.0 / 40_320.0,
-        1.0 / 5_040.0,
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
-        0.5,
-        1.0,
-        1.0,
-    ] {
-        p = p * r + c;
-    }
-    // 2^k with k in [-58, 0]
-    p * f64::from_bits(((k + 1023) as u64) << 52)
+    exp_neg_lane(x)
 }
 
-/// [`exp_neg`] of every entry of `xs` in place, written without branches or float-to-integer
-/// conversions so that the loop vectorizes (4 or 8 lanes): `k` is rounded to nearest by the
-/// `1.5 * 2^52` trick and `2^k` built from its bits. Same polynomial and accuracy as [`exp_neg`]
-/// (its `k` may differ by one where `x / ln 2` is near a half-integer; both reductions are exact
-/// there), flushed to 0 below -40 likewise.
+/// [`exp_neg`] of every entry of `xs` in place. [`exp_neg_lane`] has no branches or
+/// float-to-integer conversions, so the loop vectorizes (4 or 8 lanes).
 pub(crate) fn exp_neg_slice(xs: &mut [f64]) {
     // compiled for the widest SIMD the CPU has (pulp's runtime dispatch, the one faer uses);
     // products and sums stay separate instructions (no fused multiply-add), so every machine
@@ -78,7 +48,7 @@ pub(crate) fn exp_neg_slice(xs: &mut [f64]) {
     });
 }
 
-/// One lane of [`exp_neg_slice`].
+/// [`exp_neg`]: `k` rounded to nearest by the `1.5 * 2^52` trick, `2^k` built from its bits.
 #[inline(always)]
 fn exp_neg_lane(v: f64) -> f64 {
     const LN2_HI: f64 = 0.693_147_180_369_123_8;

@@ -7,12 +7,14 @@ use tnml_mps::{
 
 mod common;
 
-fn perturbed(model: &MpsClassifier, site: usize, index: usize, h: f64) -> MpsClassifier {
-    let mut sites = model.sites().to_vec();
-    let s = &sites[site];
-    let mut data = s.data().to_vec();
-    data[index] += h;
-    sites[site] = SiteTensor::new(s.left(), s.phys(), s.right(), data).unwrap();
+/// `model` with each site's data replaced by `f(site, data)`.
+fn with_data(model: &MpsClassifier, f: impl Fn(usize, &[f64]) -> Vec<f64>) -> MpsClassifier {
+    let sites = model
+        .sites()
+        .iter()
+        .enumerate()
+        .map(|(k, s)| SiteTensor::new(s.left(), s.phys(), s.right(), f(k, s.data())).unwrap())
+        .collect();
     MpsClassifier::from_sites(
         sites,
         model.label_site(),
@@ -21,6 +23,16 @@ fn perturbed(model: &MpsClassifier, site: usize, index: usize, h: f64) -> MpsCla
         model.image(),
     )
     .unwrap()
+}
+
+fn perturbed(model: &MpsClassifier, site: usize, index: usize, h: f64) -> MpsClassifier {
+    with_data(model, |k, data| {
+        let mut data = data.to_vec();
+        if k == site {
+            data[index] += h;
+        }
+        data
+    })
 }
 
 #[test]
@@ -53,23 +65,7 @@ fn gradients_match_finite_differences() {
 }
 
 fn scaled_sites(model: &MpsClassifier, factor: impl Fn(usize) -> f64) -> MpsClassifier {
-    let sites = model
-        .sites()
-        .iter()
-        .enumerate()
-        .map(|(k, s)| {
-            let data = s.data().iter().map(|v| v * factor(k)).collect();
-            SiteTensor::new(s.left(), s.phys(), s.right(), data).unwrap()
-        })
-        .collect();
-    MpsClassifier::from_sites(
-        sites,
-        model.label_site(),
-        model.num_labels(),
-        model.feature_map(),
-        model.image(),
-    )
-    .unwrap()
+    with_data(model, |k, data| data.iter().map(|v| v * factor(k)).collect())
 }
 
 /// The batch is split over threads (contiguous slices, one workspace each): whatever the number

@@ -28,7 +28,7 @@ use rayon::prelude::*;
 
 use crate::error::{MpsError, Result};
 use crate::feature::SiteFeatures;
-use crate::model::{check_labels, check_training_data, Loss, MpsClassifier};
+use crate::model::{check_training_data, Loss, MpsClassifier};
 use crate::observe::{EpochObserver, EpochSummary};
 
 mod pass;
@@ -208,16 +208,7 @@ pub fn loss_and_gradients(
     labels: &[usize],
     loss: Loss,
 ) -> Result<(f64, Vec<Vec<f64>>, usize)> {
-    model.check_features(feats)?;
-    check_labels(labels, model.num_labels)?;
-    if labels.len() != feats.samples {
-        return Err(MpsError::CountMismatch {
-            what: "labels",
-            got: labels.len(),
-            expected: feats.samples,
-            of: "samples".into(),
-        });
-    }
+    check_training_data(model, feats, labels)?;
     let idx: Vec<usize> = (0..feats.samples).collect();
     Ok(Passes::default().run(model, feats, labels, &idx, loss, feats.samples))
 }
