@@ -10,6 +10,7 @@ pub mod data;
 pub mod entangle;
 pub mod error;
 pub mod init;
+pub mod kernels;
 pub mod models;
 pub mod mpo_linear;
 pub mod options;

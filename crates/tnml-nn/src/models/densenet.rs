@@ -6,6 +6,8 @@
 //! the classifier by `M^{1,5,2,1}_{4,4,7,4}(4)`: 576 parameters for 4,480 (rho 0.129).
 
 use burn::module::Module;
+
+use crate::kernels::conv2d;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig};
@@ -39,7 +41,7 @@ impl BnReluConv {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.conv.forward(relu(self.bn.forward(x)))
+        conv2d(&self.conv, relu(self.bn.forward(x)))
     }
 }
 
@@ -83,7 +85,7 @@ impl DenseNet {
 
     /// Logits `[B, 10]` from images `[B, 3, 32, 32]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = self.conv1.forward(x);
+        let mut x = conv2d(&self.conv1, x);
         for (block, layers) in self.layers.chunks(LAYERS_PER_BLOCK).enumerate() {
             for l in layers {
                 let new = l.forward(x.clone());

@@ -2,6 +2,8 @@
 //! "conv3" acts on the 5x5x16 map, so it is the fully connected 400 -> 120 (Gao et al.'s MPO).
 
 use burn::module::Module;
+
+use crate::kernels::{conv2d, max_pool2d};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::PaddingConfig2d;
@@ -47,8 +49,8 @@ impl LeNet5 {
 
     /// Logits `[B, 10]` from images `[B, 1, 28, 28]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.pool.forward(relu(self.conv1.forward(x)));
-        let x = self.pool.forward(relu(self.conv2.forward(x)));
+        let x = max_pool2d(&self.pool, relu(conv2d(&self.conv1, x)));
+        let x = max_pool2d(&self.pool, relu(conv2d(&self.conv2, x)));
         let x: Tensor<2> = x.flatten(1, 3);
         let x = relu(self.norm3.forward(self.fc3.forward(x)));
         let x = relu(self.norm4.forward(self.fc4.forward(x)));

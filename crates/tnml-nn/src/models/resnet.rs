@@ -10,6 +10,8 @@
 //! conv5 in [`super::vgg`]).
 
 use burn::module::Module;
+
+use crate::kernels::conv2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
@@ -43,7 +45,7 @@ pub enum UnitConv {
 impl UnitConv {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
-            UnitConv::Conv(c) => c.forward(x),
+            UnitConv::Conv(c) => conv2d(c, x),
             UnitConv::Mpo(m) => {
                 let [b, c, h, w] = x.dims();
                 m.forward(x.reshape([b, c * h * w])).reshape([b, c, h, w])
@@ -76,7 +78,7 @@ impl BasicBlock {
         let y = relu(self.bn1.forward(self.conv1.forward(x.clone())));
         let y = self.bn2.forward(self.conv2.forward(y));
         let s = match &self.shortcut {
-            Some(s) => s.bn.forward(s.conv.forward(x)),
+            Some(s) => s.bn.forward(conv2d(&s.conv, x)),
             None => x,
         };
         relu(y + s)
@@ -148,7 +150,7 @@ impl ResNet {
 
     /// Logits `[B, 10]` from images `[B, 3, 32, 32]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let mut x = relu(self.bn1.forward(conv2d(&self.conv1, x)));
         for b in &self.blocks {
             x = b.forward(x);
         }

@@ -4,6 +4,8 @@
 //! flattened feature map; the classifier is 512 -> 4096 -> 4096 -> 10 with dropout 0.2.
 
 use burn::module::Module;
+
+use crate::kernels::{conv2d, max_pool2d};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, PaddingConfig2d};
@@ -191,8 +193,8 @@ impl Vgg {
         let mut x = x;
         for layer in &self.features {
             x = match layer {
-                VggLayer::Conv(c) => relu(c.bn.forward(c.conv.forward(x))),
-                VggLayer::Pool(p) => p.forward(x),
+                VggLayer::Conv(c) => relu(c.bn.forward(conv2d(&c.conv, x))),
+                VggLayer::Pool(p) => max_pool2d(p, x),
                 VggLayer::Mpo(m) => {
                     let [b, c, h, w] = x.dims();
                     let y = m.mpo.forward(x.reshape([b, c * h * w])).reshape([b, c, h, w]);
