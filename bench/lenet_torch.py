@@ -3,7 +3,7 @@
 The same LeNet-5 as tnml's (conv 1->6 5x5 pad 2, relu, maxpool 2, conv 6->16 5x5, relu, maxpool 2,
 400 -> 120 -> 84 -> 10 with relu), one epoch of SGD with momentum 0.9 (lr 0.05, batch 100) on CPU
 with torch.set_num_threads(THREADS). With `mpo` the three fully connected layers are tltorch
-TRL-free factorized linears in tensor-train-matrix form (Gao's shapes and bond), the peer of
+factorized linears in tensor-train-matrix form (`blocktt`) (Gao's shapes and bond), the peer of
 tnml's `--mpo gao`.
 
 usage: python lenet_torch.py THREADS IMAGES.f32 LABELS.u8 N dense|mpo [BOND]
@@ -23,10 +23,11 @@ def fully_connected(kind, bond):
     import tltorch
 
     shapes = [((2, 10, 10, 2), (2, 5, 6, 2)), ((2, 5, 6, 2), (2, 3, 7, 2)), ((2, 3, 7, 2), (1, 5, 2, 1))]
+    # tnml's `--mpo gao --bond D`: bond D in the first two layers, 2 in the last
     return [
-        tltorch.FactorizedLinear(ins, outs, rank=[1, bond, bond, bond, 1], factorization="blocktt",
+        tltorch.FactorizedLinear(ins, outs, rank=[1, d, d, d, 1], factorization="blocktt",
                                  implementation="factorized")
-        for ins, outs in shapes
+        for (ins, outs), d in zip(shapes, [bond, bond, 2])
     ]
 
 
@@ -51,7 +52,7 @@ def main():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    out = {"epoch_s": time.perf_counter() - t0, "loss": float(loss), "torch": torch.__version__}
+    out = {"epoch_s": time.perf_counter() - t0, "loss": loss.item(), "torch": torch.__version__}
     print(json.dumps(out))
 
 

@@ -2,10 +2,12 @@
 
 The same MPO layer written the straightforward way (TensorNet / torch-mpo style: one reshape,
 matmul and transpose per core, left to right), timed forward+backward on CPU with
-torch.set_num_threads(THREADS); and one training epoch of FC2-MPO (Adam, batch 100).
+torch.set_num_threads(THREADS), next to tltorch's tensor-train-matrix linear in both of its
+implementations (factorized: contracted core by core; reconstructed: W rebuilt, then one GEMM) when
+tltorch is installed, and nn.Linear; and one training epoch of FC2 (Adam, batch 100) in each of these forms.
 
 usage: python mpo_torch.py THREADS layer IN_MODES OUT_MODES BOND BATCH REPS
-       python mpo_torch.py THREADS epoch IMAGES.f32 LABELS.u8 N BOND
+       python mpo_torch.py THREADS epoch IMAGES.f32 LABELS.u8 N BOND sweep|tltorch-factorized|tltorch-reconstructed|dense
 Prints one JSON line.
 """
 import json
@@ -53,10 +55,25 @@ class MpoLinear(torch.nn.Module):
         return t.reshape(b, -1) + self.bias
 
 
+def tltorch_layer(in_modes, out_modes, bond, implementation):
+    """tltorch's tensor-train-matrix linear ("blocktt"), or None when tltorch is not installed."""
+    try:
+        import tltorch
+    except ImportError:
+        return None
+    ranks = [1] + [bond] * (len(in_modes) - 1) + [1]
+    return tltorch.FactorizedLinear(tuple(in_modes), tuple(out_modes), rank=ranks, factorization="blocktt",
+                                    implementation=implementation)
+
+
 def time_layer(in_modes, out_modes, bond, batch, reps):
-    layer = MpoLinear(in_modes, out_modes, bond)
     x = torch.randn(batch, int(np.prod(in_modes)))
-    dense = torch.nn.Linear(int(np.prod(in_modes)), int(np.prod(out_modes)))
+    forms = {
+        "mpo_s": MpoLinear(in_modes, out_modes, bond),
+        "dense_s": torch.nn.Linear(int(np.prod(in_modes)), int(np.prod(out_modes))),
+        "tltorch_factorized_s": tltorch_layer(in_modes, out_modes, bond, "factorized"),
+        "tltorch_reconstructed_s": tltorch_layer(in_modes, out_modes, bond, "reconstructed"),
+    }
 
     def run(f):
         for _ in range(2):
@@ -68,15 +85,31 @@ def time_layer(in_modes, out_modes, bond, batch, reps):
             ts.append(time.perf_counter() - t0)
         return float(np.median(ts))
 
-    return {"mpo_s": run(layer), "dense_s": run(dense)}
+    return {name: run(f) for name, f in forms.items() if f is not None}
 
 
-def epoch(images_path, labels_path, n, bond):
+def fc2(form, bond):
+    """FC2 784 -> 256 -> 10 with Gao's MPO shapes (bond `bond`, then 4) in one of the forms."""
+    if form == "dense":
+        return torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+    if form == "sweep":
+        first, second = MpoLinear([4, 7, 7, 4], [4, 4, 4, 4], bond), MpoLinear([4, 4, 4, 4], [1, 1, 10, 1], 4, seed=1)
+    else:
+        implementation = form.removeprefix("tltorch-")
+        first = tltorch_layer([4, 7, 7, 4], [4, 4, 4, 4], bond, implementation)
+        second = tltorch_layer([4, 4, 4, 4], [1, 1, 10, 1], 4, implementation)
+        if first is None:
+            return None
+    return torch.nn.Sequential(first, torch.nn.ReLU(), second)
+
+
+def epoch(images_path, labels_path, n, bond, form):
     x = torch.from_numpy(np.fromfile(images_path, dtype=np.float32).reshape(n, 784))
     y = torch.from_numpy(np.fromfile(labels_path, dtype=np.uint8).astype(np.int64))
     torch.manual_seed(0)
-    model = torch.nn.Sequential(MpoLinear([4, 7, 7, 4], [4, 4, 4, 4], bond), torch.nn.ReLU(),
-                                MpoLinear([4, 4, 4, 4], [1, 1, 10, 1], 4, seed=1))
+    model = fc2(form, bond)
+    if model is None:
+        return {"epoch_s": None}
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     perm = torch.randperm(n)
     t0 = time.perf_counter()
@@ -86,7 +119,7 @@ def epoch(images_path, labels_path, n, bond):
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return {"epoch_s": time.perf_counter() - t0, "loss": float(loss)}
+    return {"epoch_s": time.perf_counter() - t0, "loss": loss.item()}
 
 
 def main():
@@ -98,7 +131,7 @@ def main():
         outs = [int(v) for v in sys.argv[4].split(",")]
         out = time_layer(ins, outs, int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]))
     else:
-        out = epoch(sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+        out = epoch(sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), sys.argv[7])
     out["torch"] = torch.__version__
     print(json.dumps(out))
 

@@ -13,7 +13,11 @@
 //!   GEMM `[(B * prod_{j<k} J_j * prod_{j>k} I_j), r_{k-1} I_k] x [r_{k-1} I_k, J_k r_k]` and one
 //!   transpose per core (`(prod_{j>=k} I_j)(prod_{j<=k} J_j) r_{k-1} r_k` multiply-adds per sample);
 //! * dense: rebuild `W^T` (`[prod I, prod J]`, `sum_k prod_{j<=k}(I_j J_j) r_{k-1} r_k` multiply-adds,
-//!   independent of the batch) and do one GEMM.
+//!   independent of the batch) and do one GEMM;
+//! * split at bond m: merge cores `0..m` and `m..d` into two small tensors and contract the batch
+//!   with each in one GEMM (`r_m (N_in J_>=m + I_<m N_out)` multiply-adds per sample): fewer than
+//!   the dense GEMM's `N_in N_out` when the layer is large and `r_m` is moderate (4096x4096 at
+//!   D = 16: half), and two large GEMMs instead of `d` thin ones.
 //!
 //! [`MpoLinear::forward`] picks the cheapest by the cost model of [`MpoSpec::plan_costs`].
 
@@ -172,9 +176,13 @@ impl MpoLinear {
             spec.in_features()
         );
         let y = match plan {
+            Plan::Dense if spec.len() >= 2 && crate::kernels::on_flex(&x) => {
+                self.over_halves(true, x, spec, batch, spec.len() / 2)
+            }
             Plan::Dense => x.matmul(self.dense_transposed()),
             Plan::RightToLeft => self.sweep_right_to_left(x, spec, batch),
             Plan::LeftToRight => self.sweep_left_to_right(x, spec, batch),
+            Plan::Split(m) => self.over_halves(false, x, spec, batch, m),
         };
         match &self.bias {
             Some(b) => y + b.val().unsqueeze::<2>(),
@@ -240,24 +248,77 @@ impl MpoLinear {
         state.reshape([batch, spec.out_features()])
     }
 
+    /// Cores `lo..hi` contracted over their inner bonds: `[r_lo, prod I, prod J, r_hi]` with the
+    /// input and output indices row-major (differentiable). Multiply-adds:
+    /// `sum_{k in lo+1..hi} r_lo (prod_{lo<=j<=k} I_j J_j) r_{k-1} r_k`.
+    pub fn merged_cores(&self, lo: usize, hi: usize) -> Tensor<4> {
+        let spec = self.spec();
+        let [r0, i0, j0, r1] = spec.core_shape(lo);
+        let (mut n, mut m, mut r) = (i0, j0, r1);
+        let mut t: Tensor<4> = self.cores[lo].val();
+        for k in lo + 1..hi {
+            let [_, i, j, rr] = spec.core_shape(k);
+            let g: Tensor<2> = self.cores[k].val().reshape([r, i * j * rr]);
+            let prod: Tensor<2> = t.reshape([r0 * n * m, r]).matmul(g);
+            // [r0, n, m, i, j, rr] -> [r0, n, i, m, j, rr]
+            t = prod
+                .reshape([r0 * n, m, i, j * rr])
+                .swap_dims(1, 2)
+                .reshape([r0, n * i, m * j, rr]);
+            (n, m, r) = (n * i, m * j, rr);
+        }
+        t
+    }
+
+    /// The split plan at bond `m` (`0 < m < d`): with `A = cores 0..m` (`[I_<, J_<, r_m]`) and
+    /// `B = cores m..d` (`[r_m, I_>=, J_>=]`) merged,
+    /// `T[b, i_<, r, j_>=] = sum_{i_>=} x[b, i_<, i_>=] B[r, i_>=, j_>=]` (one GEMM of
+    /// `B I_< x I_>= x r_m J_>=`), then `y[b, j_<, j_>=] = sum_{i_<, r} T A` (one GEMM of
+    /// `B J_>= x I_< r_m x J_<`). Two large GEMMs instead of `d` thin ones, and fewer
+    /// multiply-adds than the sweeps when the bond in the middle is large:
+    /// `r_m (N_in J_>= + I_< N_out)` per sample.
+    ///
+    /// On the Flex backend both this and the reconstruct plan run as fused kernels over the two
+    /// halves (`rebuild`: [`crate::kernels::rebuild`], else [`crate::kernels::split`]); elsewhere
+    /// the split plan is written with burn ops.
+    fn over_halves(&self, rebuild: bool, x: Tensor<2>, spec: &MpoSpec, batch: usize, m: usize) -> Tensor<2> {
+        let d = spec.len();
+        assert!(0 < m && m < d, "split plan at bond {m} of a {d}-core MPO");
+        let r = spec.bond_dims_with_boundaries()[m];
+        let i_lo: usize = spec.in_modes[..m].iter().product();
+        let i_hi = spec.in_features() / i_lo;
+        let j_lo: usize = spec.out_modes[..m].iter().product();
+        let j_hi = spec.out_features() / j_lo;
+        let right: Tensor<2> = self
+            .merged_cores(m, d)
+            .reshape([r, i_hi, j_hi])
+            .swap_dims(0, 1)
+            .reshape([i_hi, r * j_hi]);
+        let left: Tensor<2> = self.merged_cores(0, m).reshape([i_lo * j_lo, r]);
+        let left: Tensor<2> = left
+            .reshape([i_lo, j_lo, r])
+            .swap_dims(1, 2)
+            .reshape([i_lo * r, j_lo]);
+        if crate::kernels::on_flex(&x) {
+            let shape = [batch, i_lo, i_hi, r, j_lo, j_hi];
+            return crate::kernels::mpo_halves(rebuild, x, left, right, shape);
+        }
+        let t: Tensor<2> = x.reshape([batch * i_lo, i_hi]).matmul(right);
+        let t: Tensor<2> = t
+            .reshape([batch, i_lo * r, j_hi])
+            .swap_dims(1, 2)
+            .reshape([batch * j_hi, i_lo * r]);
+        t.matmul(left)
+            .reshape([batch, j_hi, j_lo])
+            .swap_dims(1, 2)
+            .reshape([batch, spec.out_features()])
+    }
+
     /// `W^T` as a `[prod I, prod J]` tensor, rebuilt from the cores (differentiable).
     pub fn dense_transposed(&self) -> Tensor<2> {
         let spec = self.spec();
-        // t: [prod_{j<k} I_j, prod_{j<k} J_j, r_{k-1}]
-        let mut t: Tensor<3> = Tensor::ones([1, 1, 1], &self.cores[0].val().device());
-        let (mut n, mut m) = (1, 1);
-        for k in 0..spec.len() {
-            let [rl, i, j, rr] = spec.core_shape(k);
-            let g: Tensor<2> = self.cores[k].val().reshape([rl, i * j * rr]);
-            let prod: Tensor<2> = t.reshape([n * m, rl]).matmul(g);
-            t = prod
-                .reshape([n, m, i, j * rr])
-                .swap_dims(1, 2)
-                .reshape([n * i, m * j, rr]);
-            n *= i;
-            m *= j;
-        }
-        t.reshape([n, m])
+        self.merged_cores(0, spec.len())
+            .reshape([spec.in_features(), spec.out_features()])
     }
 
     /// The dense weight `W` (`prod J x prod I`, row-major), as f32.

@@ -251,17 +251,47 @@ impl MpoSpec {
             .sum()
     }
 
-    /// Multiply-adds to rebuild the dense matrix from the cores:
-    /// `sum_k (prod_{j<=k} I_j J_j) r_{k-1} r_k` (independent of the batch).
+    /// Multiply-adds to rebuild the dense matrix from the cores as the reconstruct plan does
+    /// (independent of the batch): merge the halves before and after the middle bond
+    /// `m = d / 2` ([`MpoSpec::macs_merge`]), then one GEMM over that bond,
+    /// `(prod_{j<m} I_j J_j) r_m (prod_{j>=m} I_j J_j)`.
     pub fn macs_reconstruct(&self) -> u64 {
+        let d = self.len();
+        if d < 2 {
+            return 0;
+        }
+        let m = d / 2;
+        let lo: u64 = (0..m)
+            .map(|k| (self.in_modes[k] * self.out_modes[k]) as u64)
+            .product();
+        let hi: u64 = (m..d)
+            .map(|k| (self.in_modes[k] * self.out_modes[k]) as u64)
+            .product();
+        let r = self.bond_dims_with_boundaries()[m] as u64;
+        self.macs_merge(0, m) + self.macs_merge(m, d) + lo * r * hi
+    }
+
+    /// Multiply-adds to contract cores `lo..hi` into one `[r_lo, prod I, prod J, r_hi]` tensor:
+    /// `sum_{k in lo+1..hi} r_lo (prod_{lo<=j<=k} I_j J_j) r_k r_{k+1}` (core k is
+    /// `[r_k, I_k, J_k, r_{k+1}]` in the boundary-padded bond list).
+    pub fn macs_merge(&self, lo: usize, hi: usize) -> u64 {
         let b = self.bond_dims_with_boundaries();
-        let mut acc = 1u64;
-        (0..self.len())
+        let mut acc = (self.in_modes[lo] * self.out_modes[lo]) as u64;
+        (lo + 1..hi)
             .map(|k| {
                 acc *= (self.in_modes[k] * self.out_modes[k]) as u64;
-                acc * b[k] as u64 * b[k + 1] as u64
+                b[lo] as u64 * acc * b[k] as u64 * b[k + 1] as u64
             })
             .sum()
+    }
+
+    /// Multiply-adds per sample of the split plan at bond `m`:
+    /// `r_m (N_in prod_{j>=m} J_j + prod_{j<m} I_j N_out)`.
+    pub fn macs_split(&self, m: usize) -> u64 {
+        let r = self.bond_dims_with_boundaries()[m] as u64;
+        let i_lo: u64 = self.in_modes[..m].iter().map(|&v| v as u64).product();
+        let j_hi: u64 = self.out_modes[m..].iter().map(|&v| v as u64).product();
+        r * (self.in_features() as u64 * j_hi + i_lo * self.out_features() as u64)
     }
 }
 
@@ -294,27 +324,33 @@ pub enum Plan {
     RightToLeft,
     /// Rebuild the dense `prod I x prod J` matrix, then one GEMM.
     Dense,
+    /// Merge cores `0..m` and `m..d` separately, then one GEMM with each (`0 < m < d`).
+    Split(usize),
 }
 
 /// Cost of the sweep's small products relative to one big GEMM, per multiply-add (memory-bound
 /// K = r*I_k inner dimensions and transposes against a compute-bound GEMM).
 pub const SWEEP_PENALTY: f64 = 6.0;
 
-/// Cost of rebuilding `W` (a chain of small products, and its backward) relative to one big GEMM,
-/// per multiply-add.
-///
-/// Both factors are rough fits to the `mpo_vs_torch` benchmark on two cores (which prints every
-/// plan's time next to the chosen one): they pick the fastest plan for Gao's FC2 layers at D=4
-/// and D=16 at batch 1, 100 and 1024 and for 4096x4096 at D=4 at batch 1 and 100; at batch 1024
-/// the 4096x4096 layer gets the sweep where rebuilding was 1.3x faster.
-pub const RECONSTRUCT_PENALTY: f64 = 10.0;
+/// Cost of rebuilding `W` (and of its backward into the cores) relative to one multiply-add of the
+/// batch GEMM.
+pub const RECONSTRUCT_PENALTY: f64 = 3.0;
+
+/// Cost of the split plan's multiply-adds relative to one big GEMM (some of its GEMMs have the
+/// small inner dimension `I_>=` or `J_<`, and its intermediate `T`, `I_< r_m J_>=` per sample, is
+/// written and read in memory).
+pub const SPLIT_PENALTY: f64 = 1.5;
+
+// The three factors are fits to `cargo bench -p tnml-nn --bench mpo_vs_torch` on two cores with
+// tnml's CPU kernels (the bench prints, for every shape and batch, the chosen plan's time over the
+// fastest plan's).
 
 impl MpoSpec {
     /// Estimated multiply-adds (weighted by [`SWEEP_PENALTY`] and [`RECONSTRUCT_PENALTY`]) of each plan for a
     /// batch of `batch` samples.
-    pub fn plan_costs(&self, batch: usize) -> [(Plan, f64); 3] {
+    pub fn plan_costs(&self, batch: usize) -> Vec<(Plan, f64)> {
         let b = batch as f64;
-        [
+        let mut costs = vec![
             (
                 Plan::LeftToRight,
                 SWEEP_PENALTY * b * self.macs_left_to_right() as f64,
@@ -325,9 +361,17 @@ impl MpoSpec {
             ),
             (
                 Plan::Dense,
-                self.macs_reconstruct() as f64 + b * self.dense_params() as f64,
+                RECONSTRUCT_PENALTY * self.macs_reconstruct() as f64 + b * self.dense_params() as f64,
             ),
-        ]
+        ];
+        for m in 1..self.len() {
+            let merge = (self.macs_merge(0, m) + self.macs_merge(m, self.len())) as f64;
+            costs.push((
+                Plan::Split(m),
+                RECONSTRUCT_PENALTY * merge + SPLIT_PENALTY * b * self.macs_split(m) as f64,
+            ));
+        }
+        costs
     }
 
     /// The cheapest plan for `batch` samples by [`MpoSpec::plan_costs`].

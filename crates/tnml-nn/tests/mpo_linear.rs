@@ -6,7 +6,7 @@ use tnml_core::faer::Mat;
 use tnml_core::TruncParams;
 use tnml_nn::init::Normal;
 use tnml_nn::mpo_linear::{MpoLinear, MpoLinearConfig};
-use tnml_nn::{MpoSpec, Plan, WeightInit};
+use tnml_nn::{MpoSpec, WeightInit};
 
 fn device() -> Device {
     Device::flex()
@@ -72,7 +72,7 @@ fn every_plan_equals_the_dense_product() {
         for batch in [1, 3] {
             let x = input(batch, spec.in_features(), 11, &dev);
             let want = reference(&vec2(x.clone()), &w, &bias, batch, spec.in_features(), nb);
-            for plan in [Plan::LeftToRight, Plan::RightToLeft, Plan::Dense] {
+            for (plan, _) in spec.plan_costs(1) {
                 let got = vec2(layer.forward_with(x.clone(), plan));
                 let e = rel_err(&got, &want);
                 assert!(e < 1e-5, "{spec} batch {batch} {plan:?}: relative error {e:.2e}");
@@ -116,7 +116,7 @@ fn gradients_match_finite_differences() {
     .init(&dev);
     let x = input(4, spec.in_features(), 9, &dev);
     let probe: Tensor<2> = input(4, spec.out_features(), 13, &dev);
-    for plan in [Plan::LeftToRight, Plan::RightToLeft, Plan::Dense] {
+    for (plan, _) in spec.plan_costs(1) {
         let loss = (layer.forward_with(x.clone(), plan) * probe.clone()).sum();
         let grads = loss.backward();
         let g1: Vec<f32> = layer.cores[1]

@@ -9,6 +9,8 @@
 
 pub mod conv;
 pub mod pool;
+pub mod rebuild;
+pub mod split;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -24,6 +26,7 @@ use burn::nn::PaddingConfig2d;
 use burn::tensor::{Tensor, TensorData};
 
 use conv::ConvShape;
+use split::SplitShape;
 
 /// Custom CPU operations (see the module docs). Implemented for [`Flex`] and `Autodiff<Flex>`.
 #[backend_extension(Flex, Autodiff)]
@@ -40,6 +43,63 @@ pub trait CpuKernels: Backend {
 
     /// Max pooling of `x: [B, C, H, W]` over `k x k` windows with stride `k`.
     fn tnml_max_pool2d(x: FloatTensor<Self>, k: usize) -> FloatTensor<Self>;
+
+    /// The split MPO contraction of [`split`]: `x: [B, I_< I_>=]`, `a: [I_< r, J_<]`,
+    /// `m: [I_>=, r J_>=]`; `shape` is `[B, I_<, I_>=, r, J_<, J_>=]`. Returns `[B, J_< J_>=]`.
+    fn tnml_mpo_split(
+        x: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        m: FloatTensor<Self>,
+        shape: [usize; 6],
+    ) -> FloatTensor<Self>;
+
+    /// The fused reconstruct plan of [`rebuild`], with the same inputs as
+    /// [`CpuKernels::tnml_mpo_split`].
+    fn tnml_mpo_rebuild(
+        x: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        m: FloatTensor<Self>,
+        shape: [usize; 6],
+    ) -> FloatTensor<Self>;
+}
+
+fn split_shape(shape: [usize; 6]) -> SplitShape {
+    let [batch, i_lo, i_hi, r, j_lo, j_hi] = shape;
+    SplitShape {
+        batch,
+        i_lo,
+        i_hi,
+        r,
+        j_lo,
+        j_hi,
+    }
+}
+
+/// The two MPO contractions over the halves `A`, `M` of the chain.
+#[derive(Debug, Clone, Copy)]
+enum Halves {
+    /// [`split`]: keeps `T` for the backward.
+    Split,
+    /// [`rebuild`]: keeps `W^T` for the backward.
+    Rebuild,
+}
+
+/// `(y, kept)` of a contraction over the halves, as tensors.
+fn halves_forward(
+    kind: Halves,
+    x: &FlexTensor,
+    a: &FlexTensor,
+    m: &FlexTensor,
+    shape: [usize; 6],
+) -> (FlexTensor, FlexTensor) {
+    let s = split_shape(shape);
+    let (x, a, m) = (f32_values(x), f32_values(a), f32_values(m));
+    let (y, kept) = match kind {
+        Halves::Split => split::forward(&s, &x, &a, &m),
+        Halves::Rebuild => rebuild::forward(&s, &x, &a, &m),
+    };
+    let n = kept.len();
+    (flex(y, &[s.batch, s.j_lo * s.j_hi]), flex(kept, &[n]))
 }
 
 /// The values of an f32 tensor in row-major order: borrowed when it is contiguous, copied once
@@ -133,6 +193,53 @@ impl CpuKernels for Flex {
     fn tnml_max_pool2d(x: FlexTensor, k: usize) -> FlexTensor {
         pool_forward(&x, k)
     }
+
+    fn tnml_mpo_split(x: FlexTensor, a: FlexTensor, m: FlexTensor, shape: [usize; 6]) -> FlexTensor {
+        halves_forward(Halves::Split, &x, &a, &m, shape).0
+    }
+
+    fn tnml_mpo_rebuild(x: FlexTensor, a: FlexTensor, m: FlexTensor, shape: [usize; 6]) -> FlexTensor {
+        halves_forward(Halves::Rebuild, &x, &a, &m, shape).0
+    }
+}
+
+#[derive(Debug)]
+struct HalvesBackward(Halves);
+
+impl Backward<Flex, 3> for HalvesBackward {
+    /// x, A, M, what the forward kept (`T` or `W^T`), the shape.
+    type State = (NodeId, NodeId, NodeId, FlexTensor, [usize; 6]);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let [node_x, node_a, node_m] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x_state, a_state, m_state, t, shape) = ops.state;
+        let x: FlexTensor = checkpointer.retrieve_node_output(x_state);
+        let a: FlexTensor = checkpointer.retrieve_node_output(a_state);
+        let m: FlexTensor = checkpointer.retrieve_node_output(m_state);
+        let s = split_shape(shape);
+        let (xv, av, mv, tv, dyv) = (
+            f32_values(&x),
+            f32_values(&a),
+            f32_values(&m),
+            f32_values(&t),
+            f32_values(&dy),
+        );
+        let backward = match self.0 {
+            Halves::Split => split::backward,
+            Halves::Rebuild => rebuild::backward,
+        };
+        let (dx, da, dm) = backward(&s, &xv, &av, &mv, &tv, &dyv, node_x.is_some());
+        if let (Some(node), Some(dx)) = (node_x, dx) {
+            grads.register::<Flex>(node.id, flex(dx, &dims(&x)));
+        }
+        if let Some(node) = node_a {
+            grads.register::<Flex>(node.id, flex(da, &dims(&a)));
+        }
+        if let Some(node) = node_m {
+            grads.register::<Flex>(node.id, flex(dm, &dims(&m)));
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -225,10 +332,52 @@ impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(pool_forward(x.primitive(), k)),
         }
     }
+
+    fn tnml_mpo_split(
+        x: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        m: FloatTensor<Self>,
+        shape: [usize; 6],
+    ) -> FloatTensor<Self> {
+        halves_tracked::<C>(Halves::Split, x, a, m, shape)
+    }
+
+    fn tnml_mpo_rebuild(
+        x: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        m: FloatTensor<Self>,
+        shape: [usize; 6],
+    ) -> FloatTensor<Self> {
+        halves_tracked::<C>(Halves::Rebuild, x, a, m, shape)
+    }
+}
+
+/// A contraction over the halves on `Autodiff<Flex>`, registering [`HalvesBackward`].
+fn halves_tracked<C: CheckpointStrategy>(
+    kind: Halves,
+    x: FloatTensor<Autodiff<Flex, C>>,
+    a: FloatTensor<Autodiff<Flex, C>>,
+    m: FloatTensor<Autodiff<Flex, C>>,
+    shape: [usize; 6],
+) -> FloatTensor<Autodiff<Flex, C>> {
+    match HalvesBackward(kind)
+        .prepare::<C>([x.node(), a.node(), m.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(mut prep) => {
+            let states = [&x, &a, &m].map(|t| prep.checkpoint(t));
+            let (y, kept) = halves_forward(kind, x.primitive(), a.primitive(), m.primitive(), shape);
+            prep.finish((states[0], states[1], states[2], kept, shape), y)
+        }
+        OpsKind::UnTracked(prep) => {
+            prep.finish(halves_forward(kind, x.primitive(), a.primitive(), m.primitive(), shape).0)
+        }
+    }
 }
 
 /// Whether `device` runs on the Flex CPU backend (with or without autodiff).
-fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
+pub(crate) fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
     x.device().inner() == burn::tensor::Device::flex()
 }
 
@@ -279,4 +428,22 @@ pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     } else {
         pool.forward(x)
     }
+}
+
+/// The split contraction ([`CpuKernels::tnml_mpo_split`]) or the fused reconstruct plan
+/// ([`CpuKernels::tnml_mpo_rebuild`]) over the halves `a`, `m` (Flex backend only; the caller
+/// checks [`on_flex`]).
+pub(crate) fn mpo_halves(
+    rebuild: bool,
+    x: Tensor<2>,
+    a: Tensor<2>,
+    m: Tensor<2>,
+    shape: [usize; 6],
+) -> Tensor<2> {
+    let (x, a, m) = (x.into_dispatch(), a.into_dispatch(), m.into_dispatch());
+    Tensor::from_dispatch(if rebuild {
+        <burn::backend::Dispatch as CpuKernels>::tnml_mpo_rebuild(x, a, m, shape)
+    } else {
+        <burn::backend::Dispatch as CpuKernels>::tnml_mpo_split(x, a, m, shape)
+    })
 }

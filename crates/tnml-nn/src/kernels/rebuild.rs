@@ -1,0 +1,199 @@
+//! The reconstruct plan of an MPO layer ([`crate::Plan::Dense`]) as one fused operation: `W^T`
+//! from the two merged halves of the chain in one GEMM, the batch product, and the backward into
+//! the halves, with faer GEMMs over all threads.
+//!
+//! With `A` (`[I_< r, J_<]`) and `M` (`[I_>=, r J_>=]`) as in [`super::split`],
+//! `W^T[(i_<, i_>=), (j_<, j_>=)] = sum_r A[i_<, r, j_<] M[i_>=, r, j_>=]`:
+//!
+//! * `P = A' M'` with `A' = [(i_<, j_<), r]`, `M' = [r, (i_>=, j_>=)]` (`I_< J_< r I_>= J_>=`
+//!   multiply-adds, independent of the batch), permuted into `W^T`;
+//! * `y = x W^T` (`B N_in N_out`);
+//! * backward: `dW^T = x^T dy`, `dx = dy W`, and `dA' = dP M'^T`, `dM' = A'^T dP` for
+//!   `dP` = `dW^T` permuted back.
+//!
+//! Against the split plan this costs `2 N_in N_out` per sample (forward and `dW`) instead of
+//! `3 r (N_in J_>= + I_< N_out)`, in two large GEMMs: it pays when `W` is small (FC2's
+//! 784 x 256) and the batch large enough to amortize the rebuild.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatRef, Par};
+use rayon::prelude::*;
+use tnml_core::faer;
+
+use super::split::SplitShape;
+
+fn view(a: &[f32], m: usize, n: usize) -> MatRef<'_, f32> {
+    MatRef::from_row_major_slice(a, m, n)
+}
+
+/// `out = a b` (row-major `out`), the rows of `a` split over rayon's threads, each block one
+/// sequential faer GEMM.
+fn gemm(out: &mut [f32], a: MatRef<'_, f32>, b: MatRef<'_, f32>) {
+    let (m, n) = (a.nrows(), b.ncols());
+    if m == 0 || n == 0 {
+        return;
+    }
+    let rows = m.div_ceil(rayon::current_num_threads()).max(1);
+    out.par_chunks_mut(rows * n).enumerate().for_each(|(i, block)| {
+        let r = block.len() / n;
+        let dst = faer::MatMut::from_row_major_slice_mut(block, r, n);
+        matmul(dst, Accum::Replace, a.subrows(i * rows, r), b, 1.0, Par::Seq);
+    });
+}
+
+/// Permutes a row-major `[d0, d1, d2, d3]` array to `[d0, d2, d1, d3]` (swaps the middle axes).
+fn swap_middle(src: &[f32], [d0, d1, d2, d3]: [usize; 4]) -> Vec<f32> {
+    let mut out = vec![0f32; src.len()];
+    for a in 0..d0 {
+        for b in 0..d1 {
+            for c in 0..d2 {
+                let from = ((a * d1 + b) * d2 + c) * d3;
+                let to = ((a * d2 + c) * d1 + b) * d3;
+                out[to..to + d3].copy_from_slice(&src[from..from + d3]);
+            }
+        }
+    }
+    out
+}
+
+/// `A'` (`[(i_<, j_<), r]`) and `M'` (`[r, (i_>=, j_>=)]`) from `A` and `M`.
+fn factors(s: &SplitShape, a: &[f32], m: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    // A [i_<, r, j_<] -> [i_<, j_<, r]
+    let a2 = swap_middle(a, [s.i_lo, s.r, s.j_lo, 1]);
+    // M [i_>=, r, j_>=] -> [r, i_>=, j_>=]
+    let m2 = swap_middle(m, [1, s.i_hi, s.r, s.j_hi]);
+    (a2, m2)
+}
+
+/// `W^T` (`[N_in, N_out]`, row-major) from `A` and `M`.
+pub fn weight_t(s: &SplitShape, a: &[f32], m: &[f32]) -> Vec<f32> {
+    let (a2, m2) = factors(s, a, m);
+    let (lo, hi) = (s.i_lo * s.j_lo, s.i_hi * s.j_hi);
+    let mut p = vec![0f32; lo * hi];
+    gemm(&mut p, view(&a2, lo, s.r), view(&m2, s.r, hi));
+    // P [i_<, j_<, i_>=, j_>=] -> W^T [i_<, i_>=, j_<, j_>=]
+    swap_middle(&p, [s.i_lo, s.j_lo, s.i_hi, s.j_hi])
+}
+
+/// `y = x W^T` (`[B, N_out]`) and `W^T` (kept for the backward).
+pub fn forward(s: &SplitShape, x: &[f32], a: &[f32], m: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let (n_in, n_out) = (s.i_lo * s.i_hi, s.j_lo * s.j_hi);
+    let w_t = weight_t(s, a, m);
+    let mut y = vec![0f32; s.batch * n_out];
+    if s.batch > 0 {
+        gemm(&mut y, view(x, s.batch, n_in), view(&w_t, n_in, n_out));
+    }
+    (y, w_t)
+}
+
+/// `(dx, dA, dM)` for the output gradient `dy`; `dx` only when `need_dx`.
+pub fn backward(
+    s: &SplitShape,
+    x: &[f32],
+    a: &[f32],
+    m: &[f32],
+    w_t: &[f32],
+    dy: &[f32],
+    need_dx: bool,
+) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    let (n_in, n_out) = (s.i_lo * s.i_hi, s.j_lo * s.j_hi);
+    let dx = need_dx.then(|| {
+        let mut dx = vec![0f32; s.batch * n_in];
+        if s.batch > 0 {
+            gemm(
+                &mut dx,
+                view(dy, s.batch, n_out),
+                view(w_t, n_in, n_out).transpose(),
+            );
+        }
+        dx
+    });
+    // dW^T = x^T dy, then dP [i_<, j_<, i_>=, j_>=]
+    let mut dw_t = vec![0f32; n_in * n_out];
+    if s.batch > 0 {
+        gemm(
+            &mut dw_t,
+            view(x, s.batch, n_in).transpose(),
+            view(dy, s.batch, n_out),
+        );
+    }
+    let dp = swap_middle(&dw_t, [s.i_lo, s.i_hi, s.j_lo, s.j_hi]);
+    let (a2, m2) = factors(s, a, m);
+    let (lo, hi) = (s.i_lo * s.j_lo, s.i_hi * s.j_hi);
+    let mut da2 = vec![0f32; lo * s.r];
+    gemm(&mut da2, view(&dp, lo, hi), view(&m2, s.r, hi).transpose());
+    let mut dm2 = vec![0f32; s.r * hi];
+    gemm(&mut dm2, view(&a2, lo, s.r).transpose(), view(&dp, lo, hi));
+    // back to A [i_<, r, j_<] and M [i_>=, r, j_>=]
+    let da = swap_middle(&da2, [s.i_lo, s.j_lo, s.r, 1]);
+    let dm = swap_middle(&dm2, [1, s.r, s.i_hi, s.j_hi]);
+    (dx, da, dm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::split;
+    use super::*;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let h = (i as u32)
+                    .wrapping_mul(2_654_435_761)
+                    .wrapping_add(seed.wrapping_mul(40_503));
+                (h >> 8) as f32 / 16_777_216.0 - 0.5
+            })
+            .collect()
+    }
+
+    /// The fused rebuild computes the same function and gradients as the split contraction
+    /// (itself checked against the definition in `split`).
+    #[test]
+    fn agrees_with_the_split_contraction() {
+        for s in [
+            SplitShape {
+                batch: 5,
+                i_lo: 3,
+                i_hi: 4,
+                r: 2,
+                j_lo: 2,
+                j_hi: 3,
+            },
+            SplitShape {
+                batch: 1,
+                i_lo: 2,
+                i_hi: 3,
+                r: 3,
+                j_lo: 4,
+                j_hi: 1,
+            },
+            SplitShape {
+                batch: 7,
+                i_lo: 28,
+                i_hi: 28,
+                r: 16,
+                j_lo: 16,
+                j_hi: 16,
+            },
+        ] {
+            let x = values(s.batch * s.i_lo * s.i_hi, 1);
+            let a = values(s.i_lo * s.r * s.j_lo, 2);
+            let m = values(s.i_hi * s.r * s.j_hi, 3);
+            let dy = values(s.batch * s.j_lo * s.j_hi, 4);
+            let (y_split, t) = split::forward(&s, &x, &a, &m);
+            let (y, w_t) = forward(&s, &x, &a, &m);
+            let close = |what: &str, u: &[f32], v: &[f32]| {
+                let scale = v.iter().fold(1f32, |acc, x| acc.max(x.abs()));
+                for (p, q) in u.iter().zip(v) {
+                    assert!((p - q).abs() < 1e-5 * scale, "{s:?} {what}: {p} vs {q}");
+                }
+            };
+            close("y", &y, &y_split);
+            let (dx_s, da_s, dm_s) = split::backward(&s, &x, &a, &m, &t, &dy, true);
+            let (dx, da, dm) = backward(&s, &x, &a, &m, &w_t, &dy, true);
+            close("dx", &dx.unwrap(), &dx_s.unwrap());
+            close("dA", &da, &da_s);
+            close("dM", &dm, &dm_s);
+        }
+    }
+}
