@@ -289,6 +289,14 @@ impl MpoLinear {
         let i_hi = spec.in_features() / i_lo;
         let j_lo: usize = spec.out_modes[..m].iter().product();
         let j_hi = spec.out_features() / j_lo;
+        let on_flex = crate::kernels::on_flex(&x);
+        let shape = [batch, i_lo, i_hi, r, j_lo, j_hi];
+        if rebuild && on_flex {
+            // the reconstruct kernel takes the halves as merged: [(i_<, j_<), r], [r, (i_>=, j_>=)]
+            let left = self.merged_cores(0, m).reshape([i_lo * j_lo, r]);
+            let right = self.merged_cores(m, d).reshape([r, i_hi * j_hi]);
+            return crate::kernels::mpo_halves(true, x, left, right, shape);
+        }
         let right: Tensor<2> = self
             .merged_cores(m, d)
             .reshape([r, i_hi, j_hi])
@@ -299,9 +307,8 @@ impl MpoLinear {
             .reshape([i_lo, j_lo, r])
             .swap_dims(1, 2)
             .reshape([i_lo * r, j_lo]);
-        if crate::kernels::on_flex(&x) {
-            let shape = [batch, i_lo, i_hi, r, j_lo, j_hi];
-            return crate::kernels::mpo_halves(rebuild, x, left, right, shape);
+        if on_flex {
+            return crate::kernels::mpo_halves(false, x, left, right, shape);
         }
         let t: Tensor<2> = x.reshape([batch * i_lo, i_hi]).matmul(right);
         let t: Tensor<2> = t

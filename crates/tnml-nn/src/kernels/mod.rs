@@ -53,8 +53,8 @@ pub trait CpuKernels: Backend {
         shape: [usize; 6],
     ) -> FloatTensor<Self>;
 
-    /// The fused reconstruct plan of [`rebuild`], with the same inputs as
-    /// [`CpuKernels::tnml_mpo_split`].
+    /// The fused reconstruct plan of [`rebuild`]: `x` and `shape` as for
+    /// [`CpuKernels::tnml_mpo_split`], the halves as merged, `a: [I_< J_<, r]`, `m: [r, I_>= J_>=]`.
     fn tnml_mpo_rebuild(
         x: FloatTensor<Self>,
         a: FloatTensor<Self>,
@@ -446,4 +446,23 @@ pub(crate) fn mpo_halves(
     } else {
         <burn::backend::Dispatch as CpuKernels>::tnml_mpo_split(x, a, m, shape)
     })
+}
+
+thread_local! {
+    /// Buffers the kernels reuse between calls on the same thread (see [`with_scratch`]).
+    static SCRATCH: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on a buffer of `len` values (contents unspecified) taken from this thread's pool and
+/// returned to it afterwards. Temporaries of the kernels live here: fresh multi-megabyte vectors
+/// every step would each be new pages from the kernel, and the page faults cost as much as the
+/// arithmetic.
+pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut buf = SCRATCH.with(|s| s.borrow_mut().pop()).unwrap_or_default();
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let out = f(&mut buf[..len]);
+    SCRATCH.with(|s| s.borrow_mut().push(buf));
+    out
 }

@@ -2,11 +2,12 @@
 //! from the two merged halves of the chain in one GEMM, the batch product, and the backward into
 //! the halves, with faer GEMMs over all threads.
 //!
-//! With `A` (`[I_< r, J_<]`) and `M` (`[I_>=, r J_>=]`) as in [`super::split`],
-//! `W^T[(i_<, i_>=), (j_<, j_>=)] = sum_r A[i_<, r, j_<] M[i_>=, r, j_>=]`:
+//! The halves come as the cores merge into them: `A' = [(i_<, j_<), r]` and
+//! `M' = [r, (i_>=, j_>=)]` (the same tensors as `A`, `M` of [`super::split`], in another order), and
+//! `W^T[(i_<, i_>=), (j_<, j_>=)] = sum_r A'[i_<, j_<, r] M'[r, i_>=, j_>=]`:
 //!
-//! * `P = A' M'` with `A' = [(i_<, j_<), r]`, `M' = [r, (i_>=, j_>=)]` (`I_< J_< r I_>= J_>=`
-//!   multiply-adds, independent of the batch), permuted into `W^T`;
+//! * `P = A' M'` (`I_< J_< r I_>= J_>=` multiply-adds, independent of the batch), permuted into
+//!   `W^T`;
 //! * `y = x W^T` (`B N_in N_out`);
 //! * backward: `dW^T = x^T dy`, `dx = dy W`, and `dA' = dP M'^T`, `dM' = A'^T dP` for
 //!   `dP` = `dW^T` permuted back.
@@ -21,6 +22,7 @@ use rayon::prelude::*;
 use tnml_core::faer;
 
 use super::split::SplitShape;
+use super::with_scratch;
 
 fn view(a: &[f32], m: usize, n: usize) -> MatRef<'_, f32> {
     MatRef::from_row_major_slice(a, m, n)
@@ -41,9 +43,9 @@ fn gemm(out: &mut [f32], a: MatRef<'_, f32>, b: MatRef<'_, f32>) {
     });
 }
 
-/// Permutes a row-major `[d0, d1, d2, d3]` array to `[d0, d2, d1, d3]` (swaps the middle axes).
-fn swap_middle(src: &[f32], [d0, d1, d2, d3]: [usize; 4]) -> Vec<f32> {
-    let mut out = vec![0f32; src.len()];
+/// Writes the row-major `[d0, d1, d2, d3]` array `src` into `out` as `[d0, d2, d1, d3]` (swaps
+/// the middle axes).
+fn swap_middle_into(src: &[f32], [d0, d1, d2, d3]: [usize; 4], out: &mut [f32]) {
     for a in 0..d0 {
         for b in 0..d1 {
             for c in 0..d2 {
@@ -53,26 +55,25 @@ fn swap_middle(src: &[f32], [d0, d1, d2, d3]: [usize; 4]) -> Vec<f32> {
             }
         }
     }
+}
+
+#[cfg(test)]
+fn swap_middle(src: &[f32], dims: [usize; 4]) -> Vec<f32> {
+    let mut out = vec![0f32; src.len()];
+    swap_middle_into(src, dims, &mut out);
     out
 }
 
-/// `A'` (`[(i_<, j_<), r]`) and `M'` (`[r, (i_>=, j_>=)]`) from `A` and `M`.
-fn factors(s: &SplitShape, a: &[f32], m: &[f32]) -> (Vec<f32>, Vec<f32>) {
-    // A [i_<, r, j_<] -> [i_<, j_<, r]
-    let a2 = swap_middle(a, [s.i_lo, s.r, s.j_lo, 1]);
-    // M [i_>=, r, j_>=] -> [r, i_>=, j_>=]
-    let m2 = swap_middle(m, [1, s.i_hi, s.r, s.j_hi]);
-    (a2, m2)
-}
-
-/// `W^T` (`[N_in, N_out]`, row-major) from `A` and `M`.
-pub fn weight_t(s: &SplitShape, a: &[f32], m: &[f32]) -> Vec<f32> {
-    let (a2, m2) = factors(s, a, m);
+/// `W^T` (`[N_in, N_out]`, row-major) from `A'` and `M'`.
+pub fn weight_t(s: &SplitShape, a2: &[f32], m2: &[f32]) -> Vec<f32> {
     let (lo, hi) = (s.i_lo * s.j_lo, s.i_hi * s.j_hi);
-    let mut p = vec![0f32; lo * hi];
-    gemm(&mut p, view(&a2, lo, s.r), view(&m2, s.r, hi));
-    // P [i_<, j_<, i_>=, j_>=] -> W^T [i_<, i_>=, j_<, j_>=]
-    swap_middle(&p, [s.i_lo, s.j_lo, s.i_hi, s.j_hi])
+    let mut w_t = vec![0f32; lo * hi];
+    with_scratch(lo * hi, |p| {
+        gemm(p, view(a2, lo, s.r), view(m2, s.r, hi));
+        // P [i_<, j_<, i_>=, j_>=] -> W^T [i_<, i_>=, j_<, j_>=]
+        swap_middle_into(p, [s.i_lo, s.j_lo, s.i_hi, s.j_hi], &mut w_t);
+    });
+    w_t
 }
 
 /// `y = x W^T` (`[B, N_out]`) and `W^T` (kept for the backward).
@@ -86,7 +87,7 @@ pub fn forward(s: &SplitShape, x: &[f32], a: &[f32], m: &[f32]) -> (Vec<f32>, Ve
     (y, w_t)
 }
 
-/// `(dx, dA, dM)` for the output gradient `dy`; `dx` only when `need_dx`.
+/// `(dx, dA', dM')` for the output gradient `dy`; `dx` only when `need_dx`.
 pub fn backward(
     s: &SplitShape,
     x: &[f32],
@@ -108,25 +109,22 @@ pub fn backward(
         }
         dx
     });
-    // dW^T = x^T dy, then dP [i_<, j_<, i_>=, j_>=]
-    let mut dw_t = vec![0f32; n_in * n_out];
-    if s.batch > 0 {
-        gemm(
-            &mut dw_t,
-            view(x, s.batch, n_in).transpose(),
-            view(dy, s.batch, n_out),
-        );
-    }
-    let dp = swap_middle(&dw_t, [s.i_lo, s.i_hi, s.j_lo, s.j_hi]);
-    let (a2, m2) = factors(s, a, m);
     let (lo, hi) = (s.i_lo * s.j_lo, s.i_hi * s.j_hi);
-    let mut da2 = vec![0f32; lo * s.r];
-    gemm(&mut da2, view(&dp, lo, hi), view(&m2, s.r, hi).transpose());
-    let mut dm2 = vec![0f32; s.r * hi];
-    gemm(&mut dm2, view(&a2, lo, s.r).transpose(), view(&dp, lo, hi));
-    // back to A [i_<, r, j_<] and M [i_>=, r, j_>=]
-    let da = swap_middle(&da2, [s.i_lo, s.j_lo, s.r, 1]);
-    let dm = swap_middle(&dm2, [1, s.r, s.i_hi, s.j_hi]);
+    let mut da = vec![0f32; lo * s.r];
+    let mut dm = vec![0f32; s.r * hi];
+    with_scratch(n_in * n_out, |dw_t| {
+        with_scratch(n_in * n_out, |dp| {
+            // dW^T = x^T dy, then dP [i_<, j_<, i_>=, j_>=]
+            if s.batch > 0 {
+                gemm(dw_t, view(x, s.batch, n_in).transpose(), view(dy, s.batch, n_out));
+            } else {
+                dw_t.fill(0.0);
+            }
+            swap_middle_into(dw_t, [s.i_lo, s.i_hi, s.j_lo, s.j_hi], dp);
+            gemm(&mut da, view(dp, lo, hi), view(m, s.r, hi).transpose());
+            gemm(&mut dm, view(a, lo, s.r).transpose(), view(dp, lo, hi));
+        })
+    });
     (dx, da, dm)
 }
 
@@ -181,7 +179,10 @@ mod tests {
             let m = values(s.i_hi * s.r * s.j_hi, 3);
             let dy = values(s.batch * s.j_lo * s.j_hi, 4);
             let (y_split, t) = split::forward(&s, &x, &a, &m);
-            let (y, w_t) = forward(&s, &x, &a, &m);
+            // A [i_<, r, j_<] -> A' [i_<, j_<, r]; M [i_>=, r, j_>=] -> M' [r, i_>=, j_>=]
+            let a2 = swap_middle(&a, [s.i_lo, s.r, s.j_lo, 1]);
+            let m2 = swap_middle(&m, [1, s.i_hi, s.r, s.j_hi]);
+            let (y, w_t) = forward(&s, &x, &a2, &m2);
             let close = |what: &str, u: &[f32], v: &[f32]| {
                 let scale = v.iter().fold(1f32, |acc, x| acc.max(x.abs()));
                 for (p, q) in u.iter().zip(v) {
@@ -190,10 +191,10 @@ mod tests {
             };
             close("y", &y, &y_split);
             let (dx_s, da_s, dm_s) = split::backward(&s, &x, &a, &m, &t, &dy, true);
-            let (dx, da, dm) = backward(&s, &x, &a, &m, &w_t, &dy, true);
+            let (dx, da2, dm2) = backward(&s, &x, &a2, &m2, &w_t, &dy, true);
             close("dx", &dx.unwrap(), &dx_s.unwrap());
-            close("dA", &da, &da_s);
-            close("dM", &dm, &dm_s);
+            close("dA", &swap_middle(&da2, [s.i_lo, s.j_lo, s.r, 1]), &da_s);
+            close("dM", &swap_middle(&dm2, [1, s.r, s.i_hi, s.j_hi]), &dm_s);
         }
     }
 }

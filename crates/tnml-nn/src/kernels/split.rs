@@ -104,7 +104,6 @@ pub fn forward(s: &SplitShape, x: &[f32], a: &[f32], m: &[f32]) -> (Vec<f32>, Ve
 struct Acc {
     da: Vec<f32>,
     dm: Vec<f32>,
-    dt: Vec<f32>,
 }
 
 /// `(dx, dA, dM)` for the output gradient `dy`, given `x`, `A`, `M` and the forward's `T`; `dx`
@@ -123,55 +122,56 @@ pub fn backward(
     let init = || Acc {
         da: vec![0.0; ir * s.j_lo],
         dm: vec![0.0; s.i_hi * rj],
-        dt: vec![0.0; c * s.t_len()],
     };
     let a_mat = view(a, ir, s.j_lo);
     let chunk = |mut acc: Acc, x_c: &[f32], t_c: &[f32], dy_c: &[f32], dx_c: Option<&mut [f32]>| {
         let samples = x_c.len() / s.n_in();
-        let dt = &mut acc.dt[..samples * s.t_len()];
-        for ((dt_b, t_b), dy_b) in dt
-            .chunks_exact_mut(s.t_len())
-            .zip(t_c.chunks_exact(s.t_len()))
-            .zip(dy_c.chunks_exact(s.n_out()))
-        {
-            let dy_b = view(dy_b, s.j_lo, s.j_hi);
-            // dT_b = A dY_b
-            matmul(
-                view_mut(dt_b, ir, s.j_hi),
-                Accum::Replace,
-                a_mat,
-                dy_b,
-                1.0,
-                Par::Seq,
-            );
-            // dA += T_b dY_b^T
-            let da = view_mut(&mut acc.da, ir, s.j_lo);
-            matmul(
-                da,
-                Accum::Add,
-                view(t_b, ir, s.j_hi),
-                dy_b.transpose(),
-                1.0,
-                Par::Seq,
-            );
-        }
-        let rows = samples * s.i_lo;
-        let (dt_rows, x_rows) = (view(dt, rows, rj), view(x_c, rows, s.i_hi));
-        // dM += X^T dT
-        let dm = view_mut(&mut acc.dm, s.i_hi, rj);
-        matmul(dm, Accum::Add, x_rows.transpose(), dt_rows, 1.0, Par::Seq);
-        if let Some(dx_c) = dx_c {
-            // dX = dT M^T
-            let dst = view_mut(dx_c, rows, s.i_hi);
-            matmul(
-                dst,
-                Accum::Replace,
-                dt_rows,
-                view(m, s.i_hi, rj).transpose(),
-                1.0,
-                Par::Seq,
-            );
-        }
+        // dT of the chunk lives in this thread's scratch, reused every call
+        super::with_scratch(samples * s.t_len(), |dt| {
+            for ((dt_b, t_b), dy_b) in dt
+                .chunks_exact_mut(s.t_len())
+                .zip(t_c.chunks_exact(s.t_len()))
+                .zip(dy_c.chunks_exact(s.n_out()))
+            {
+                let dy_b = view(dy_b, s.j_lo, s.j_hi);
+                // dT_b = A dY_b
+                matmul(
+                    view_mut(dt_b, ir, s.j_hi),
+                    Accum::Replace,
+                    a_mat,
+                    dy_b,
+                    1.0,
+                    Par::Seq,
+                );
+                // dA += T_b dY_b^T
+                let da = view_mut(&mut acc.da, ir, s.j_lo);
+                matmul(
+                    da,
+                    Accum::Add,
+                    view(t_b, ir, s.j_hi),
+                    dy_b.transpose(),
+                    1.0,
+                    Par::Seq,
+                );
+            }
+            let rows = samples * s.i_lo;
+            let (dt_rows, x_rows) = (view(dt, rows, rj), view(x_c, rows, s.i_hi));
+            // dM += X^T dT
+            let dm = view_mut(&mut acc.dm, s.i_hi, rj);
+            matmul(dm, Accum::Add, x_rows.transpose(), dt_rows, 1.0, Par::Seq);
+            if let Some(dx_c) = dx_c {
+                // dX = dT M^T
+                let dst = view_mut(dx_c, rows, s.i_hi);
+                matmul(
+                    dst,
+                    Accum::Replace,
+                    dt_rows,
+                    view(m, s.i_hi, rj).transpose(),
+                    1.0,
+                    Par::Seq,
+                );
+            }
+        });
         acc
     };
     let reduce = |mut p: Acc, q: Acc| {
