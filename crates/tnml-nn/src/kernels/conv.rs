@@ -268,6 +268,7 @@ pub fn backward(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::test_values as values;
 
     /// The textbook definition, one output at a time.
     fn naive(s: &ConvShape, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
@@ -300,14 +301,6 @@ mod tests {
             }
         }
         y
-    }
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                (((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed)) >> 8) as f32 / 16_777_216.0 - 0.5
-            })
-            .collect()
     }
 
     fn shapes() -> Vec<ConvShape> {

@@ -466,3 +466,16 @@ pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
     SCRATCH.with(|s| s.borrow_mut().push(buf));
     out
 }
+
+/// Deterministic test values in `[-0.5, 0.5)`, different for each `seed` (a multiplicative hash).
+#[cfg(test)]
+pub(crate) fn test_values(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            let h = (i as u32)
+                .wrapping_mul(2_654_435_761)
+                .wrapping_add(seed.wrapping_mul(40_503));
+            (h >> 8) as f32 / 16_777_216.0 - 0.5
+        })
+        .collect()
+}

@@ -132,17 +132,7 @@ pub fn backward(
 mod tests {
     use super::super::split;
     use super::*;
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                let h = (i as u32)
-                    .wrapping_mul(2_654_435_761)
-                    .wrapping_add(seed.wrapping_mul(40_503));
-                (h >> 8) as f32 / 16_777_216.0 - 0.5
-            })
-            .collect()
-    }
+    use crate::kernels::test_values as values;
 
     /// The fused rebuild computes the same function and gradients as the split contraction
     /// (itself checked against the definition in `split`).

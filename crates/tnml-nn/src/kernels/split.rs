@@ -201,17 +201,7 @@ pub fn backward(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        (0..n)
-            .map(|i| {
-                let h = (i as u32)
-                    .wrapping_mul(2_654_435_761)
-                    .wrapping_add(seed.wrapping_mul(40_503));
-                (h >> 8) as f32 / 16_777_216.0 - 0.5
-            })
-            .collect()
-    }
+    use crate::kernels::test_values as values;
 
     /// `y[b, jl, jh] = sum_{il, ih, r} x[b, il, ih] M[ih, r, jh] A[il, r, jl]` in f64.
     fn naive(s: &SplitShape, x: &[f32], a: &[f32], m: &[f32]) -> Vec<f64> {
