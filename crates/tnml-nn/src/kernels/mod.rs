@@ -2,7 +2,7 @@
 //! models: convolution ([`conv`], im2col + GEMM per sample, threads over samples) and max pooling
 //! ([`pool`]), and the two large-GEMM contractions of an MPO layer ([`split`], [`rebuild`]), each
 //! with a hand-written backward registered with burn's autodiff. Their temporaries live in
-//! per-thread scratch buffers ([`with_scratch`]).
+//! per-thread scratch buffers (`with_scratch`).
 //!
 //! They are a burn backend extension ([`CpuKernels`]) implemented for the Flex backend and for
 //! `Autodiff<Flex>`; [`conv2d`] and [`max_pool2d`] call them for tensors on the Flex device and fall
