@@ -65,18 +65,6 @@ pub trait CpuKernels: Backend {
     ) -> FloatTensor<Self>;
 }
 
-fn split_shape(shape: [usize; 6]) -> SplitShape {
-    let [batch, i_lo, i_hi, r, j_lo, j_hi] = shape;
-    SplitShape {
-        batch,
-        i_lo,
-        i_hi,
-        r,
-        j_lo,
-        j_hi,
-    }
-}
-
 /// The two MPO contractions over the halves `A`, `M` of the chain.
 #[derive(Debug, Clone, Copy)]
 enum Halves {
@@ -94,7 +82,7 @@ fn halves_forward(
     m: &FlexTensor,
     shape: [usize; 6],
 ) -> (FlexTensor, FlexTensor) {
-    let s = split_shape(shape);
+    let s = SplitShape::from_dims(shape);
     let (x, a, m) = (f32_values(x), f32_values(a), f32_values(m));
     let (y, kept) = match kind {
         Halves::Split => split::forward(&s, &x, &a, &m),
@@ -219,7 +207,7 @@ impl Backward<Flex, 3> for HalvesBackward {
         let x: FlexTensor = checkpointer.retrieve_node_output(x_state);
         let a: FlexTensor = checkpointer.retrieve_node_output(a_state);
         let m: FlexTensor = checkpointer.retrieve_node_output(m_state);
-        let s = split_shape(shape);
+        let s = SplitShape::from_dims(shape);
         let (xv, av, mv, tv, dyv) = (
             f32_values(&x),
             f32_values(&a),

@@ -139,30 +139,9 @@ mod tests {
     #[test]
     fn agrees_with_the_split_contraction() {
         for s in [
-            SplitShape {
-                batch: 5,
-                i_lo: 3,
-                i_hi: 4,
-                r: 2,
-                j_lo: 2,
-                j_hi: 3,
-            },
-            SplitShape {
-                batch: 1,
-                i_lo: 2,
-                i_hi: 3,
-                r: 3,
-                j_lo: 4,
-                j_hi: 1,
-            },
-            SplitShape {
-                batch: 7,
-                i_lo: 28,
-                i_hi: 28,
-                r: 16,
-                j_lo: 16,
-                j_hi: 16,
-            },
+            SplitShape::from_dims([5, 3, 4, 2, 2, 3]),
+            SplitShape::from_dims([1, 2, 3, 3, 4, 1]),
+            SplitShape::from_dims([7, 28, 28, 16, 16, 16]),
         ] {
             let x = values(s.batch * s.i_lo * s.i_hi, 1);
             let a = values(s.i_lo * s.r * s.j_lo, 2);

@@ -36,6 +36,18 @@ pub struct SplitShape {
 }
 
 impl SplitShape {
+    /// From `[B, I_<, I_>=, r, J_<, J_>=]`.
+    pub const fn from_dims([batch, i_lo, i_hi, r, j_lo, j_hi]: [usize; 6]) -> Self {
+        Self {
+            batch,
+            i_lo,
+            i_hi,
+            r,
+            j_lo,
+            j_hi,
+        }
+    }
+
     fn n_in(&self) -> usize {
         self.i_lo * self.i_hi
     }
@@ -228,30 +240,9 @@ mod tests {
     }
 
     const SHAPES: [SplitShape; 3] = [
-        SplitShape {
-            batch: 5,
-            i_lo: 3,
-            i_hi: 4,
-            r: 2,
-            j_lo: 2,
-            j_hi: 3,
-        },
-        SplitShape {
-            batch: 1,
-            i_lo: 2,
-            i_hi: 3,
-            r: 3,
-            j_lo: 4,
-            j_hi: 1,
-        },
-        SplitShape {
-            batch: 9,
-            i_lo: 1,
-            i_hi: 5,
-            r: 1,
-            j_lo: 3,
-            j_hi: 2,
-        },
+        SplitShape::from_dims([5, 3, 4, 2, 2, 3]),
+        SplitShape::from_dims([1, 2, 3, 3, 4, 1]),
+        SplitShape::from_dims([9, 1, 5, 1, 3, 2]),
     ];
 
     #[test]
