@@ -12,7 +12,17 @@
 //! ```
 //! Environment: `TNML_BENCH_BONDS` (default `10,20`), `TNML_BENCH_EPOCHS` (default 1),
 //! `TNML_BENCH_SAMPLES` (training images, default all of the set), `TNML_DATA_DIR` (a directory
-//! with the full MNIST; default the shipped sample of 6,000 / 1,000 images).
+//! with the full MNIST; default the shipped sample of 6,000 / 1,000 images),
+//! `TNML_BENCH_THREADS` (thread counts, e.g. `1,2,4,8,16`; default all cores only: each count
+//! runs tnml and PyTorch with that many threads, and tnml's speed-up over its first count is
+//! printed), `TNML_BENCH_FORMS` (PyTorch forms, default `tree,chain`).
+//!
+//! Next to each measurement the bench prints the model of one batch of `B` on `T` threads
+//! (`P = N d D^2` weights, `N` sites): `6 B N d D^2` flops, and the bytes the CPU engine moves:
+//! every slice reads the `f32` cores three times and writes its own gradient (`16 T P`), Adam
+//! reads the `T` slice gradients and `w, m, v` and writes `m, v`, the new weights and their `f32`
+//! image (`(4 T + 52) P`), the partial contractions `~12 B N D (1 + d)`. The `T`-proportional
+//! terms are what stops the scaling at large bonds.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -56,6 +66,16 @@ fn write_features(path: &Path, feats: &SiteFeatures) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// The model of one batch of `batch` on `threads` threads at `bond` (14x14, d = 2): GFLOP and
+/// MB moved through memory by the CPU engine (see the module docs).
+fn batch_model(bond: usize, batch: usize, threads: usize) -> (f64, f64) {
+    let (n, d, b, t) = (196.0, 2.0, bond as f64, threads as f64);
+    let p = n * d * b * b;
+    let flops = 6.0 * batch as f64 * p;
+    let bytes = 16.0 * t * p + (4.0 * t + 52.0) * p + 12.0 * batch as f64 * n * b * (1.0 + d);
+    (flops / 1e9, bytes / 1e6)
+}
+
 fn main() {
     let bonds: Vec<usize> = std::env::var("TNML_BENCH_BONDS")
         .unwrap_or_else(|_| "10,20".into())
@@ -82,7 +102,23 @@ fn main() {
         embed_batch(map, &x, 196).unwrap(),
         embed_batch(map, &xt, 196).unwrap(),
     );
-    let threads = rayon::current_num_threads();
+    let cores = rayon::current_num_threads();
+    let thread_counts: Vec<usize> = std::env::var("TNML_BENCH_THREADS")
+        .map(|t| {
+            t.split(',')
+                .map(|s| {
+                    s.trim()
+                        .parse()
+                        .expect("TNML_BENCH_THREADS: comma-separated integers")
+                })
+                .collect()
+        })
+        .unwrap_or_else(|_| vec![cores]);
+    let forms: Vec<String> = std::env::var("TNML_BENCH_FORMS")
+        .unwrap_or_else(|_| "tree,chain".into())
+        .split(',')
+        .map(str::to_string)
+        .collect();
     let tmp = std::env::temp_dir().join(format!("tnml-gradient-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     write_features(&tmp.join("train.f32"), &feats);
@@ -90,7 +126,7 @@ fn main() {
     common::write_labels(&tmp.join("train.u32"), &y);
     common::write_labels(&tmp.join("test.u32"), &yt);
     println!(
-        "MPS gradient trainer, {} training / {} test images 14x14, linear map, batch 100, Adam lr 1e-3, cross-entropy, {epochs} epoch(s), {threads} threads",
+        "MPS gradient trainer, {} training / {} test images 14x14, linear map, batch 100, Adam lr 1e-3, cross-entropy, {epochs} epoch(s), threads {thread_counts:?} of {cores} cores",
         y.len(),
         yt.len()
     );
@@ -104,18 +140,28 @@ fn main() {
             seed: 1,
             schedule: tnml_mps::LrSchedule::Constant,
             shift: 0,
+            device: tnml_mps::Device::Cpu,
         };
-        let mut model = start.clone();
-        let t0 = Instant::now();
-        train_gradient(&mut model, &feats, &y, &config, &mut Silent).unwrap();
-        let secs = t0.elapsed().as_secs_f64();
-        let rate = (epochs * y.len()) as f64 / secs;
-        let acc = 1.0 - model.scores(&test).unwrap().error_rate(&yt);
-        println!(
-            "bond {bond}  tnml:          {rate:8.0} images/s ({secs:.2} s), test accuracy {:.2}%",
-            100.0 * acc
-        );
-
+        let mut rates = Vec::new();
+        for &threads in &thread_counts {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut model = start.clone();
+            let t0 = Instant::now();
+            pool.install(|| train_gradient(&mut model, &feats, &y, &config, &mut Silent).unwrap());
+            let secs = t0.elapsed().as_secs_f64();
+            let rate = (epochs * y.len()) as f64 / secs;
+            let acc = 1.0 - model.scores(&test).unwrap().error_rate(&yt);
+            let speedup = rate / rates.first().copied().unwrap_or(rate);
+            let (gflop, mb) = batch_model(bond, 100, threads);
+            println!(
+                "bond {bond}  tnml, {threads:2} threads: {rate:8.0} images/s ({secs:.2} s, {speedup:.2}x the first count), test accuracy {:.2}%; per batch {gflop:.2} GFLOP, ~{mb:.0} MB moved",
+                100.0 * acc
+            );
+            rates.push(rate);
+        }
         let shapes = common::write_model(&tmp.join("model.f32"), &start);
         // the trainer's own minibatch order, so both train on the same batches
         let mut orders = EpochOrders::new(y.len(), config.seed);
@@ -132,7 +178,11 @@ fn main() {
             "model": tmp.join("model.f32"), "order": tmp.join("order.u32"),
         });
         std::fs::write(tmp.join("manifest.json"), manifest.to_string()).unwrap();
-        for form in ["tree", "chain"] {
+        for (form, (ti, &threads)) in forms
+            .iter()
+            .flat_map(|f| thread_counts.iter().enumerate().map(move |t| (f.as_str(), t)))
+        {
+            let rate = rates[ti];
             let out = Command::new(common::python())
                 .arg(common::script("mps_gradient_torch.py"))
                 .arg(tmp.join("manifest.json"))
@@ -143,7 +193,7 @@ fn main() {
                     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
                     let r = v["images_per_second"].as_f64().unwrap();
                     println!(
-                        "bond {bond}  PyTorch {form:5}: {r:8.0} images/s ({:.2} s), test accuracy {:.2}%   tnml / PyTorch {form}: {:.2}x",
+                        "bond {bond}  PyTorch {form:5}, {threads:2} threads: {r:8.0} images/s ({:.2} s), test accuracy {:.2}%   tnml / PyTorch {form}: {:.2}x",
                         v["seconds"].as_f64().unwrap(),
                         100.0 * v["test_accuracy"].as_f64().unwrap(),
                         rate / r

@@ -153,6 +153,15 @@ pub enum MpsError {
         /// What is wrong.
         reason: String,
     },
+    /// A compute device that cannot be used: not built in, no driver, no such device, or a
+    /// failure inside the device's runtime.
+    #[error("device {device}: {reason}")]
+    Device {
+        /// The device as asked for (`cuda:0`).
+        device: String,
+        /// What is wrong, with the numbers.
+        reason: String,
+    },
     /// A tensor-network core error.
     #[error(transparent)]
     Core(#[from] CoreError),

@@ -11,6 +11,7 @@
 //! (faer, f32), parallel over sample blocks with rayon; decompositions go through `tnml-core`.
 
 pub mod collective;
+pub mod device;
 mod env;
 pub mod error;
 pub mod feature;
@@ -25,6 +26,7 @@ pub mod softmax;
 pub mod sweep;
 
 pub use collective::{Collective, SingleProcess};
+pub use device::Device;
 pub use error::{MpsError, Result};
 pub use feature::{embed_batch, FeatureMap, SiteFeatures};
 pub use gradient::{

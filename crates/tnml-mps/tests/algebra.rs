@@ -332,6 +332,7 @@ fn errors_carry_the_numbers() {
         seed: 0,
         schedule: tnml_mps::LrSchedule::Constant,
         shift: 0,
+        device: tnml_mps::Device::Cpu,
     };
     assert_eq!(
         bad.validate().unwrap_err().to_string(),

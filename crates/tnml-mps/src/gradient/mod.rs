@@ -14,25 +14,27 @@
 //! sites neither underflow nor overflow; the scales are recombined per sample in `f64` only
 //! where a gradient or an output is formed. Cost per batch: three GEMMs per site, `6 B N d D^2`
 //! flops, about bond/2 times fewer than multiplying the `D x D` transfer matrices in a product
-//! tree. A minibatch is cut into one contiguous slice per thread; each slice runs the whole pass
-//! on its thread ([`pass`]: sequential small GEMMs in buffers kept from batch to batch) and the
-//! slices' gradients are summed.
+//! tree. The loop here is the same on every device; the passes and Adam run in an engine
+//! ([`engine`]: the CPU's cuts each minibatch into one slice per thread, [`pass`]; with the
+//! `cuda` feature, one GPU runs them on the whole batch).
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use tnml_core::SiteTensor;
 
 use crate::collective::{agree, sum_count, sync_model, Collective, SingleProcess};
-use rayon::prelude::*;
 
+use crate::device::Device;
 use crate::error::{MpsError, Result};
 use crate::feature::SiteFeatures;
 use crate::model::{check_training_data, Loss, MpsClassifier};
 use crate::observe::{EpochObserver, EpochSummary};
 
+#[cfg(feature = "cuda")]
+mod cuda;
+mod engine;
 mod pass;
-use pass::{Chain, Shape, SliceOutcome, Workspace};
+use engine::{BatchOutcome, CpuEngine, GradientEngine};
 
 /// Settings of the gradient trainer.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +54,8 @@ pub struct GradientConfig {
     /// Augmentation: every epoch, each training image is translated by up to `shift` pixels in
     /// each direction (uniform, drawn afresh per epoch and image; white fill). 0: none.
     pub shift: usize,
+    /// Where the passes and Adam run.
+    pub device: Device,
 }
 
 /// The translation of training image `index` (of the whole set) in `epoch`: uniform in
@@ -127,77 +131,6 @@ impl GradientConfig {
     }
 }
 
-/// The trainer's state between batches: one [`Workspace`] per thread and the model in `f32`.
-#[derive(Debug, Default)]
-struct Passes {
-    work: Vec<Workspace>,
-    sites: Vec<Vec<f32>>,
-    shapes: Vec<Shape>,
-}
-
-/// Samples per slice below which a batch is not split further over threads.
-const MIN_SLICE: usize = 16;
-
-impl Passes {
-    /// Mean loss, gradients (`f64`, each site's layout) and wrong predictions of the samples
-    /// `idx` of `feats` (labels indexed like `feats`), each thread taking a contiguous slice;
-    /// `batch` is the size of the whole minibatch the mean is over.
-    fn run(
-        &mut self,
-        model: &MpsClassifier,
-        feats: &SiteFeatures,
-        labels: &[usize],
-        idx: &[usize],
-        loss: Loss,
-        batch: usize,
-    ) -> (f64, Vec<Vec<f64>>, usize) {
-        self.sites.resize_with(model.sites.len(), Vec::new);
-        for (dst, site) in self.sites.iter_mut().zip(&model.sites) {
-            dst.clear();
-            dst.extend(site.data().iter().map(|&x| x as f32));
-        }
-        self.shapes.clear();
-        self.shapes
-            .extend(model.sites.iter().map(|s| (s.left(), s.phys(), s.right())));
-        let slices = rayon::current_num_threads()
-            .min(idx.len().div_ceil(MIN_SLICE))
-            .max(1);
-        let per = idx.len().div_ceil(slices).max(1);
-        self.work.resize_with(slices, Workspace::default);
-        let chain = Chain {
-            sites: &self.sites,
-            shapes: &self.shapes,
-            label_site: model.label_site,
-            labels: model.num_labels,
-        };
-        let decision = loss.decision();
-        let outcomes: Vec<SliceOutcome> = self
-            .work
-            .par_iter_mut()
-            .zip(idx.par_chunks(per))
-            .map(|(w, ids)| w.run(&chain, feats, ids, labels, loss, decision, batch))
-            .collect();
-        let loss_sum: f64 = outcomes.iter().map(|o| o.loss_sum).sum();
-        let wrong = outcomes.iter().map(|o| o.wrong).sum();
-        if !loss_sum.is_finite() {
-            return (loss_sum, Vec::new(), wrong);
-        }
-        let used = outcomes.len();
-        let grads = (0..self.sites.len())
-            .map(|k| {
-                let mut g: Vec<f64> = self.work[0].grads[k].iter().map(|&v| f64::from(v)).collect();
-                for w in &self.work[1..used] {
-                    g.iter_mut()
-                        .zip(&w.grads[k])
-                        .for_each(|(a, &b)| *a += f64::from(b));
-                }
-                g
-            })
-            .collect();
-        (loss_sum / batch.max(1) as f64, grads, wrong)
-    }
-}
-
 /// Loss, gradients (one `f64` vector per site, the site's layout) and wrong predictions of a batch.
 ///
 /// # Errors
@@ -210,52 +143,65 @@ pub fn loss_and_gradients(
 ) -> Result<(f64, Vec<Vec<f64>>, usize)> {
     check_training_data(model, feats, labels)?;
     let idx: Vec<usize> = (0..feats.samples).collect();
-    Ok(Passes::default().run(model, feats, labels, &idx, loss, feats.samples))
+    let mut engine = CpuEngine::new(model, feats, labels, loss);
+    let out = engine.gradients(&idx, feats.samples)?;
+    if !out.loss_sum.is_finite() {
+        return Ok((out.loss_sum, Vec::new(), out.wrong));
+    }
+    let flat = engine.export_gradients()?;
+    let mut rest = flat.as_slice();
+    let grads = model
+        .sites
+        .iter()
+        .map(|s| {
+            let (head, tail) = rest.split_at(s.len());
+            rest = tail;
+            head.to_vec()
+        })
+        .collect();
+    Ok((out.loss_sum / feats.samples.max(1) as f64, grads, out.wrong))
 }
 
-/// Mean loss, gradients and wrong predictions of the minibatch `idx` (indices into the whole
-/// set), from the samples of it this rank holds (`offset..offset + feats.samples`) and summed
-/// over the ranks: each rank's mean is weighted by its share of the batch before the sum.
-#[allow(clippy::too_many_arguments)]
+/// Mean loss over the minibatch `idx` (indices into the whole set) and its wrong predictions,
+/// from the samples of it this rank holds (`offset..offset + samples`), summed over the ranks;
+/// the engine is left holding the batch gradient summed over the ranks.
 fn batch_gradients(
-    passes: &mut Passes,
-    model: &MpsClassifier,
-    feats: &SiteFeatures,
-    labels: &[usize],
+    engine: &mut dyn GradientEngine,
     idx: &[usize],
     offset: usize,
-    loss: Loss,
+    samples: usize,
     comm: &dyn Collective,
-) -> Result<(f64, Vec<Vec<f64>>, usize)> {
+) -> Result<(f64, usize)> {
     let mine: Vec<usize> = idx
         .iter()
-        .filter_map(|&i| i.checked_sub(offset).filter(|&j| j < feats.samples))
+        .filter_map(|&i| i.checked_sub(offset).filter(|&j| j < samples))
         .collect();
-    let (loss, mut grads, wrong) = if mine.is_empty() {
-        let zeros = model.sites.iter().map(|s| vec![0.0; s.len()]).collect();
-        (0.0, zeros, 0)
+    let out = if mine.is_empty() {
+        // no sample of this batch here: zero gradients, nothing to add
+        let zeros = vec![0.0; engine.export_gradients()?.len()];
+        engine.import_gradients(&zeros)?;
+        BatchOutcome {
+            loss_sum: 0.0,
+            wrong: 0,
+        }
     } else {
-        passes.run(model, feats, labels, &mine, loss, mine.len())
+        engine.gradients(&mine, idx.len())?
     };
+    let batch = idx.len().max(1) as f64;
     if comm.size() == 1 {
-        return Ok((loss, grads, wrong));
+        return Ok((out.loss_sum / batch, out.wrong));
     }
-    // a non-finite loss returns no gradients: send zeros, the summed loss stays non-finite
-    if grads.is_empty() {
-        grads = model.sites.iter().map(|s| vec![0.0; s.len()]).collect();
-    }
-    let share = mine.len() as f64 / idx.len() as f64;
-    let mut flat: Vec<f64> = grads.iter().flatten().map(|g| g * share).collect();
-    flat.push(loss * share);
+    let mut flat = if out.loss_sum.is_finite() {
+        engine.export_gradients()?
+    } else {
+        // a non-finite loss sends zeros: the summed loss stays non-finite
+        vec![0.0; engine.export_gradients()?.len()]
+    };
+    flat.push(out.loss_sum);
     comm.sum_f64(&mut flat);
-    let loss = flat.pop().unwrap_or(f64::NAN);
-    let mut rest = flat.as_slice();
-    for g in &mut grads {
-        let (head, tail) = rest.split_at(g.len());
-        g.copy_from_slice(head);
-        rest = tail;
-    }
-    Ok((loss, grads, sum_count(comm, wrong)))
+    let loss_sum = flat.pop().unwrap_or(f64::NAN);
+    engine.import_gradients(&flat)?;
+    Ok((loss_sum / batch, sum_count(comm, out.wrong)))
 }
 
 /// The order in which the trainer visits the samples, epoch after epoch: a fresh shuffle of
@@ -327,8 +273,43 @@ pub fn train_gradient_sharded(
 ) -> Result<Vec<EpochSummary>> {
     config.validate()?;
     check_training_data(model, feats, labels)?;
+    config.device.check_available()?;
     sync_model(comm, model)?;
     model.set_decision(config.loss.decision());
+    match config.device {
+        Device::Cpu => {
+            let mut engine = CpuEngine::new(model, feats, labels, config.loss);
+            run_epochs(&mut engine, model, feats, config, observer, comm)
+        }
+        #[cfg(feature = "cuda")]
+        Device::Cuda(ordinal) => {
+            if comm.size() > 1 {
+                return Err(MpsError::Device {
+                    device: config.device.to_string(),
+                    reason: format!(
+                        "training on a GPU across {} ranks is not supported; run one process per GPU without MPI, or train on the CPU",
+                        comm.size()
+                    ),
+                });
+            }
+            let mut engine = cuda::CudaEngine::new(ordinal, model, feats, labels, config.loss)?;
+            run_epochs(&mut engine, model, feats, config, observer, comm)
+        }
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda(_) => unreachable!("check_available refuses cuda in this build"),
+    }
+}
+
+/// The epochs of [`train_gradient_sharded`] on `engine` (which holds the model while it trains;
+/// `model` is brought up to date after every epoch, on a stop and on divergence).
+fn run_epochs(
+    engine: &mut dyn GradientEngine,
+    model: &mut MpsClassifier,
+    feats: &SiteFeatures,
+    config: &GradientConfig,
+    observer: &mut dyn EpochObserver,
+    comm: &dyn Collective,
+) -> Result<Vec<EpochSummary>> {
     // this rank's samples are offset..offset + n of the whole set
     let n_local = feats.samples;
     let mut counts = vec![0.0; comm.size()];
@@ -336,80 +317,51 @@ pub fn train_gradient_sharded(
     comm.sum_f64(&mut counts);
     let offset: usize = counts[..comm.rank()].iter().map(|&c| c as usize).sum();
     let total: usize = counts.iter().map(|&c| c as usize).sum();
-    let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
-    let mut m: Vec<Vec<f64>> = model.sites.iter().map(|s| vec![0.0; s.len()]).collect();
-    let mut v = m.clone();
     let mut step = 0i32;
     let mut orders = EpochOrders::new(total, config.seed);
     let total_steps = config.epochs * total.div_ceil(config.batch_size);
-    let mut passes = Passes::default();
     let mut out = Vec::new();
     for epoch in 1..=config.epochs {
         let t0 = std::time::Instant::now();
         let order = orders.next_epoch();
-        let shifted;
-        let feats = if config.shift > 0 {
+        if config.shift > 0 {
             let shifts: Vec<(i32, i32)> = (0..n_local)
                 .map(|i| image_shift(config.seed, epoch, offset + i, config.shift))
                 .collect();
-            shifted = feats.shifted(model.image(), &shifts);
-            &shifted
-        } else {
-            feats
-        };
+            engine.set_features(feats.shifted(model.image(), &shifts))?;
+        }
         let batches: Vec<&[usize]> = order.chunks(config.batch_size).collect();
         let (mut loss_sum, mut wrong) = (0.0, 0);
         for (bi, idx) in batches.iter().enumerate() {
-            let (loss, grads, w) =
-                batch_gradients(&mut passes, model, feats, labels, idx, offset, config.loss, comm)?;
+            let (loss, w) = batch_gradients(engine, idx, offset, n_local, comm)?;
             let diverged = |what: String| MpsError::Diverged {
                 epoch,
                 batch: bi + 1,
                 what,
             };
             if !loss.is_finite() {
+                engine.store(model)?;
                 return Err(diverged(format!("the loss is {loss}; lower --lr")));
             }
             step += 1;
-            let (c1, c2) = (1.0 - b1.powi(step), 1.0 - b2.powi(step));
-            // the step is computed aside and applied only if every weight stays in range
             let lr = config
                 .schedule
                 .rate(config.learning_rate, step as usize - 1, total_steps);
-            let updated: Vec<Vec<f64>> = (
-                grads.par_iter(),
-                m.par_iter_mut(),
-                v.par_iter_mut(),
-                model.sites.par_iter(),
-            )
-                .into_par_iter()
-                .map(|(g, mk, vk, site)| {
-                    let mut data = site.data().to_vec();
-                    for (((x, gi), mi), vi) in data.iter_mut().zip(g).zip(mk.iter_mut()).zip(vk.iter_mut()) {
-                        *mi = b1 * *mi + (1.0 - b1) * gi;
-                        *vi = b2 * *vi + (1.0 - b2) * gi * gi;
-                        *x -= lr * (*mi / c1) / ((*vi / c2).sqrt() + eps);
-                    }
-                    data
-                })
-                .collect();
-            for (k, data) in updated.iter().enumerate() {
-                if let Some(x) = data.iter().find(|x| !x.is_finite() || x.abs() > MAX_WEIGHT) {
-                    return Err(diverged(format!(
-                        "a weight of site {k} became {x:e} (beyond {MAX_WEIGHT:e}); lower --lr"
-                    )));
-                }
-            }
-            for (k, data) in updated.into_iter().enumerate() {
-                let s = &model.sites[k];
-                model.sites[k] = SiteTensor::new(s.left(), s.phys(), s.right(), data)?;
+            if let Some(bad) = engine.adam_step(lr, step, MAX_WEIGHT)? {
+                engine.store(model)?;
+                return Err(diverged(format!(
+                    "a weight of site {} became {:e} (beyond {MAX_WEIGHT:e}); lower --lr",
+                    bad.site, bad.value
+                )));
             }
             loss_sum += loss * idx.len() as f64;
             wrong += w;
             if agree(comm, observer.on_batch(epoch, bi + 1, batches.len(), loss)).is_break() {
+                engine.store(model)?;
                 return Ok(out);
             }
         }
+        engine.store(model)?;
         let summary = EpochSummary {
             epoch,
             loss: loss_sum / total as f64,
