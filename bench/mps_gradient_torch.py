@@ -86,7 +86,7 @@ class Mps(torch.nn.Module):
 
     def forward_tree(self, phi):
         b, c = phi.shape[0], self.c
-        logs = torch.zeros(b, dtype=torch.float64)
+        logs = torch.zeros(b, dtype=torch.float64, device=phi.device)
         ml = torch.einsum("bns,nlsr->bnlr", phi[:, 1:c], self.left)
         pl, logs = self.tree(ml, logs)
         lvec = torch.einsum("bs,sr->br", phi[:, 0], self.first)
@@ -99,7 +99,7 @@ class Mps(torch.nn.Module):
 
     def forward_chain(self, phi):
         b, c, d = phi.shape[0], self.c, self.d
-        logs = torch.zeros(b, dtype=torch.float64)
+        logs = torch.zeros(b, dtype=torch.float64, device=phi.device)
         v = torch.einsum("bs,sr->br", phi[:, 0], self.first)
         left = self.left.reshape(c - 1, self.left.shape[1], -1)  # (c-1, D, d D)
         for k in range(1, c):

@@ -305,7 +305,7 @@ fn mps_train_eval_project_on_the_shipped_sample() {
 
     let model = run.join("model.safetensors");
     let out = tnml()
-        .args(["mps", "eval", "--limit", "100"])
+        .args(["mps", "eval", "--test-limit", "100"])
         .arg("--model")
         .arg(&model)
         .assert()
@@ -394,7 +394,7 @@ fn mps_train_eval_project_on_the_shipped_sample() {
         .unwrap();
     let text = stdout_ok(
         tnml()
-            .args(["mps", "eval", "--limit", "100"])
+            .args(["mps", "eval", "--test-limit", "100"])
             .arg("--model")
             .arg(soft.join("model-refit.safetensors")),
     );
@@ -501,7 +501,7 @@ fn mps_gradient_trainer_runs_and_its_model_predicts_by_signed_argmax() {
     );
     let text = stdout_ok(
         tnml()
-            .args(["mps", "eval", "--limit", "50"])
+            .args(["mps", "eval", "--test-limit", "50"])
             .arg("--model")
             .arg(run.join("model.safetensors")),
     );
@@ -510,6 +510,41 @@ fn mps_gradient_trainer_runs_and_its_model_predicts_by_signed_argmax() {
         text.contains("50 images, error") && text.contains("(argmax f,"),
         "{text}"
     );
+}
+
+/// `--device cuda` on a machine without a GPU (CI, the development machines) stops with a
+/// clear message and writes no run: without the `cuda` feature it names the feature, with it
+/// the missing driver. Never a panic, never a silent CPU run.
+#[test]
+fn mps_gradient_on_cuda_without_a_gpu_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("never");
+    let res = tnml()
+        .args(["mps", "train", "--trainer", "gradient", "--feature-map", "linear"])
+        .args([
+            "--bond",
+            "4",
+            "--epochs",
+            "1",
+            "--train-limit",
+            "100",
+            "--test-limit",
+            "20",
+        ])
+        .args(["--device", "cuda:0"])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8(res.get_output().stderr.clone()).unwrap();
+    assert!(
+        stderr.contains("device cuda:0: this tnml was built without CUDA support")
+            || stderr.contains("no CUDA driver found")
+            || stderr.contains("no CUDA device"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!out.exists(), "a refused run left {}", out.display());
 }
 
 /// Options are applied or refused before any work: nothing is written for a refused command.
@@ -536,6 +571,19 @@ fn mps_train_refuses_what_it_would_ignore_or_misreport() {
         ),
         (vec!["--epochs", "3"], "--epochs applies to --trainer gradient"),
         (vec!["--shift", "1"], "--shift applies to --trainer gradient"),
+        (
+            vec!["--max-bond", "1000000000000"],
+            "--max-bond 1000000000000: the environments at that cap would need",
+        ),
+        (
+            vec!["--max-bond", "18446744073709551615"],
+            "more than this machine's",
+        ),
+        (vec!["--device", "cuda"], "--device applies to --trainer gradient"),
+        (
+            vec!["--trainer", "gradient", "--device", "gpu"],
+            "expected cpu, cuda or cuda:N",
+        ),
         (
             vec!["--trainer", "gradient", "--shift", "65"],
             "shift is 65: it must be at most 64 pixels",

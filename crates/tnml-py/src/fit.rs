@@ -45,6 +45,7 @@ pub struct FitOptions {
     threads: Option<usize>,
     refit: Option<String>,
     refit_lambda: Option<f64>,
+    device: String,
 }
 
 /// Seconds between progress messages within a sweep or an epoch.
@@ -216,8 +217,23 @@ fn parse_loss(s: &str) -> PyResult<Loss> {
     }
 }
 
+/// `device="cpu" | "cuda" | "cuda:N"`; only the gradient trainer has a GPU path.
+fn parse_device(text: &str, trainer: &str) -> PyResult<tnml_mps::Device> {
+    let device: tnml_mps::Device = text
+        .parse()
+        .map_err(|e: MpsError| value_error(format!("device {text:?}: {e}")))?;
+    if device != tnml_mps::Device::Cpu && trainer != "gradient" {
+        return Err(value_error(format!(
+            "device {text:?}: the {trainer} trainer runs on the CPU only; use trainer=\"gradient\" for the GPU"
+        )));
+    }
+    device.probe().map_err(mps_error)?;
+    Ok(device)
+}
+
 fn plan(o: &FitOptions, sites: usize) -> PyResult<Plan> {
     let loss = parse_loss(&o.loss)?;
+    let device = parse_device(&o.device, &o.trainer)?;
     let turn_site = o.turn_site.unwrap_or(sites / 2);
     if turn_site >= sites {
         return Err(value_error(format!(
@@ -293,6 +309,7 @@ fn plan(o: &FitOptions, sites: usize) -> PyResult<Plan> {
                     }
                 },
                 shift: o.shift,
+                device,
             };
             config.validate().map_err(mps_error)?;
             if o.bond[0] == 0 {

@@ -23,7 +23,8 @@ pub(crate) fn value_error(e: impl std::fmt::Display) -> PyErr {
 }
 
 /// A Python exception for an error of the MPS classifier: I/O as `OSError` (with the file
-/// name), divergence as `RuntimeError`, everything else as `ValueError`.
+/// name), divergence and an unusable device (no CUDA driver, no GPU) as `RuntimeError`,
+/// everything else as `ValueError`.
 pub(crate) fn mps_error(e: tnml_mps::MpsError) -> PyErr {
     match e {
         tnml_mps::MpsError::Io { file, source } => {
@@ -33,6 +34,7 @@ pub(crate) fn mps_error(e: tnml_mps::MpsError) -> PyErr {
             // the message names the CLI's option; the Python parameter is `lr`
             PyRuntimeError::new_err(e.to_string().replace("--lr", "lr"))
         }
+        e @ tnml_mps::MpsError::Device { .. } => PyRuntimeError::new_err(e.to_string()),
         e => value_error(e),
     }
 }

@@ -138,12 +138,50 @@ def test_bad_data_raises(X, y, exc, message):
         ({"trainer": "gradient", "bond": [2, 3]}, "one fixed bond"),
         ({"trainer": "gradient", "lr_schedule": "step"}, "lr_schedule \"step\""),
         ({"image_shape": (7, 7)}, "has 49 pixels, X has 196"),
+        ({"trainer": "gradient", "device": "gpu"}, "expected cpu, cuda or cuda:N"),
+        ({"device": "cuda"}, "the sweep trainer runs on the CPU only"),
     ],
 )
 def test_bad_options_raise(sample_small, params, message):
     X, y, _, _ = sample_small
     with pytest.raises(ValueError, match=message):
         tnml.MPSClassifier(**{"sweeps": 1, "bond": 2, **params}).fit(X[:50], y[:50])
+
+
+@pytest.mark.parametrize(
+    "params,exc,message",
+    [
+        ({"sweeps": -1}, ValueError, r"sweeps=-1: it must be at least 0"),
+        ({"sweeps": 1.5}, TypeError, r"sweeps=1.5: expected an integer"),
+        ({"sweeps": 2.0}, TypeError, r"sweeps=2.0: expected an integer"),
+        ({"sweeps": True}, TypeError, r"sweeps=True: expected an integer"),
+        ({"epochs": "3", "trainer": "gradient"}, TypeError, r"epochs='3': expected an integer"),
+        ({"batch_size": 1.5, "trainer": "gradient"}, TypeError, r"batch_size=1.5"),
+        ({"shift": -2, "trainer": "gradient"}, ValueError, r"shift=-2"),
+        ({"random_state": -1}, ValueError, r"random_state=-1"),
+        ({"threads": 2.5}, TypeError, r"threads=2.5"),
+        ({"cg_passes": 10**30}, ValueError, r"cg_passes=.*too large"),
+        ({"lam": "0.5"}, TypeError, r"lam='0.5': expected a number"),
+        ({"lr": float("nan"), "trainer": "gradient"}, ValueError, r"lr=nan: not a number"),
+        ({"cutoff": -1e-3}, ValueError, r"cutoff=-0.001"),
+        ({"loss": 3}, TypeError, r"loss=3: expected a string"),
+        ({"device": None}, TypeError, r"device=None: expected a string"),
+    ],
+)
+def test_options_are_never_coerced(sample_small, params, exc, message):
+    """Every option raises naming the parameter and its value: no silent int(1.5), no internal names."""
+    X, y, _, _ = sample_small
+    with pytest.raises(exc, match=message):
+        tnml.MPSClassifier(**{"sweeps": 1, "bond": 2, **params}).fit(X[:50], y[:50])
+
+
+def test_cuda_without_a_gpu_raises_with_the_reason(sample_small):
+    """No GPU here (CI): device="cuda" names the missing feature or driver, never trains on the CPU."""
+    X, y, _, _ = sample_small
+    clf = tnml.MPSClassifier(trainer="gradient", bond=2, epochs=1, device="cuda:0")
+    with pytest.raises(RuntimeError, match="device cuda:0: (this tnml was built without CUDA support|no CUDA (driver|device))"):
+        clf.fit(X[:50], y[:50])
+    assert not hasattr(clf, "model_") or clf.model_ is None
 
 
 def test_predicting_labels_and_files_checked(sample_small, tmp_path):

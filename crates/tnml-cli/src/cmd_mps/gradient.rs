@@ -80,6 +80,7 @@ impl tnml_mps::EpochObserver for EpochPrinter<'_> {
 /// minibatches: each rank contracts the samples of a batch it holds, the gradients are summed).
 pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     args.threads.apply_or(cluster.default_threads())?;
+    let device = args.device.probe()?;
     let map = FeatureMap::from(args.feature_map);
     let bond = *args.max_bond.last().unwrap_or(&10);
     // sites (at most 28x28) x d x bond^2 in f64 for the model, Adam's two moments and the
@@ -130,17 +131,19 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         seed: args.seed.seed,
         schedule: args.lr_schedule.into(),
         shift: args.shift,
+        device: args.device,
     };
     config.validate()?;
     let mut run = if cluster.is_root() {
         let run = RunDir::create(args.out.as_deref(), "mps-train")?;
         run.write_config(&serde_json::json!({"command": "mps train", "trainer": "gradient", "tnml_version": env!("CARGO_PKG_VERSION"), "ranks": cluster.size(), "args": args}))?;
         eprintln!(
-            "gradient training: {} train / {} validation / {} test images, {sites} sites, bond {bond}, {:?}{}",
+            "gradient training: {} train / {} validation / {} test images, {sites} sites, bond {bond}, {:?}, on {}{}",
             y.len(),
             y_val.len(),
             yt.len(),
             map,
+            device,
             if cluster.size() > 1 {
                 format!(", {} ranks", cluster.size())
             } else {

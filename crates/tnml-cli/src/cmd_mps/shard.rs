@@ -4,7 +4,7 @@
 use tnml_mps::collective::shard_range;
 
 use crate::cluster::{say, Cluster};
-use crate::runtime::peak_resident_bytes;
+use crate::runtime::{peak_resident_bytes, total_memory};
 
 /// This rank's rows of `x` (rows of `width` values) and `y`.
 pub(super) fn shard_rows(x: &[f32], y: &[usize], width: usize, cluster: &Cluster) -> (Vec<f32>, Vec<usize>) {
@@ -14,8 +14,28 @@ pub(super) fn shard_rows(x: &[f32], y: &[usize], width: usize, cluster: &Cluster
 
 /// Bytes of the sweep's environment cache for `n` images on a chain of `sites` sites whose
 /// bonds are `bonds`: one f32 slot of `n x width` per bond plus the two trivial ends.
-pub(super) fn environment_bytes(n: usize, bonds: &[usize]) -> u64 {
-    4 * n as u64 * (bonds.iter().sum::<usize>() as u64 + 2)
+pub(super) fn environment_bytes(n: usize, bonds: &[usize]) -> u128 {
+    4 * n as u128 * (bonds.iter().map(|&b| b as u128).sum::<u128>() + 2)
+}
+
+/// Refuses a bond cap whose environments (`bonds` bonds of `n` images, `cap` wide, f32) cannot
+/// fit in this machine's memory: the sweeps could grow to it and be killed for memory hours
+/// later. The message gives the largest cap that fits.
+///
+/// # Errors
+/// The cap's environments exceed the machine's memory.
+pub(super) fn check_cap_fits(n: usize, bonds: usize, cap: usize) -> anyhow::Result<()> {
+    let capped = environment_bytes(n, &vec![cap; bonds]);
+    let total = total_memory();
+    if capped > total {
+        let fits = (total / (4 * n.max(1) as u128)).saturating_sub(2) / bonds.max(1) as u128;
+        anyhow::bail!(
+            "--max-bond {cap}: the environments at that cap would need {:.3e} GB ({bonds} bonds x {n} images x {cap} x 4 B), more than this machine's {:.1} GB; the largest cap that fits is {fits}",
+            capped as f64 / 1e9,
+            total as f64 / 1e9
+        );
+    }
+    Ok(())
 }
 
 /// Prints this rank's environment bytes before the sweeps: at the start (`bonds` after the

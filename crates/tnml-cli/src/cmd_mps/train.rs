@@ -15,7 +15,7 @@ use tnml_mps::{embed_batch, train_sweeps_sharded, Decision, FeatureMap, MpsClass
 use super::options::{load_pixels, split_validation, LossArg, LrScheduleArg, MapArg, MpsData, TrainerArg};
 use super::project::{refit_core, RefitArg, RefitData};
 use super::save::{finish_training, truncation_json};
-use super::shard::{report_end_memory, report_start_memory, shard_rows};
+use super::shard::{check_cap_fits, report_end_memory, report_start_memory, shard_rows};
 use super::sweep_observer::{CliObserver, EvalShards, SweepRecord};
 use crate::args::{Limits, Seed, Threads};
 use crate::cluster::Cluster;
@@ -108,6 +108,10 @@ pub struct TrainArgs {
     /// way (drawn afresh per epoch, white fill; at the model's resolution, 14x14 by default).
     #[arg(long, default_value_t = 0)]
     pub shift: usize,
+    /// Gradient trainer: where the passes and Adam run, cpu or cuda[:N] (needs tnml built with
+    /// `--features cuda` and an NVIDIA driver; refused otherwise, never a silent fallback).
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    pub device: tnml_mps::Device,
     /// Loss. Sweep trainer: squared (the paper's quadratic cost; predicts argmax |f|, the
     /// default) or cross-entropy (softmax logits, predicts argmax f). Gradient trainer:
     /// cross-entropy by default.
@@ -129,6 +133,11 @@ pub struct TrainArgs {
 }
 
 /// Options only the sweep trainer reads.
+/// `--device`: cpu, cuda or cuda:N.
+fn parse_device(text: &str) -> std::result::Result<tnml_mps::Device, String> {
+    text.parse().map_err(|e: tnml_mps::MpsError| e.to_string())
+}
+
 const SWEEP_ONLY: [&str; 9] = [
     "resume",
     "truncated_start",
@@ -141,7 +150,7 @@ const SWEEP_ONLY: [&str; 9] = [
     "final_refit_lambda",
 ];
 /// Options only the gradient trainer reads.
-const GRADIENT_ONLY: [&str; 5] = ["epochs", "batch_size", "lr", "lr_schedule", "shift"];
+const GRADIENT_ONLY: [&str; 6] = ["epochs", "batch_size", "lr", "lr_schedule", "shift", "device"];
 
 impl TrainArgs {
     /// Refuses options of the trainer that is not running (they would be recorded in
@@ -274,6 +283,8 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     if turn_site >= sites {
         bail!("--turn-site {turn_site}: the chain has sites 0..{sites} ({side}x{side} pixels)");
     }
+    let cap = config.schedule.iter().map(|t| t.max_bond).max().unwrap_or(1);
+    check_cap_fits(ys.len(), sites - 1, cap)?;
     let Start {
         mut model,
         records,
@@ -369,7 +380,6 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         let dropped = model.move_label_truncated(target, &config.trunc_at(1))?;
         Some(dropped.iter().map(|t| t.discarded_weight).fold(0.0, f64::max))
     };
-    let cap = config.schedule.iter().map(|t| t.max_bond).max().unwrap_or(1);
     report_start_memory(cluster, ys.len(), &model.bond_dims(), cap);
     let init_test = sharded_error_rate(comm, &model, &test, &yts)?;
     if let (Some(run), Some(report)) = (&run, &report) {

@@ -32,7 +32,37 @@ _PARAMS = (
     "random_state",
     "refit",
     "refit_lambda",
+    "device",
 )
+
+
+def _count(name: str, value: Any, minimum: int) -> int:
+    """An integer option: a Python or NumPy int (not a bool, not a float such as 1.5 or 2.0)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}={value!r}: expected an integer")
+    if value < minimum:
+        raise ValueError(f"{name}={value!r}: it must be at least {minimum}")
+    if value >= 2**63:
+        raise ValueError(f"{name}={value!r}: too large")
+    return int(value)
+
+
+def _real(name: str, value: Any, minimum: float | None = None) -> float:
+    """A real option: an int or float (not a bool or a string); NaN is refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}={value!r}: expected a number")
+    v = float(value)
+    if v != v:
+        raise ValueError(f"{name}={value!r}: not a number")
+    if minimum is not None and v < minimum:
+        raise ValueError(f"{name}={value!r}: it must be at least {minimum}")
+    return v
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name}={value!r}: expected a string")
+    return value
 
 
 class MPSClassifier:
@@ -55,7 +85,8 @@ class MPSClassifier:
     each epoch's images translated by up to ``shift`` pixels (0: none), starting near the identity
     (``random_state`` seeds it, the batch order and the shifts).
 
-    ``threads``: worker threads (None: all cores). ``verbose``: a line per sweep or epoch on stderr.
+    ``device``: ``"cpu"`` or ``"cuda"`` / ``"cuda:N"`` (the gradient trainer on a GPU; needs tnml built
+    with its ``cuda`` feature and a CUDA driver, else fit raises). ``threads``: worker threads (None: all cores). ``verbose``: a line per sweep or epoch on stderr.
     Ctrl-C stops training between bond updates (or minibatches): ``model_`` keeps the last good
     state, ``interrupted_`` is True, and the ``KeyboardInterrupt`` propagates.
 
@@ -86,6 +117,7 @@ class MPSClassifier:
         random_state: int = 0,
         refit: str | None = None,
         refit_lambda: float | None = None,
+        device: str = "cpu",
     ):
         self.bond = bond
         self.sweeps = sweeps
@@ -108,6 +140,7 @@ class MPSClassifier:
         self.random_state = random_state
         self.refit = refit
         self.refit_lambda = refit_lambda
+        self.device = device
 
     # scikit-learn's estimator protocol
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -142,25 +175,26 @@ class MPSClassifier:
             if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 0:
                 raise ValueError(f"bond {self.bond!r}: bond dimensions are positive integers")
         return {
-            "trainer": self.trainer,
+            "trainer": _text("trainer", self.trainer),
             "bond": [int(b) for b in bond],
-            "cutoff": float(self.cutoff),
-            "sweeps": int(self.sweeps),
-            "cg_passes": int(self.cg_passes),
-            "refit_passes": int(self.refit_passes),
-            "lam": float(self.lam),
-            "loss": self.loss,
-            "feature_map": self.feature_map,
-            "turn_site": self.turn_site,
-            "epochs": int(self.epochs),
-            "batch_size": int(self.batch_size),
-            "lr": float(self.lr),
-            "lr_schedule": self.lr_schedule,
-            "shift": int(self.shift),
-            "seed": int(self.random_state),
-            "threads": self.threads,
-            "refit": self.refit,
-            "refit_lambda": self.refit_lambda,
+            "cutoff": _real("cutoff", self.cutoff, minimum=0.0),
+            "sweeps": _count("sweeps", self.sweeps, minimum=0),
+            "cg_passes": _count("cg_passes", self.cg_passes, minimum=0),
+            "refit_passes": _count("refit_passes", self.refit_passes, minimum=0),
+            "lam": _real("lam", self.lam),
+            "loss": _text("loss", self.loss),
+            "feature_map": _text("feature_map", self.feature_map),
+            "turn_site": None if self.turn_site is None else _count("turn_site", self.turn_site, minimum=0),
+            "epochs": _count("epochs", self.epochs, minimum=0),
+            "batch_size": _count("batch_size", self.batch_size, minimum=0),
+            "lr": _real("lr", self.lr),
+            "lr_schedule": _text("lr_schedule", self.lr_schedule),
+            "shift": _count("shift", self.shift, minimum=0),
+            "seed": _count("random_state", self.random_state, minimum=0),
+            "threads": None if self.threads is None else _count("threads", self.threads, minimum=0),
+            "refit": None if self.refit is None else _text("refit", self.refit),
+            "refit_lambda": None if self.refit_lambda is None else _real("refit_lambda", self.refit_lambda),
+            "device": _text("device", self.device),
         }
 
     def _report(self, event: dict) -> None:
