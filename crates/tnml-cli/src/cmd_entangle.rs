@@ -67,6 +67,44 @@ pub struct EntangleArgs {
     /// Run directory (default runs/entangle-<time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The options given on the command line (clap ids), filled in by `main`: options that do
+    /// not apply to the input are refused, not ignored.
+    #[arg(skip)]
+    pub explicit: Vec<String>,
+}
+
+/// Options that only a tnml run directory uses (they evaluate the network on data).
+const RUN_ONLY: [&str; 6] = [
+    "accuracy",
+    "retrain_epochs",
+    "dataset",
+    "data_dir",
+    "train_limit",
+    "test_limit",
+];
+/// Options that only a safetensors file uses.
+const FILE_ONLY: [&str; 4] = ["tensor", "in_modes", "out_modes", "modes"];
+
+impl EntangleArgs {
+    /// Refuses an option the input will not use (it would be silently ignored).
+    fn refuse_unused(&self, is_file: bool) -> Result<()> {
+        let (foreign, owner) = if is_file {
+            (&RUN_ONLY[..], "a tnml run directory (it evaluates the network)")
+        } else {
+            (
+                &FILE_ONLY[..],
+                "a safetensors state_dict; a tnml model's MPO layers have their own modes",
+            )
+        };
+        if let Some(id) = self.explicit.iter().find(|id| foreign.contains(&id.as_str())) {
+            bail!(
+                "--{} applies to {owner}, not to {}",
+                id.replace('_', "-"),
+                self.input.display()
+            );
+        }
+        Ok(())
+    }
 }
 
 fn default_bonds(max: usize) -> Vec<usize> {
@@ -97,6 +135,7 @@ fn table(recs: &[BondRecord]) -> String {
 /// Runs `tnml entangle`.
 pub fn run(args: &EntangleArgs) -> Result<()> {
     let is_file = args.input.is_file();
+    args.refuse_unused(is_file)?;
     let (mut weights_json, mut weights_text) = (None, String::new());
     let (layers, model): (NamedMpos, Option<(NetConfig, Net)>) = if is_file {
         let (entries, skipped) = state_dict_layers(args)?;
@@ -133,9 +172,6 @@ pub fn run(args: &EntangleArgs) -> Result<()> {
             args.input.display()
         );
     };
-    if !args.modes.is_empty() && !is_file {
-        bail!("--modes applies to a safetensors state_dict; a tnml model's MPO layers have their own modes");
-    }
     let run = RunDir::create(args.out.as_deref(), "entangle")?;
     if let Some(j) = &weights_json {
         run.write_json("weights.json", j)?;
@@ -209,11 +245,17 @@ pub fn run(args: &EntangleArgs) -> Result<()> {
                 100.0 * a,
                 r.map_or("-".into(), |v| format!("{:.2}%", 100.0 * v))
             );
-            println!(
+            let line = format!(
                 "D <= {d}: test accuracy {:.2}% truncated{}",
                 100.0 * a,
                 r.map_or(String::new(), |v| format!(", {:.2}% after retraining", 100.0 * v))
             );
+            // with --json, stdout is the JSON alone
+            if args.json {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
         }
         run.write_file("accuracy.csv", csv.as_bytes())?;
     }
@@ -278,6 +320,9 @@ fn state_dict_layers(args: &EntangleArgs) -> Result<(Vec<(WeightEntanglement, Mp
     let mut modes = BTreeMap::new();
     for m in &args.modes {
         let (name, v) = parse_modes(m)?;
+        if modes.contains_key(&name) {
+            bail!("--modes names {name} twice: give one NAME=IN->OUT per weight");
+        }
         modes.insert(name, v);
     }
     if let Some(t) = &args.tensor {

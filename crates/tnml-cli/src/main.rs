@@ -89,26 +89,26 @@ impl Command {
     }
 }
 
-/// The ids of the options given on the command line (not defaulted) of `tnml GROUP train`.
-fn explicit_ids(matches: &ArgMatches, group: &str) -> Vec<String> {
-    matches
-        .subcommand_matches(group)
-        .and_then(|m| m.subcommand_matches("train"))
-        .map(|m| {
-            m.ids()
-                .filter(|id| m.value_source(id.as_str()) == Some(ValueSource::CommandLine))
-                .map(|id| id.to_string())
-                .collect()
-        })
-        .unwrap_or_default()
+/// The ids of the options given on the command line (not defaulted) of the innermost
+/// subcommand (`tnml mps train ...` -> those of `train`).
+fn explicit_ids(matches: &ArgMatches) -> Vec<String> {
+    let mut m = matches;
+    while let Some((_, sub)) = m.subcommand() {
+        m = sub;
+    }
+    m.ids()
+        .filter(|id| m.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .map(|id| id.to_string())
+        .collect()
 }
 
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match &mut cli.command {
-        Command::Net(cmd_net::NetCommand::Train(args)) => args.explicit = explicit_ids(&matches, "net"),
-        Command::Mps(cmd_mps::MpsCommand::Train(args)) => args.explicit = explicit_ids(&matches, "mps"),
+        Command::Net(cmd_net::NetCommand::Train(args)) => args.explicit = explicit_ids(&matches),
+        Command::Mps(cmd_mps::MpsCommand::Train(args)) => args.explicit = explicit_ids(&matches),
+        Command::Entangle(args) => args.explicit = explicit_ids(&matches),
         _ => {}
     }
     let cluster = match cluster::Cluster::start() {

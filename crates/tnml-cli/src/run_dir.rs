@@ -25,6 +25,49 @@ use serde::Serialize;
 /// Temporary files of this process get distinct names.
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Files of a run directory that no output option may replace, `--force` or not.
+const RUN_FILES: [&str; 4] = ["config.json", "metrics.jsonl", "summary.md", "entanglement.jsonl"];
+
+/// Checks that a command may write its output file `path` (`--out` of `predict` / `export`):
+/// a missing path is fine; an existing one is refused unless `force`, and never replaced when
+/// it is a directory, a model file or a record of a run directory (a folder with `config.json`)
+/// or anything inside a run's `checkpoint/`.
+///
+/// # Errors
+/// Said above, with the path and the way out.
+pub fn check_output(path: &Path, force: bool) -> Result<()> {
+    let meta = match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("--out {}", path.display())),
+        Ok(m) => m,
+    };
+    if meta.is_dir() {
+        bail!("--out {} is a directory: give a file name", path.display());
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let in_run = dir.join("config.json").is_file();
+    let in_checkpoint = dir.file_name().is_some_and(|n| n == "checkpoint");
+    let is_model = name.starts_with("model") && name.ends_with(".safetensors");
+    if in_checkpoint || (in_run && (is_model || RUN_FILES.contains(&name.as_str()))) {
+        bail!(
+            "--out {} belongs to the run in {}: tnml never replaces a run's model or records; choose another file",
+            path.display(),
+            dir.display()
+        );
+    }
+    if !force {
+        bail!("--out {} exists: give --force to replace it", path.display());
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to `path` atomically (temporary file + fsync + rename). The temporary file is
 /// created new (`O_EXCL`: a planted file or symlink of that name is never followed) and removed
 /// on any error.

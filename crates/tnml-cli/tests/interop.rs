@@ -175,12 +175,12 @@ fn eval_predict_export_and_import_a_network() {
     );
     let e = failure(
         tnml()
-            .args(["net", "predict", "--limit", "0", "--checkpoint"])
+            .args(["net", "predict", "--test-limit", "0", "--checkpoint"])
             .arg(&run)
             .arg("--out")
             .arg(tmp.path().join("none.csv")),
     );
-    assert!(e.contains("--limit 0"), "{e}");
+    assert!(e.contains("--test-limit 0"), "{e}");
     assert!(!tmp.path().join("none.csv").exists());
     let e = failure(tnml().args(["net", "compress", "--max-bond", "8"]));
     assert!(e.contains("--from-torch"), "{e}");
@@ -265,6 +265,27 @@ fn whole_model_entanglement_of_a_pytorch_state_dict() {
     assert!(e.contains("NAME=IN->OUT"), "{e}");
     let e = fails(&["--in-modes", "4,32", "--out-modes", "32"]);
     assert!(e.contains("name it with --tensor"), "{e}");
+    // options a weights file does not use are refused, not ignored
+    for (opt, val) in [
+        ("--accuracy", None),
+        ("--test-limit", Some("10")),
+        ("--dataset", Some("mnist")),
+    ] {
+        let mut args = vec![opt];
+        args.extend(val);
+        let e = fails(&args);
+        assert!(
+            e.contains(&format!("{opt} applies to a tnml run directory")),
+            "{e}"
+        );
+    }
+    let e = fails(&[
+        "--modes",
+        "5.weight=4,4,8->2,4,4",
+        "--modes",
+        "5.weight=2,4,4,4->4,4,2",
+    ]);
+    assert!(e.contains("--modes names 5.weight twice"), "{e}");
     assert!(!tmp.path().join("x").exists(), "a failed run leaves no directory");
     // one tensor with its own modes still works as before
     let one = stdout(

@@ -331,6 +331,35 @@ fn entanglement_is_recorded_plotted_and_analysed() {
         .stdout(contains("D <= 4").and(contains("after retraining")));
     let csv = std::fs::read_to_string(ent.join("truncation.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "{csv}");
+    // --json: stdout is the JSON alone, the accuracy lines go to stderr
+    let out = tnml()
+        .arg("entangle")
+        .arg(&run)
+        .args(["--json", "--accuracy", "--bonds", "1,2", "--test-limit", "50"])
+        .arg("--out")
+        .arg(tmp.path().join("ent-json"))
+        .assert()
+        .success()
+        .stderr(contains("D <= 2: test accuracy"))
+        .get_output()
+        .stdout
+        .clone();
+    let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&out);
+    assert!(
+        parsed.is_ok(),
+        "stdout is not JSON: {}",
+        String::from_utf8_lossy(&out)
+    );
+    // a run directory has its own modes: the file-only options are refused
+    tnml()
+        .arg("entangle")
+        .arg(&run)
+        .args(["--tensor", "fc1.weight"])
+        .arg("--out")
+        .arg(tmp.path().join("never"))
+        .assert()
+        .failure()
+        .stderr(contains("--tensor applies to a safetensors state_dict"));
     assert!(ent.join("accuracy.csv").is_file() && ent.join("plots/truncation.png").is_file());
 }
 

@@ -31,7 +31,7 @@ fn predictions_out_as_csv_and_safetensors() {
     let (csv, st) = (tmp.path().join("p.csv"), tmp.path().join("p.safetensors"));
     for out in [&csv, &st] {
         tnml()
-            .args(["mps", "predict", "--limit", "120", "--model"])
+            .args(["mps", "predict", "--test-limit", "120", "--model"])
             .arg(&model)
             .arg("--out")
             .arg(out)
@@ -58,9 +58,39 @@ fn predictions_out_as_csv_and_safetensors() {
         assert_eq!(r[2], best as f64, "row {i}: {r:?}");
         wrong += usize::from(r[1] != r[2]);
     }
+    // an existing --out is kept unless --force; a run's model never
+    let again = |out: &std::path::Path, force: bool| {
+        let mut cmd = tnml();
+        cmd.args(["mps", "predict", "--test-limit", "10", "--model"])
+            .arg(&model)
+            .arg("--out")
+            .arg(out);
+        if force {
+            cmd.arg("--force");
+        }
+        cmd.output().unwrap()
+    };
+    let before = std::fs::read(&csv).unwrap();
+    let o = again(&csv, false);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("exists: give --force to replace it"));
+    assert_eq!(
+        std::fs::read(&csv).unwrap(),
+        before,
+        "a refused predict changed the file"
+    );
+    let model_bytes = std::fs::read(&model).unwrap();
+    let o = again(&run.join("model.safetensors"), true);
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("tnml never replaces a run's model or records"), "{e}");
+    assert_eq!(std::fs::read(&model).unwrap(), model_bytes);
+    assert!(again(&csv, true).status.success());
+    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 11);
+    std::fs::write(&csv, &before).unwrap();
     // the same error as mps eval
     let eval = tnml()
-        .args(["mps", "eval", "--limit", "120", "--model"])
+        .args(["mps", "eval", "--test-limit", "120", "--model"])
         .arg(&model)
         .output()
         .unwrap();

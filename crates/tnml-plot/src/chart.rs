@@ -386,10 +386,7 @@ fn write_with(
                 let root = SVGBackend::with_string(&mut text, SIZE).into_drawing_area();
                 svg(root)?;
             }
-            std::fs::write(path, text).map_err(|source| PlotError::Io {
-                path: path.into(),
-                source,
-            })
+            crate::grid::write_whole(path, text.as_bytes())
         }
         _ => Err(PlotError::Invalid(format!(
             "{}: use a .png or .svg file name",

@@ -1,6 +1,5 @@
 //! A grid of images with a numeric label under each, as an RGB PNG.
 
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -135,22 +134,65 @@ pub fn image_grid(
     Ok((img_w as u32, img_h as u32))
 }
 
-/// Writes an 8-bit RGB buffer (`width * height * 3` bytes, row-major) as a PNG file.
+/// Writes an 8-bit RGB buffer (`width * height * 3` bytes, row-major) as a PNG file, whole
+/// ([`write_whole`]: encoded in memory, then a temporary file renamed over `path`).
 pub(crate) fn write_rgb_png(path: &Path, width: usize, height: usize, rgb: &[u8]) -> Result<(), PlotError> {
-    let file = std::fs::File::create(path).map_err(|source| PlotError::Io {
+    let mut bytes = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut bytes, width as u32, height as u32);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let encode = |e: png::EncodingError| PlotError::Encode {
+            path: path.into(),
+            message: e.to_string(),
+        };
+        let mut writer = enc.write_header().map_err(encode)?;
+        writer.write_image_data(rgb).map_err(encode)?;
+        writer.finish().map_err(encode)?;
+    }
+    write_whole(path, &bytes)
+}
+
+/// Temporary files of this process get distinct names.
+static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Writes `bytes` to `path` as a whole: a new temporary file in the same folder (never an
+/// existing one followed), flushed, then renamed over `path`; removed on any error. A full disk
+/// or a kill leaves the old picture or the new one, never a truncated one.
+pub(crate) fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
+    use std::io::Write;
+    let io = |source| PlotError::Io {
         path: path.into(),
         source,
-    })?;
-    let mut enc = png::Encoder::new(BufWriter::new(file), width as u32, height as u32);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    let encode = |e: png::EncodingError| PlotError::Encode {
-        path: path.into(),
-        message: e.to_string(),
     };
-    let mut writer = enc.write_header().map_err(encode)?;
-    writer.write_image_data(rgb).map_err(encode)?;
-    writer.finish().map_err(encode)
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // keep the temporary name within the file system's 255 bytes whatever the target's length
+    let short: String = name.chars().take(64).collect();
+    let tmp = dir.join(format!(
+        ".{short}.tmp-{}-{}",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
 }
 
 #[cfg(test)]
@@ -183,5 +225,35 @@ mod tests {
         let o = (2 * 36 + 2) * 3;
         assert_eq!(&buf[o..o + 3], &[0, 0, 0]);
         assert!(image_grid(&[], 3, 2, &path).is_err());
+    }
+
+    /// A picture replaces the old file whole, leaves no temporary file, works for names near
+    /// the 255-byte limit, and a failed write leaves the old file as it was.
+    #[test]
+    fn pictures_are_written_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a.png");
+        std::fs::write(&path, b"old picture").unwrap();
+        write_whole(&path, b"new picture").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new picture");
+        let long = tmp.path().join(format!("{}.svg", "w".repeat(250)));
+        write_whole(&long, b"<svg/>").unwrap();
+        assert_eq!(std::fs::read(&long).unwrap(), b"<svg/>");
+        let names: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
+        // a folder where the picture should go: the write fails, nothing is left behind
+        let blocked = tmp.path().join("blocked.png");
+        std::fs::create_dir(&blocked).unwrap();
+        std::fs::write(blocked.join("inside"), b"kept").unwrap();
+        assert!(write_whole(&blocked, b"x").is_err());
+        assert_eq!(std::fs::read(blocked.join("inside")).unwrap(), b"kept");
+        let after: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(after.iter().all(|n| !n.contains(".tmp-")), "{after:?}");
     }
 }

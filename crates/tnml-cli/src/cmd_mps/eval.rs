@@ -22,8 +22,8 @@ pub struct ModelOnImages {
     /// Which split.
     #[arg(long, value_enum, default_value = "test")]
     pub split: SplitArg,
-    /// Use at most this many images (the first ones).
-    #[arg(long)]
+    /// Use at most this many images of the split (the first ones). `--limit` is the old name.
+    #[arg(long = "test-limit", visible_alias = "limit")]
     pub limit: Option<usize>,
 }
 

@@ -25,10 +25,14 @@ pub struct PredictArgs {
     /// exp(log_scale)`; on long chains `f` can leave the f64 range, the normalized scores never do.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace --out if it exists (never a run's model or records).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub(super) fn predict(args: &PredictArgs) -> Result<()> {
     let format = Format::of(&args.out)?;
+    crate::run_dir::check_output(&args.out, args.force)?;
     let Evaluated {
         model,
         labels,

@@ -29,12 +29,16 @@ pub struct NetExportArgs {
     /// Output file (.safetensors), written atomically.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace --out if it exists (never a run's model or records).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub(super) fn export(args: &NetExportArgs) -> Result<()> {
     if args.out.extension().and_then(|e| e.to_str()) != Some("safetensors") {
         anyhow::bail!("--out {}: give a .safetensors file", args.out.display());
     }
+    crate::run_dir::check_output(&args.out, args.force)?;
     let dev = device();
     let ck = checkpoint::resolve_dir(&args.checkpoint);
     let (header, net) = checkpoint::load(&ck, &dev)?;

@@ -29,12 +29,15 @@ pub struct NetPredictArgs {
     #[arg(long, value_enum, default_value = "test")]
     pub split: SplitArg,
     /// Use at most this many images (the first ones).
-    #[arg(long)]
+    #[arg(long = "test-limit", visible_alias = "limit")]
     pub limit: Option<usize>,
     /// Output file: `.csv` (columns index, label, predicted, logit_0..9, p_0..9) or
     /// `.safetensors` (`label`, `predicted` I64 `[n]`; `logits`, `probabilities` F32 `[n, 10]`).
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace --out if it exists (never a run's model or records).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Softmax of each row of 10 logits (shifted by the row's maximum).
@@ -68,8 +71,9 @@ pub(super) fn argmax_rows(logits: &[f32]) -> Vec<usize> {
 
 pub(super) fn predict(args: &NetPredictArgs) -> Result<()> {
     let format = Format::of(&args.out)?;
+    crate::run_dir::check_output(&args.out, args.force)?;
     if args.limit == Some(0) {
-        anyhow::bail!("--limit 0: there is nothing to predict; give at least 1 image");
+        anyhow::bail!("--test-limit 0: there is nothing to predict; give at least 1 image");
     }
     let dev = device();
     let ck = checkpoint::resolve_dir(&args.checkpoint);
