@@ -108,6 +108,81 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
 pub struct RunDir {
     path: PathBuf,
     metrics: Vec<String>,
+    _lock: RunLock,
+}
+
+/// The lock a process holds on a run directory while it writes it: `.tnml-lock` holding the
+/// process id, created new, removed when the run ends (dropped). A second writer (a `--resume`
+/// of a run still training) is refused; a lock whose process is gone (killed) is taken over.
+#[derive(Debug)]
+struct RunLock {
+    path: PathBuf,
+}
+
+/// The lock file of a run directory.
+pub const LOCK: &str = ".tnml-lock";
+
+/// Whether process `pid` is alive (Linux: /proc; elsewhere every holder counts as alive).
+fn holder_alive(pid: u32) -> bool {
+    !Path::new("/proc/self").exists() || Path::new(&format!("/proc/{pid}")).exists()
+}
+
+impl RunLock {
+    fn acquire(dir: &Path) -> Result<Self> {
+        let path = dir.join(LOCK);
+        for _ in 0..2 {
+            match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    f.write_all(std::process::id().to_string().as_bytes())
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    return Ok(Self { path });
+                }
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    let holder = fs::read_to_string(&path).unwrap_or_default();
+                    match holder.trim().parse::<u32>() {
+                        Ok(pid) if pid != std::process::id() && holder_alive(pid) => bail!(
+                            "{} is being written by process {pid} (another tnml still training it); \
+                             wait for it to end or stop it (if no tnml has that id, remove {})",
+                            dir.display(),
+                            path.display()
+                        ),
+                        // a lock left by a killed run (or unreadable): take it over
+                        _ => {
+                            let _ = fs::remove_file(&path);
+                        }
+                    }
+                }
+                Err(e) => return Err(e).with_context(|| format!("locking {}", dir.display())),
+            }
+        }
+        bail!(
+            "{}: could not take {} (another process keeps creating it)",
+            dir.display(),
+            LOCK
+        )
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Removes the temporary files a killed write left in `dir` (`.NAME.tmp-PID-N`, see
+/// [`atomic_write`]); returns how many. Only names of that form are touched.
+fn remove_stale_temporaries(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with('.') && name.contains(".tmp-") && e.file_type().is_ok_and(|t| t.is_file())
+        })
+        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .count()
 }
 
 impl RunDir {
@@ -147,17 +222,28 @@ impl RunDir {
             .create_new(true)
             .open(path.join(CLAIM))
             .with_context(|| format!("{} is being written by another run", path.display()))?;
+        let lock = RunLock::acquire(&path)?;
         Ok(Self {
             path,
             metrics: Vec::new(),
+            _lock: lock,
         })
     }
 
     /// Reopens an existing run directory to continue it (`--resume`): new metrics are appended
-    /// after the recorded ones.
+    /// after the recorded ones. Takes the run's lock (refused while another process writes it)
+    /// and removes the temporary files a killed write left behind.
     pub fn open_existing(path: &Path) -> Result<Self> {
         if !path.is_dir() {
             bail!("{} is not a run directory", path.display());
+        }
+        let lock = RunLock::acquire(path)?;
+        let stale = remove_stale_temporaries(path) + remove_stale_temporaries(&path.join("checkpoint"));
+        if stale > 0 {
+            eprintln!(
+                "removed {stale} temporary file(s) a killed write had left in {}",
+                path.display()
+            );
         }
         let metrics = match fs::read_to_string(path.join("metrics.jsonl")) {
             Ok(text) => text
@@ -170,6 +256,7 @@ impl RunDir {
         Ok(Self {
             path: path.to_path_buf(),
             metrics,
+            _lock: lock,
         })
     }
 
@@ -291,6 +378,42 @@ pub fn utc_stamp(secs: u64) -> String {
 mod tests {
     use super::*;
 
+    /// One writer at a time: a run held by a live process cannot be reopened; a lock left by a
+    /// dead process is taken over, and the temporary files of a killed write are removed.
+    #[test]
+    fn a_run_is_locked_while_it_is_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("run");
+        let run = RunDir::create(Some(&out), "test").unwrap();
+        assert_eq!(
+            fs::read_to_string(out.join(LOCK)).unwrap(),
+            std::process::id().to_string()
+        );
+        drop(run);
+        assert!(!out.join(LOCK).exists(), "the lock outlived its run");
+        // another live process holds it
+        let mut other = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        fs::write(out.join(LOCK), other.id().to_string()).unwrap();
+        let err = RunDir::open_existing(&out).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("being written by process {}", other.id())),
+            "{err}"
+        );
+        other.kill().unwrap();
+        other.wait().unwrap();
+        // now that process is gone: its lock is taken over; a killed write's temporary goes
+        fs::write(out.join(".model.safetensors.tmp-123-0"), b"half").unwrap();
+        fs::write(out.join("model.safetensors"), b"whole").unwrap();
+        let again = RunDir::open_existing(&out).unwrap();
+        assert!(!out.join(".model.safetensors.tmp-123-0").exists());
+        assert_eq!(fs::read(out.join("model.safetensors")).unwrap(), b"whole");
+        assert_eq!(
+            fs::read_to_string(out.join(LOCK)).unwrap(),
+            std::process::id().to_string()
+        );
+        drop(again);
+    }
+
     #[test]
     fn utc_stamp_known_dates() {
         assert_eq!(utc_stamp(0), "19700101-000000");
@@ -314,7 +437,7 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names.len(), 4, "{names:?} (3 files and the claim)");
+        assert_eq!(names.len(), 5, "{names:?} (3 files, the claim and the lock)");
         let err = RunDir::create(Some(&out), "test").unwrap_err();
         assert!(err.to_string().contains("not empty"), "{err}");
     }

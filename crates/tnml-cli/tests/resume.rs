@@ -70,6 +70,33 @@ fn resume_continues_the_sweeps_and_the_bond_schedule() {
     assert!(run.join("resume-1.json").is_file());
 }
 
+/// A kill between the checkpoint's rename and its metrics line leaves the model one sweep ahead
+/// of metrics.jsonl: the model carries its sweep, and the resume continues from it (not one
+/// sweep too many, and no sweep recorded under another's number).
+#[test]
+fn resume_trusts_the_sweep_the_checkpoint_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("r");
+    assert!(train(&run, "2", false).status.success());
+    assert_eq!(sweeps_recorded(&run), [(1, 4), (2, 6)]);
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let first = metrics.lines().next().unwrap();
+    std::fs::write(run.join("metrics.jsonl"), format!("{first}\n")).unwrap();
+    // a temporary file of the interrupted write is there too
+    std::fs::write(run.join(".model.safetensors.tmp-99999-0"), b"half").unwrap();
+    let out = train(&run, "3", true);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("the checkpoint holds sweep 2"), "{stderr}");
+    assert!(
+        stderr.contains("sweep 3: train error") && !stderr.contains("sweep 2: train error"),
+        "{stderr}"
+    );
+    assert_eq!(sweeps_recorded(&run), [(1, 4), (3, 6)]);
+    assert!(!run.join(".model.safetensors.tmp-99999-0").exists());
+    assert!(!run.join(".tnml-lock").exists());
+}
+
 #[test]
 fn resume_refuses_what_it_cannot_continue() {
     let tmp = tempfile::tempdir().unwrap();
@@ -88,10 +115,7 @@ fn resume_refuses_what_it_cannot_continue() {
         assert_eq!(std::fs::read(run.join("model.safetensors")).unwrap(), model);
     };
     refused(train(&run, "1", true), "already has 1 sweeps");
-    refused(
-        train(&tmp.path().join("nowhere"), "2", true),
-        "reading its checkpoint",
-    );
+    refused(train(&tmp.path().join("nowhere"), "2", true), "--resume: reading");
     let out = tnml()
         .args([
             "mps",
@@ -107,7 +131,58 @@ fn resume_refuses_what_it_cannot_continue() {
         .arg(&run)
         .output()
         .unwrap();
-    refused(out, "feature map");
+    // options that differ from the run's, given or by default, are listed with the run's values
+    refused(out, "--feature-map \"linear\" (the run has \"trig\")");
+    let out = tnml()
+        .args([
+            "mps",
+            "train",
+            "--max-bond",
+            "4,6",
+            "--train-limit",
+            "400",
+            "--test-limit",
+            "100",
+        ])
+        .args([
+            "--sweeps",
+            "2",
+            "--cg-passes",
+            "2",
+            "--lambda",
+            "0.5",
+            "--seed",
+            "9",
+            "--resume",
+        ])
+        .arg(&run)
+        .output()
+        .unwrap();
+    refused(out, "--lambda 0.5 (the run has 0.0)");
+    let out = tnml()
+        .args([
+            "mps",
+            "train",
+            "--max-bond",
+            "4,6",
+            "--train-limit",
+            "400",
+            "--test-limit",
+            "100",
+        ])
+        .args([
+            "--sweeps",
+            "2",
+            "--cg-passes",
+            "2",
+            "--dataset",
+            "mnist",
+            "--resume",
+        ])
+        .arg(&run)
+        .output()
+        .unwrap();
+    refused(out, "--dataset mnist (the run has mnist-sample)");
     let out = tnml()
         .args(["mps", "train", "--trainer", "gradient", "--resume"])
         .arg(&run)
@@ -118,6 +193,7 @@ fn resume_refuses_what_it_cannot_continue() {
     let broken = tmp.path().join("broken");
     std::fs::create_dir(&broken).unwrap();
     std::fs::write(broken.join("model.safetensors"), &model).unwrap();
+    std::fs::copy(run.join("config.json"), broken.join("config.json")).unwrap();
     std::fs::write(broken.join("metrics.jsonl"), "{\"sweep\": 1}\n").unwrap();
     let out = train(&broken, "2", true);
     let stderr = String::from_utf8_lossy(&out.stderr);

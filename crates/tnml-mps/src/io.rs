@@ -24,6 +24,15 @@ impl MpsClassifier {
     /// # Errors
     /// Serialization failure (not expected for a valid model).
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        self.to_safetensors_tagged(&[])
+    }
+
+    /// The model as safetensors bytes with extra metadata `tags` (`key -> value`, for example
+    /// the sweep a checkpoint was saved after: `tnml.step`); keys of the format itself win.
+    ///
+    /// # Errors
+    /// Serialization failure (not expected for a valid model).
+    pub fn to_safetensors_tagged(&self, tags: &[(&str, String)]) -> Result<Vec<u8>> {
         let d = self.feature_map.dim();
         let bytes: Vec<Vec<u8>> = self
             .sites
@@ -48,7 +57,9 @@ impl MpsClassifier {
                 file: "(memory)".into(),
                 reason: e.to_string(),
             })?;
-        let meta = HashMap::from([
+        let mut meta: HashMap<String, String> =
+            tags.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect();
+        meta.extend([
             ("format".to_string(), FORMAT.to_string()),
             ("num_labels".to_string(), self.num_labels.to_string()),
             ("label_site".to_string(), self.label_site.to_string()),
@@ -159,6 +170,23 @@ impl MpsClassifier {
             .map_err(|e| bad(e.to_string()))?;
         model.decision = decision;
         Ok(model)
+    }
+
+    /// The metadata value `key` of a model file's header (`None` when absent), without
+    /// reading the tensors.
+    ///
+    /// # Errors
+    /// I/O errors, a file that is not safetensors.
+    pub fn file_tag(path: &Path, key: &str) -> Result<Option<String>> {
+        let bytes = std::fs::read(path).map_err(|source| MpsError::Io {
+            file: path.display().to_string(),
+            source,
+        })?;
+        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| MpsError::ModelFile {
+            file: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(meta.metadata().as_ref().and_then(|m| m.get(key).cloned()))
     }
 
     /// Reads a model file.

@@ -21,6 +21,9 @@ pub(super) fn truncation_json(report: &tnml_core::TruncReport) -> serde_json::Va
     })
 }
 
+/// The metadata key of a checkpoint's sweep (or epoch) number.
+pub(super) const STEP_TAG: &str = "tnml.step";
+
 /// Saves the model of sweep (or epoch) `step` (atomically, replacing the previous one) and
 /// appends `record` to the metrics. `TNML_FAULT=mps-save:<step>` makes the save of that step
 /// fail, as a full disk would (the test hook of the failed-save path).
@@ -33,7 +36,10 @@ pub(super) fn checkpoint<T: Serialize>(
     if std::env::var("TNML_FAULT").is_ok_and(|f| f == format!("mps-save:{step}")) {
         anyhow::bail!("TNML_FAULT: simulated write failure at step {step}");
     }
-    atomic_write(&run.path().join("model.safetensors"), &model.to_safetensors()?)?;
+    // the model says which sweep (epoch) it is: a kill between this rename and the metrics
+    // line leaves a model one step ahead of metrics.jsonl, and --resume trusts the model
+    let bytes = model.to_safetensors_tagged(&[(STEP_TAG, step.to_string())])?;
+    atomic_write(&run.path().join("model.safetensors"), &bytes)?;
     run.log_metric(record)
 }
 

@@ -47,8 +47,8 @@ pub(super) struct CliObserver<'a> {
     cluster: &'a Cluster,
     /// Rank 0's run directory (`None` on the other ranks).
     run: Option<&'a mut RunDir>,
-    /// Sweeps done before this process started (`--resume`): sweep `s` of the trainer is
-    /// sweep `s + offset` of the run.
+    /// Sweeps done before this process started (`--resume`: the checkpoint's, which may be one
+    /// more than the records hold): sweep `s` of the trainer is sweep `s + offset` of the run.
     offset: usize,
     pub records: Vec<SweepRecord>,
     pub failure: Option<anyhow::Error>,
@@ -65,6 +65,7 @@ impl<'a> CliObserver<'a> {
         cluster: &'a Cluster,
         run: Option<&'a mut RunDir>,
         records: Vec<SweepRecord>,
+        done: usize,
     ) -> Self {
         let bar = step_bar(cluster);
         Self {
@@ -72,7 +73,7 @@ impl<'a> CliObserver<'a> {
             eval,
             cluster,
             run,
-            offset: records.last().map_or(0, |r| r.sweep),
+            offset: done,
             records,
             failure: None,
             last_log: Instant::now(),

@@ -189,6 +189,8 @@ struct Start {
     records: Vec<SweepRecord>,
     /// The class-mean start's truncation (a fresh start only).
     report: Option<tnml_core::TruncReport>,
+    /// Sweeps the model has had (0 for a fresh start).
+    done: usize,
 }
 
 /// Reads the checkpoint and the sweep records of the run directory `dir` (every rank reads
@@ -200,7 +202,7 @@ fn resume_from(dir: &Path) -> Result<Start> {
     let metrics = dir.join("metrics.jsonl");
     let text = std::fs::read_to_string(&metrics)
         .with_context(|| format!("--resume {}: reading {}", dir.display(), metrics.display()))?;
-    let records = text
+    let mut records = text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -209,10 +211,36 @@ fn resume_from(dir: &Path) -> Result<Start> {
                 .with_context(|| format!("{} line {}: not a sweep record", metrics.display(), i + 1))
         })
         .collect::<Result<Vec<_>>>()?;
-    if records.is_empty() {
+    // the checkpoint says which sweep it holds (older runs: the last record's)
+    let step = MpsClassifier::file_tag(&model_path, super::save::STEP_TAG)?
+        .map(|t| t.parse::<usize>())
+        .transpose()
+        .with_context(|| {
+            format!(
+                "{}: its {} is not a sweep number",
+                model_path.display(),
+                super::save::STEP_TAG
+            )
+        })?;
+    let recorded = records.last().map_or(0, |r| r.sweep);
+    let lost = match step {
+        Some(s) if s > recorded => Some(s),
+        Some(s) => {
+            records.retain(|r| r.sweep <= s);
+            None
+        }
+        None => None,
+    };
+    if records.is_empty() && lost.is_none() {
         bail!(
             "--resume {}: no sweep is recorded in {}, nothing to continue",
             dir.display(),
+            metrics.display()
+        );
+    }
+    if let Some(s) = lost {
+        eprintln!(
+            "--resume: the checkpoint holds sweep {s} but {} ends at sweep {recorded} (the run was stopped between the two writes); continuing from the checkpoint, sweep {s} has no record",
             metrics.display()
         );
     }
@@ -220,12 +248,68 @@ fn resume_from(dir: &Path) -> Result<Start> {
         model,
         records,
         report: None,
+        done: step.unwrap_or(recorded),
     })
+}
+
+/// Options a resume may change: how many sweeps in all, the threads, where to resume from, and
+/// the refit after the sweeps.
+const RESUME_MAY_CHANGE: [&str; 5] = ["sweeps", "threads", "resume", "final_refit", "final_refit_lambda"];
+
+/// Refuses a resume whose options differ from the run's (its config.json): the data, the
+/// bond schedule, the loss, the seed, the penalty... of a resumed run are the run's own, and
+/// a command line that says otherwise (given or by default) would train silently on other
+/// settings. Lists every difference with the run's value.
+///
+/// # Errors
+/// A config.json that cannot be read or holds no options, or options that differ.
+fn check_resume_options(args: &TrainArgs, dir: &Path) -> Result<()> {
+    let path = dir.join("config.json");
+    let text = std::fs::read(&path).with_context(|| format!("--resume: reading {}", path.display()))?;
+    let config: serde_json::Value =
+        serde_json::from_slice(&text).with_context(|| format!("--resume: {} is not JSON", path.display()))?;
+    let saved = config
+        .get("args")
+        .filter(|a| a.is_object())
+        .with_context(|| format!("--resume: {} holds no options of the run", path.display()))?;
+    let given = serde_json::to_value(args)?;
+    let mut differ: Vec<String> = given
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !RESUME_MAY_CHANGE.contains(&k.as_str()))
+        .filter(|(k, v)| saved.get(k.as_str()).is_some_and(|s| s != *v))
+        .map(|(k, v)| {
+            format!(
+                "--{} {v} (the run has {})",
+                k.replace('_', "-"),
+                saved[k.as_str()]
+            )
+        })
+        .collect();
+    let (dataset, _, _) = args.data.location.resolve();
+    if let Some(d) = config.get("dataset").and_then(|d| d.as_str()) {
+        if d != dataset.cli_name() {
+            differ.push(format!("--dataset {} (the run has {d})", dataset.cli_name()));
+        }
+    }
+    if !differ.is_empty() {
+        bail!(
+            "--resume continues a run with its own options, and these differ from {}: {}. Give them as \
+             the run has them (only --sweeps, --threads and --final-refit may change), or start a new run",
+            path.display(),
+            differ.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Runs `tnml mps train` with the sweep trainer, on every rank of `cluster`.
 pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     args.threads.apply_or(cluster.default_threads())?;
+    if let Some(dir) = &args.resume {
+        check_resume_options(args, dir)?;
+    }
     let root = cluster.is_root();
     let comm = cluster.comm();
     let config = SweepConfig {
@@ -289,6 +373,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         mut model,
         records,
         report,
+        done: start_done,
     } = match &args.resume {
         Some(dir) => resume_from(dir)?,
         None => {
@@ -298,6 +383,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
                 model,
                 records: Vec::new(),
                 report: Some(report),
+                done: 0,
             }
         }
     };
@@ -311,7 +397,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     }
     // every rank computed the start from the same images; rank 0's is the one all train
     sync_model(comm, &mut model)?;
-    let done = records.last().map_or(0, |r| r.sweep);
+    let done = start_done;
     if done >= args.sweeps {
         bail!(
             "--resume: the run already has {done} sweeps and --sweeps {} asks for no more (--sweeps counts all sweeps of the run)",
@@ -401,7 +487,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         test_labels: &yts,
         validation: (!y_val.is_empty()).then_some((&valid, yvs.as_slice())),
     };
-    let mut obs = CliObserver::new(eval, cluster, run.as_mut(), records);
+    let mut obs = CliObserver::new(eval, cluster, run.as_mut(), records, done);
     let result = train_sweeps_sharded(&mut model, &feats, &ys, &config, &mut obs, comm);
     obs.finish();
     let (records, failure) = (std::mem::take(&mut obs.records), obs.failure.take());
