@@ -160,6 +160,28 @@ fn eval_predict_export_and_import_a_network() {
         "{err} vs {acc}"
     );
     assert!(err.contains("after TT-SVD"), "{err}");
+    // --max-bond full: no cap, the exact MPO, the dense model's accuracy; 0 is refused
+    let o = tnml()
+        .args(["net", "compress", "--max-bond", "full", "--from-torch"])
+        .arg(&exported)
+        .args(limits)
+        .arg("--out")
+        .arg(tmp.path().join("cfull"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    // (exact up to f32 rounding: at most one of the 200 images may flip)
+    assert!(
+        (accuracy_in(&err, "after TT-SVD: test accuracy ") - acc).abs() <= 0.51,
+        "{err} vs {acc}"
+    );
+    let o = tnml()
+        .args(["net", "compress", "--max-bond", "0", "--from-torch"])
+        .arg(&exported)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("a bond dimension of 0 keeps nothing"));
     let e = failure(&mut compress(&exported, &["--model", "lenet5"]));
     assert!(e.contains("holds a Fc2"), "{e}");
     let bare = tmp.path().join("bare.safetensors");

@@ -13,7 +13,7 @@ use tnml_nn::checkpoint::{self, CheckpointHeader};
 use tnml_nn::train::{evaluate, TrainConfig};
 use tnml_nn::{Arch, MpoLayers, Net, NetConfig, NormKind, WeightInit};
 
-use crate::args::{Seed, Truncation};
+use crate::args::Seed;
 use crate::net::config::ModelArg;
 use crate::net::report::describe;
 use crate::net::{EpochPrinter, NetData};
@@ -35,9 +35,14 @@ pub struct NetCompressArgs {
     /// The architecture of --from-torch's state_dict (read from the file's metadata when tnml wrote it).
     #[arg(long, value_enum, requires = "from_torch")]
     pub model: Option<ModelArg>,
-    /// Truncation of every MPO (the modes are Gao's, or --mpo's).
-    #[command(flatten)]
-    pub trunc: Truncation,
+    /// Largest bond dimension kept in every MPO: a number, `full` (every bond at its exact
+    /// rank: no cap), or, without the flag, the bond of the modes (Gao's D for the preset, or
+    /// the bond in --mpo's specs).
+    #[arg(long = "max-bond", alias = "bond", value_parser = parse_cap, value_name = "N|full")]
+    pub max_bond: Option<BondCap>,
+    /// Largest relative discarded weight per bond, sum of dropped s^2 / sum of s^2, in [0, 1).
+    #[arg(long, default_value_t = 0.0)]
+    pub cutoff: f64,
     /// Modes of each layer as `;`-separated specs (their bond is the upper limit); default Gao's.
     #[arg(long)]
     pub mpo: Option<MpoLayers>,
@@ -74,6 +79,44 @@ pub struct NetCompressArgs {
     /// Run directory (default runs/net-compress-<time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+/// `--max-bond` of `net compress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BondCap {
+    /// No cap: every bond keeps its exact rank (up to --cutoff).
+    Full,
+    /// At most this many.
+    Bond(usize),
+}
+
+fn parse_cap(text: &str) -> std::result::Result<BondCap, String> {
+    if text.eq_ignore_ascii_case("full") {
+        return Ok(BondCap::Full);
+    }
+    match text.parse::<usize>() {
+        Ok(0) => Err("a bond dimension of 0 keeps nothing: give at least 1 (or full)".into()),
+        Ok(n) => Ok(BondCap::Bond(n)),
+        Err(_) => Err(format!(
+            "{text:?}: give a bond dimension (a positive integer) or full"
+        )),
+    }
+}
+
+impl NetCompressArgs {
+    /// The truncation: `full` is a cap above every exact rank (the exact bond of a layer is at
+    /// most its matrix's smaller side), no flag leaves the cap to the modes.
+    fn trunc_params(&self) -> Result<tnml_core::TruncParams> {
+        let cap = match self.max_bond {
+            None => None,
+            Some(BondCap::Bond(n)) => Some(n),
+            Some(BondCap::Full) => Some(usize::MAX - 1),
+        };
+        let p = tnml_core::TruncParams::new(cap, self.cutoff);
+        p.validate()?;
+        Ok(p)
+    }
 }
 
 /// The model to compress: a tnml checkpoint (`--checkpoint`), or a PyTorch state_dict
@@ -141,7 +184,7 @@ pub(crate) fn compress(args: &NetCompressArgs) -> Result<()> {
             "compress handles models whose replaced layers are all fully connected (FC2, LeNet-5, the talk model, ResNet-20, DenseNet-40); {arch:?}'s replaced layers include convolutions"
         );
     }
-    let params = args.trunc.params()?;
+    let params = args.trunc_params()?;
     let modes = args.mpo.as_ref().unwrap_or(&MpoLayers::Gao).resolve(arch, None)?;
     let test = args.data.load(Split::Test, arch, args.seed.seed)?;
     let (loss0, acc0) = evaluate(&dense, &test, 1000, &dev);
