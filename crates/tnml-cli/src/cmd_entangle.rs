@@ -360,7 +360,20 @@ fn state_dict_layers(args: &EntangleArgs) -> Result<(Vec<(WeightEntanglement, Mp
             ),
         )?;
     }
-    Ok((weights_entanglement(&weights, &modes)?, skipped))
+    let (entries, odd) = weights_entanglement(&weights, &modes)?;
+    let mut skipped = skipped;
+    skipped.extend(odd);
+    if entries.is_empty() {
+        bail!(
+            "{file}: no weight can be analysed ({})",
+            skipped
+                .iter()
+                .map(|(n, why)| format!("{n}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    Ok((entries, skipped))
 }
 
 /// Test accuracy with every MPO layer truncated to each bond, and after retraining.

@@ -45,6 +45,10 @@ struct LayerRecord {
     uniform_bond: usize,
     /// uniform params / auto params.
     saving: f64,
+    /// The smallest MPO within the error has at least as many parameters as the matrix
+    /// (`auto.rho >= 1`): the weight is kept dense (not in mpo.safetensors); `auto` says what
+    /// it would have cost.
+    kept_dense: bool,
     seconds: f64,
 }
 
@@ -77,7 +81,7 @@ pub fn compress_auto(args: &CompressArgs) -> Result<()> {
     }
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let file = path.display().to_string();
-    let (mut weights, skipped) = tnml_nn::weights::weight_matrices(&bytes, &file)?;
+    let (mut weights, mut skipped) = tnml_nn::weights::weight_matrices(&bytes, &file)?;
     if let Some(t) = &args.tensor {
         let names: Vec<String> = weights.iter().map(|w| w.name.clone()).collect();
         weights.retain(|w| &w.name == t);
@@ -89,6 +93,13 @@ pub fn compress_auto(args: &CompressArgs) -> Result<()> {
     let mut records = Vec::new();
     let mut mpos = Vec::new();
     for w in &weights {
+        // one odd weight (all zero at initialization, a non-finite entry) is left out with its
+        // reason; the others are compressed
+        if let Some(why) = tnml_nn::weights::unusable(w) {
+            eprintln!("{}: left out ({why})", w.name);
+            skipped.push((w.name.clone(), why));
+            continue;
+        }
         let (rows, cols) = (w.matrix.nrows(), w.matrix.ncols());
         let (in_modes, out_modes) = if given_modes {
             (args.in_modes.clone(), args.out_modes.clone())
@@ -117,12 +128,13 @@ pub fn compress_auto(args: &CompressArgs) -> Result<()> {
             bound: profile.bounds(),
             uniform_bond: uni.bond_dims.iter().copied().max().unwrap_or(1),
             saving: uni.params as f64 / auto.params as f64,
+            kept_dense: auto.params >= dense,
             auto: choice(&auto, dense)?,
             uniform: choice(&uni, dense)?,
             seconds: t0.elapsed().as_secs_f64(),
         };
         eprintln!(
-            "{}: {} params (rho {:.4}, error {:.4}) vs uniform D={} {} params: {:.2}x fewer ({:.1} s)",
+            "{}: {} params (rho {:.4}, error {:.4}) vs uniform D={} {} params: {:.2}x fewer ({:.1} s){}",
             rec.layer,
             rec.auto.params,
             rec.auto.rho,
@@ -130,10 +142,27 @@ pub fn compress_auto(args: &CompressArgs) -> Result<()> {
             rec.uniform_bond,
             rec.uniform.params,
             rec.saving,
-            rec.seconds
+            rec.seconds,
+            if rec.kept_dense {
+                "; not smaller than the matrix: kept dense"
+            } else {
+                ""
+            }
         );
+        if !rec.kept_dense {
+            mpos.push((w.name.clone(), auto.mpo));
+        }
         records.push(rec);
-        mpos.push((w.name.clone(), auto.mpo));
+    }
+    if records.is_empty() {
+        bail!(
+            "{file}: no weight can be compressed ({})",
+            skipped
+                .iter()
+                .map(|(n, why)| format!("{n}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
     }
     // everything above is computed before the run directory exists
     let run = RunDir::create(args.out.as_deref(), "mpo-compress")?;
@@ -156,7 +185,11 @@ pub fn compress_auto(args: &CompressArgs) -> Result<()> {
         })
         .collect();
     run.write_json(BOND_CHOICES, &choices)?;
-    run.write_file("mpo.safetensors", &layers_safetensors(&mpos, &file)?)?;
+    if mpos.is_empty() {
+        eprintln!("no weight is smaller as an MPO within the error: no mpo.safetensors is written");
+    } else {
+        run.write_file("mpo.safetensors", &layers_safetensors(&mpos, &file)?)?;
+    }
     plot_run(run.path(), &["png"])?;
     let md = summary(
         &file,
@@ -216,22 +249,42 @@ fn summary(
         let list: Vec<String> = skipped.iter().map(|(n, why)| format!("{n} ({why})")).collect();
         let _ = writeln!(s, "- left out: {}", list.join(", "));
     }
+    // a weight kept dense counts with its dense parameters (that is what the file holds)
+    let held = |r: &LayerRecord, p: usize| if r.kept_dense { r.dense_params } else { p };
     let (auto, uni, dense): (usize, usize, usize) = records.iter().fold((0, 0, 0), |(a, u, d), r| {
-        (a + r.auto.params, u + r.uniform.params, d + r.dense_params)
+        (
+            a + held(r, r.auto.params),
+            u + held(r, r.uniform.params),
+            d + r.dense_params,
+        )
     });
+    let kept: Vec<&str> = records
+        .iter()
+        .filter(|r| r.kept_dense)
+        .map(|r| r.layer.as_str())
+        .collect();
     let _ = writeln!(
         s,
-        "- all weights: {auto} params chosen per bond, {uni} with one bond dimension per weight, {dense} dense ({:.2}x fewer than uniform, rho {:.4}); {seconds:.1} s\n",
+        "- all weights: {auto} params chosen per bond, {uni} with one bond dimension per weight, {dense} dense ({:.2}x fewer than uniform, rho {:.4}, weights kept dense counted dense); {seconds:.1} s",
         uni as f64 / auto.max(1) as f64,
         auto as f64 / dense.max(1) as f64
+    );
+    let _ = writeln!(
+        s,
+        "- {} of {} weights compressed; {} kept dense (their smallest MPO within the error is not smaller than the matrix){}\n",
+        records.len() - kept.len(),
+        records.len(),
+        kept.len(),
+        if kept.is_empty() { String::new() } else { format!(": {}", kept.join(", ")) }
     );
     let _ = writeln!(s, "| weight | shape | chosen (per bond) | params | rho | error | uniform | params | error | uniform / chosen |");
     let _ = writeln!(s, "|---|---|---|---:|---:|---:|---|---:|---:|---:|");
     for r in records {
         let _ = writeln!(
             s,
-            "| {} | {:?} | {} | {} | {:.4} | {:.4} | {} | {} | {:.4} | {:.2}x |",
+            "| {}{} | {:?} | {} | {} | {:.4} | {:.4} | {} | {} | {:.4} | {:.2}x |",
             r.layer,
+            if r.kept_dense { " (kept dense)" } else { "" },
             r.shape,
             r.auto.spec,
             r.auto.params,

@@ -38,6 +38,14 @@ pub fn plot_run(run: &Path, formats: &[&str]) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(&out)?;
     let written = std::cell::RefCell::new(Vec::new());
     let save_lines = |chart: &LineChart, stem: &str| -> Result<()> {
+        if !tnml_plot::drawable(chart) {
+            // e.g. a truncation-error curve of weights whose every bond is 1: all errors 0 on a
+            // log axis. The numbers are in the run's files; the figure is left out, not the run.
+            eprintln!(
+                "plots/{stem}: nothing to draw (no point is finite, or positive on a log axis); left out"
+            );
+            return Ok(());
+        }
         for f in formats {
             let p = out.join(format!("{stem}.{f}"));
             draw_lines(chart, &p)?;

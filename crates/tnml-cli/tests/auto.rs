@@ -60,6 +60,178 @@ fn weights_with_known_ranks(path: &Path, bonds: &[usize]) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// A weight whose smallest MPO within the error is not smaller than the matrix is kept dense,
+/// said so, counted, and left out of mpo.safetensors (never written larger than dense).
+#[test]
+fn mpo_compress_auto_keeps_dense_what_would_grow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("w.safetensors");
+    weights_with_known_ranks(&file, &[16, 64, 16]);
+    let run = tmp.path().join("r");
+    let out = tnml()
+        .args(["mpo", "compress", "--auto", "--max-error", "0.001", "--input"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&run)
+        .assert()
+        .success()
+        .stderr(contains("not smaller than the matrix: kept dense"))
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("0 of 1 weights compressed; 1 kept dense"), "{text}");
+    assert!(text.contains("layer.weight (kept dense)"), "{text}");
+    let rec = &auto_json(&run)[0];
+    assert_eq!(rec["kept_dense"], true);
+    assert!(rec["auto"]["rho"].as_f64().unwrap() >= 1.0, "{rec}");
+    assert!(!run.join("mpo.safetensors").exists());
+}
+
+/// A file of odd weights beside a good one: all zero (as at some initializations), scaled by
+/// 1e200 and by 1e-200 (f64), one NaN.
+fn odd_weights(path: &Path) {
+    let f32s = |v: Vec<f32>| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let f64s = |v: Vec<f64>| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let base: Vec<f64> = (0..16 * 12)
+        .map(|k| ((k * 37 % 101) as f64 / 50.0 - 1.0) * (1.0 + (k % 7) as f64))
+        .collect();
+    let good = f32s(base.iter().map(|&x| x as f32).collect());
+    let zero = f32s(vec![0.0; 16 * 12]);
+    let huge = f64s(base.iter().map(|x| x * 1e200).collect());
+    let tiny = f64s(base.iter().map(|x| x * 1e-200).collect());
+    let mut nan = base.clone();
+    nan[5] = f64::NAN;
+    let nan = f64s(nan);
+    let bytes = safetensors::serialize(
+        [
+            (
+                "a.weight",
+                TensorView::new(Dtype::F32, vec![16, 12], &good).unwrap(),
+            ),
+            (
+                "b.weight",
+                TensorView::new(Dtype::F32, vec![16, 12], &zero).unwrap(),
+            ),
+            (
+                "c.weight",
+                TensorView::new(Dtype::F64, vec![16, 12], &huge).unwrap(),
+            ),
+            (
+                "d.weight",
+                TensorView::new(Dtype::F64, vec![16, 12], &tiny).unwrap(),
+            ),
+            (
+                "e.weight",
+                TensorView::new(Dtype::F64, vec![16, 12], &nan).unwrap(),
+            ),
+        ],
+        None,
+    )
+    .unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Whole-file commands do not stop at one odd weight: they leave it out with its reason and
+/// finish; scaled weights are analysed like the unscaled one.
+#[test]
+fn whole_file_commands_leave_out_odd_weights_and_finish() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("odd.safetensors");
+    odd_weights(&file);
+    let out = tnml()
+        .arg("entangle")
+        .arg(&file)
+        .arg("--json")
+        .arg("--out")
+        .arg(tmp.path().join("e"))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = j["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["layer"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a.weight", "c.weight", "d.weight"]);
+    let entropy = |k: usize| j["weights"][k]["bonds"][0]["entropy"].as_f64().unwrap();
+    assert!((entropy(0) - entropy(1)).abs() < 1e-6 && (entropy(0) - entropy(2)).abs() < 1e-6);
+    let skipped: Vec<String> = j["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let text = skipped.join(" ");
+    assert!(
+        text.contains("b.weight") && text.contains("every entry is zero"),
+        "{text}"
+    );
+    assert!(text.contains("e.weight") && text.contains("NaN"), "{text}");
+    let run = tmp.path().join("m");
+    tnml()
+        .args(["mpo", "compress", "--auto", "--max-error", "0.1", "--input"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&run)
+        .assert()
+        .success()
+        .stderr(contains("b.weight: left out (every entry is zero"));
+    let layers: Vec<String> = auto_json(&run)
+        .iter()
+        .map(|r| r["layer"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(layers, ["a.weight", "c.weight", "d.weight"]);
+    // a file whose every bond is 1: the tables are written, the empty figure left out
+    let rank1 = tmp.path().join("r.safetensors");
+    let w: Vec<u8> = [1.0f32, 2.0, 2.0, 4.0]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    std::fs::write(
+        &rank1,
+        safetensors::serialize(
+            [("r.weight", TensorView::new(Dtype::F32, vec![2, 2], &w).unwrap())],
+            None,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    tnml()
+        .arg("entangle")
+        .arg(&rank1)
+        .arg("--out")
+        .arg(tmp.path().join("r"))
+        .assert()
+        .success()
+        .stderr(contains("nothing to draw"));
+    assert!(tmp.path().join("r/truncation.csv").is_file());
+    // nothing usable at all: a clear error, no run
+    let zeros = tmp.path().join("z.safetensors");
+    let z: Vec<u8> = [0.0f32; 4].iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(
+        &zeros,
+        safetensors::serialize(
+            [("z.weight", TensorView::new(Dtype::F32, vec![2, 2], &z).unwrap())],
+            None,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    tnml()
+        .arg("entangle")
+        .arg(&zeros)
+        .arg("--out")
+        .arg(tmp.path().join("z"))
+        .assert()
+        .failure()
+        .stderr(contains("no weight can be analysed"));
+    assert!(!tmp.path().join("z").exists());
+}
+
 fn auto_json(run: &Path) -> Vec<serde_json::Value> {
     serde_json::from_slice::<Vec<serde_json::Value>>(&std::fs::read(run.join("auto.json")).unwrap()).unwrap()
 }

@@ -63,6 +63,29 @@ impl Mps {
         Ok(())
     }
 
+    /// Brings every site whose largest entry lies outside `[1e-100, 1e100]` to order 1 by a power
+    /// of two, exactly, and returns the total exponent removed (`state = 2^e * rescaled`).
+    /// Decompositions of states of 1e200 or 1e-200 would otherwise over- or underflow in their
+    /// norms and SVDs; states in the ordinary range are left bit for bit as they are.
+    pub(crate) fn normalize_extreme_sites(&mut self) -> i32 {
+        let mut total = 0;
+        for site in &mut self.sites {
+            let peak = site.data().iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            if peak > 0.0 && peak.is_finite() && !(1e-100..=1e100).contains(&peak) {
+                let e = peak.log2().round() as i32;
+                scale_pow2(site.data_mut(), -e);
+                total += e;
+            }
+        }
+        total
+    }
+
+    /// Multiplies the orthogonality center (or site 0) by `2^e`, exactly.
+    pub(crate) fn restore_pow2(&mut self, e: i32) {
+        let k = self.center.unwrap_or(0);
+        scale_pow2(self.sites[k].data_mut(), e);
+    }
+
     /// Multiplies the state by `factor` (applied to the orthogonality center, or site 0).
     ///
     /// # Errors
@@ -132,6 +155,7 @@ impl Mps {
         params.validate()?;
         let n = self.len();
         let caps = self.rank_caps();
+        let e = self.normalize_extreme_sites();
         self.canonicalize(n - 1)?;
         let mut report = TruncReport {
             initial_norm2: self.sites[n - 1].data().iter().map(|x| x * x).sum(),
@@ -149,6 +173,8 @@ impl Mps {
             report.bonds.push(truncation);
         }
         self.center = Some(0);
+        // the report's norms stay those of the rescaled state (their ratios are the same)
+        self.restore_pow2(e);
         Ok(report)
     }
 }
@@ -172,6 +198,7 @@ impl Mps {
         if max_bonds.contains(&0) {
             return Err(CoreError::ZeroMaxBond);
         }
+        let e = self.normalize_extreme_sites();
         self.canonicalize(n - 1)?;
         let mut report = TruncReport {
             initial_norm2: self.sites[n - 1].data().iter().map(|x| x * x).sum(),
@@ -182,7 +209,21 @@ impl Mps {
             report.bonds.push(truncation);
         }
         self.center = Some(0);
+        // the report's norms stay those of the rescaled state (their ratios are the same)
+        self.restore_pow2(e);
         Ok(report)
+    }
+}
+
+/// `x *= 2^e` for every entry, in steps that stay inside f64's range (exact: only exponents
+/// change, barring subnormal results).
+fn scale_pow2(data: &mut [f64], e: i32) {
+    let mut rest = e;
+    while rest != 0 {
+        let step = rest.clamp(-1000, 1000);
+        let f = 2f64.powi(step);
+        data.iter_mut().for_each(|x| *x *= f);
+        rest -= step;
     }
 }
 

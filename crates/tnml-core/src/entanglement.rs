@@ -177,7 +177,11 @@ impl Mps {
         let caps = rank_caps(&dims);
         let bond_dims = self.bond_dims();
         let mut work = self.clone();
+        // the spectrum is normalized, so the scale is free: sites of 1e200 or 1e-200 (a weight
+        // of huge or tiny entries) are brought to order 1 so nothing over- or underflows
+        work.normalize_extreme_sites();
         work.canonicalize(n - 1)?;
+        work.normalize_extreme_sites();
         let mut bonds = Vec::with_capacity(n.saturating_sub(1));
         for k in (1..n).rev() {
             let (s, truncation) = work.split_right_to_left(k, &TruncParams::exact())?;

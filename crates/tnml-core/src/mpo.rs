@@ -129,19 +129,36 @@ impl Mpo {
         params.validate()?;
         check_layer_modes(in_modes, out_modes, w.nrows(), w.ncols())?;
         check_matrix("matrix", w)?;
+        // entries of 1e-200 or 1e200 would under- or overflow the squares inside the SVDs:
+        // decompose W / 2^e (e from the largest entry) and put 2^e back on the center (the
+        // truncation is relative, so the result is the same); ordinary weights are untouched
+        let mut peak = 0.0f64;
+        for j in 0..w.ncols() {
+            for i in 0..w.nrows() {
+                peak = peak.max(w[(i, j)].abs());
+            }
+        }
+        let e = if peak > 0.0 && !(1e-100..=1e100).contains(&peak) {
+            peak.log2().round() as i32
+        } else {
+            0
+        };
+        let inv = 2f64.powi(-e.clamp(-1000, 1000));
+        let inv2 = 2f64.powi(-e - (-e).clamp(-1000, 1000));
         let (row_off, col_off) = grouped_offsets(in_modes, out_modes);
         let mut grouped = vec![0.0; w.nrows() * w.ncols()];
         for (j, &co) in col_off.iter().enumerate() {
             for (i, &ro) in row_off.iter().enumerate() {
-                grouped[ro + co] = w[(i, j)];
+                grouped[ro + co] = w[(i, j)] * inv * inv2;
             }
         }
         let dims: Vec<usize> = in_modes.iter().zip(out_modes).map(|(i, o)| i * o).collect();
         let (sites, report) = tt_svd(grouped, &dims, params)?;
-        let state = Mps {
+        let mut state = Mps {
             sites,
             center: Some(dims.len() - 1),
         };
+        state.restore_pow2(e);
         Ok((
             Self {
                 in_modes: in_modes.to_vec(),
@@ -350,6 +367,28 @@ mod tests {
         assert_eq!(mpo.core(0).unwrap().0, [1, 2, 3, 6]);
         assert_eq!(mpo.core(1).unwrap().0, [6, 3, 4, 1]);
         assert!(report.total_discarded_weight() < 1e-15);
+    }
+
+    /// Scale does not change the decomposition: entries of 1e200 or 1e-200 (whose squares
+    /// leave the f64 range) give the same bonds and entanglement as entries of order 1.
+    #[test]
+    fn from_dense_is_scale_free() {
+        let w = Mat::from_fn(12, 6, |i, j| ((i * 7 + j * 3 + i * j * j) as f64).sin());
+        let (one, _) = Mpo::from_dense(w.as_ref(), &[2, 3], &[3, 4], &TruncParams::exact()).unwrap();
+        let s1 = one.entanglement_profile().unwrap().entropies();
+        for scale in [1e200, 1e-200, 1e-310] {
+            let ws = Mat::from_fn(12, 6, |i, j| w[(i, j)] * scale);
+            let (m, _) = Mpo::from_dense(ws.as_ref(), &[2, 3], &[3, 4], &TruncParams::exact()).unwrap();
+            assert_eq!(m.bond_dims(), one.bond_dims(), "scale {scale:e}");
+            let s = m.entanglement_profile().unwrap().entropies();
+            assert!(
+                s.iter().zip(&s1).all(|(a, b)| (a - b).abs() < 1e-9),
+                "scale {scale:e}: {s:?} vs {s1:?}"
+            );
+            let back = m.to_dense().unwrap();
+            let rel = (&back - &ws).norm_l2() / ws.norm_l2();
+            assert!(rel < 1e-12, "scale {scale:e}: relative error {rel:e}");
+        }
     }
 
     #[test]

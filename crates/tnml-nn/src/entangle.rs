@@ -203,18 +203,19 @@ pub struct WeightEntanglement {
 }
 
 /// Every weight of `weights` as an exact MPO with its entanglement: modes from `modes` by tensor
-/// name, else a balanced factorization. Also returns the MPOs for truncation curves.
+/// name, else a balanced factorization. Also returns the MPOs for truncation curves, and the
+/// weights left out with the reason (all zero, as at some initializations: no entanglement is
+/// defined; a non-finite entry), so that one odd weight does not stop a whole file.
 ///
 /// Cost per weight: one exact TT-SVD of the `rows x cols` matrix (a chain of thin SVDs,
 /// `O(rows * cols * min(rows, cols))` at worst) and one canonical sweep for the spectra.
 ///
 /// # Errors
-/// A name in `modes` that is not a weight, modes that do not multiply to the weight's size, a
-/// zero or non-finite weight (named).
+/// A name in `modes` that is not a weight, modes that do not multiply to the weight's size.
 pub fn weights_entanglement(
     weights: &[crate::weights::WeightMatrix],
     modes: &std::collections::BTreeMap<String, Modes>,
-) -> Result<Vec<(WeightEntanglement, Mpo)>> {
+) -> Result<(Vec<(WeightEntanglement, Mpo)>, crate::weights::Skipped)> {
     if let Some(name) = modes.keys().find(|n| !weights.iter().any(|w| &w.name == *n)) {
         return Err(crate::NnError::Option {
             option: "--modes",
@@ -228,8 +229,17 @@ pub fn weights_entanglement(
             ),
         });
     }
-    weights
-        .iter()
+    let mut skipped = Vec::new();
+    let mut kept = Vec::new();
+    for w in weights {
+        if let Some(why) = crate::weights::unusable(w) {
+            skipped.push((w.name.clone(), why));
+            continue;
+        }
+        kept.push(w);
+    }
+    let entries = kept
+        .into_iter()
         .map(|w| {
             let (rows, cols) = (w.matrix.nrows(), w.matrix.ncols());
             let given = modes.get(&w.name);
@@ -263,5 +273,6 @@ pub fn weights_entanglement(
                 mpo,
             ))
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((entries, skipped))
 }

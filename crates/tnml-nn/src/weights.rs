@@ -114,6 +114,27 @@ pub struct WeightMatrix {
 /// Tensors left out of [`weight_matrices`]: `(name, why)`.
 pub type Skipped = Vec<(String, String)>;
 
+/// Why a weight cannot be decomposed, if it cannot: every entry zero (no normalized state, so no
+/// entanglement, and nothing to compress) or a non-finite entry. `None` for a usable weight.
+pub fn unusable(w: &WeightMatrix) -> Option<String> {
+    let (mut nonzero, mut bad) = (false, None);
+    for j in 0..w.matrix.ncols() {
+        for i in 0..w.matrix.nrows() {
+            let v = w.matrix[(i, j)];
+            if !v.is_finite() {
+                bad.get_or_insert((i, j, v));
+            }
+            nonzero |= v != 0.0;
+        }
+    }
+    if let Some((i, j, v)) = bad {
+        return Some(format!("entry ({i}, {j}) is {v}"));
+    }
+    (!nonzero).then(|| {
+        "every entry is zero: no entanglement is defined and there is nothing to compress".to_string()
+    })
+}
+
 /// Every F32/F64 tensor of two or more dimensions as a matrix (sorted by name), and the names
 /// of the tensors left out with why (1-D biases and buffers, integer or half-precision dtypes).
 ///

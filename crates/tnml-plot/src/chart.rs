@@ -128,6 +128,15 @@ fn range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     Some((lo, hi))
 }
 
+/// Whether `chart` has a point to draw: finite, and positive on a log axis.
+pub fn drawable(chart: &LineChart) -> bool {
+    chart
+        .series
+        .iter()
+        .flat_map(|s| &s.points)
+        .any(|p| p.0.is_finite() && p.1.is_finite() && (!chart.log_y || p.1 > 0.0))
+}
+
 /// Draws `chart` to `path` (`.png` or `.svg`).
 ///
 /// # Errors

@@ -8,5 +8,5 @@ pub mod chart;
 pub mod font;
 pub mod grid;
 
-pub use chart::{draw_heatmap, draw_lines, Heatmap, LineChart, Series};
+pub use chart::{draw_heatmap, draw_lines, drawable, Heatmap, LineChart, Series};
 pub use grid::{image_grid, GridImage, PlotError};
