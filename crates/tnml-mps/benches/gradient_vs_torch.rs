@@ -141,6 +141,7 @@ fn main() {
             schedule: tnml_mps::LrSchedule::Constant,
             shift: 0,
             device: tnml_mps::Device::Cpu,
+            flip: false,
         };
         let mut rates = Vec::new();
         for &threads in &thread_counts {

@@ -119,6 +119,18 @@ pub fn embed_batch(map: FeatureMap, pixels: &[f32], num_sites: usize) -> Result<
     })
 }
 
+/// How one image is moved for augmentation: mirrored left-right (`flip`), then translated by
+/// `dy` rows down and `dx` columns right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Move {
+    /// Rows down.
+    pub dy: i32,
+    /// Columns right.
+    pub dx: i32,
+    /// Mirror left-right first.
+    pub flip: bool,
+}
+
 impl SiteFeatures {
     /// The features of the images translated by `shifts[n] = (dy, dx)` pixels (down, right),
     /// for sites laid out row-major as an `image = (height, width)` grid; what comes in at the
@@ -127,15 +139,33 @@ impl SiteFeatures {
     /// # Panics
     /// When `height * width` is not the number of sites or `shifts` not one per sample.
     pub fn shifted(&self, image: (usize, usize), shifts: &[(i32, i32)]) -> SiteFeatures {
+        let moves: Vec<Move> = shifts
+            .iter()
+            .map(|&(dy, dx)| Move { dy, dx, flip: false })
+            .collect();
+        self.moved(image, &moves)
+    }
+
+    /// The features of the images each moved by `moves[n]`: mirrored left-right first when
+    /// `flip`, then translated by `(dy, dx)` pixels (down, right), for sites laid out row-major
+    /// as an `image = (height, width)` grid; what comes in at the border is a white pixel,
+    /// `phi(0) = e_0` for every feature map here.
+    ///
+    /// # Panics
+    /// When `height * width` is not the number of sites or `moves` not one per sample.
+    pub fn moved(&self, image: (usize, usize), moves: &[Move]) -> SiteFeatures {
         let (h, w) = image;
         assert_eq!(h * w, self.sites.len(), "image shape against sites");
-        assert_eq!(shifts.len(), self.samples, "one shift per sample");
+        assert_eq!(moves.len(), self.samples, "one move per sample");
         let d = self.dim;
         let mut sites = vec![vec![0f32; self.samples * d]; self.sites.len()];
         for (k, site) in sites.iter_mut().enumerate() {
             let (y, x) = ((k / w) as i32, (k % w) as i32);
-            for (n, &(dy, dx)) in shifts.iter().enumerate() {
-                let (sy, sx) = (y - dy, x - dx);
+            for (n, &Move { dy, dx, flip }) in moves.iter().enumerate() {
+                let (sy, mut sx) = (y - dy, x - dx);
+                if flip {
+                    sx = w as i32 - 1 - sx;
+                }
                 let out = &mut site[n * d..(n + 1) * d];
                 if (0..h as i32).contains(&sy) && (0..w as i32).contains(&sx) {
                     let src = &self.sites[sy as usize * w + sx as usize];
@@ -224,6 +254,35 @@ mod tests {
         }
         assert_eq!(got, embed_batch(FeatureMap::Trig, &moved, h * w).unwrap());
         assert_eq!(feats.shifted((h, w), &[(0, 0), (0, 0)]), feats);
+    }
+
+    /// A mirror is the mirrored image's features; mirror then shift as `Move` says.
+    #[test]
+    fn mirrored_features_are_the_features_of_the_mirrored_image() {
+        let (h, w) = (3, 4);
+        let img: Vec<f32> = (0..h * w).map(|i| (i % 5) as f32 / 5.0).collect();
+        let feats = embed_batch(FeatureMap::Linear, &img, h * w).unwrap();
+        let flip = Move {
+            dy: 0,
+            dx: 0,
+            flip: true,
+        };
+        let mirrored: Vec<f32> = (0..h * w).map(|k| img[(k / w) * w + (w - 1 - k % w)]).collect();
+        assert_eq!(
+            feats.moved((h, w), &[flip]),
+            embed_batch(FeatureMap::Linear, &mirrored, h * w).unwrap()
+        );
+        // twice is the identity; mirror then shift one right
+        assert_eq!(feats.moved((h, w), &[flip]).moved((h, w), &[flip]), feats);
+        let both = feats.moved(
+            (h, w),
+            &[Move {
+                dy: 0,
+                dx: 1,
+                flip: true,
+            }],
+        );
+        assert_eq!(both, feats.moved((h, w), &[flip]).shifted((h, w), &[(0, 1)]));
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub mod sweep;
 pub use collective::{Collective, SingleProcess};
 pub use device::Device;
 pub use error::{MpsError, Result};
-pub use feature::{embed_batch, FeatureMap, SiteFeatures};
+pub use feature::{embed_batch, FeatureMap, Move, SiteFeatures};
 pub use gradient::{
     loss_and_gradients, train_gradient, train_gradient_sharded, EpochOrders, GradientConfig, LrSchedule,
 };

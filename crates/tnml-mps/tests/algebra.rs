@@ -333,6 +333,7 @@ fn errors_carry_the_numbers() {
         schedule: tnml_mps::LrSchedule::Constant,
         shift: 0,
         device: tnml_mps::Device::Cpu,
+        flip: false,
     };
     assert_eq!(
         bad.validate().unwrap_err().to_string(),

@@ -156,6 +156,7 @@ fn adam_on_minibatches_learns() {
         schedule: tnml_mps::LrSchedule::Constant,
         shift: 0,
         device: tnml_mps::Device::Cpu,
+        flip: false,
     };
     let summary = train_gradient(&mut model, &feats, &y, &config, &mut Silent).unwrap();
     let test_err = model.scores(&test).unwrap().error_rate(&yt);

@@ -228,6 +228,7 @@ fn gradient_epochs_on_two_and_three_ranks_match_one_rank() {
                     schedule: tnml_mps::LrSchedule::Cosine,
                     shift: 1,
                     device: tnml_mps::Device::Cpu,
+                    flip: false,
                 };
                 epoch_figures(&train_gradient_sharded(model, feats, y, &config, &mut Silent, comm).unwrap())
             })

@@ -41,6 +41,7 @@ pub struct FitOptions {
     lr: f64,
     lr_schedule: String,
     shift: usize,
+    flip: bool,
     seed: u64,
     threads: Option<usize>,
     refit: Option<String>,
@@ -310,6 +311,7 @@ fn plan(o: &FitOptions, sites: usize) -> PyResult<Plan> {
                 },
                 shift: o.shift,
                 device,
+                flip: o.flip,
             };
             config.validate().map_err(mps_error)?;
             if o.bond[0] == 0 {

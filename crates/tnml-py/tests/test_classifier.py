@@ -166,6 +166,7 @@ def test_bad_options_raise(sample_small, params, message):
         ({"cutoff": -1e-3}, ValueError, r"cutoff=-0.001"),
         ({"loss": 3}, TypeError, r"loss=3: expected a string"),
         ({"device": None}, TypeError, r"device=None: expected a string"),
+        ({"flip": 1, "trainer": "gradient"}, TypeError, r"flip=1: expected True or False"),
     ],
 )
 def test_options_are_never_coerced(sample_small, params, exc, message):

@@ -132,6 +132,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         schedule: args.lr_schedule.into(),
         shift: args.shift,
         device: args.device,
+        flip: args.flip,
     };
     config.validate()?;
     let mut run = if cluster.is_root() {

@@ -108,6 +108,11 @@ pub struct TrainArgs {
     /// way (drawn afresh per epoch, white fill; at the model's resolution, 14x14 by default).
     #[arg(long, default_value_t = 0)]
     pub shift: usize,
+    /// Gradient trainer: augment by mirroring every training image left-right with probability
+    /// 1/2, drawn afresh per epoch (for clothes or objects, not for digits).
+    #[arg(long)]
+    #[serde(default)]
+    pub flip: bool,
     /// Gradient trainer: where the passes and Adam run, cpu or cuda[:N] (needs tnml built with
     /// `--features cuda` and an NVIDIA driver; refused otherwise, never a silent fallback).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
@@ -150,7 +155,15 @@ const SWEEP_ONLY: [&str; 9] = [
     "final_refit_lambda",
 ];
 /// Options only the gradient trainer reads.
-const GRADIENT_ONLY: [&str; 6] = ["epochs", "batch_size", "lr", "lr_schedule", "shift", "device"];
+const GRADIENT_ONLY: [&str; 7] = [
+    "epochs",
+    "batch_size",
+    "lr",
+    "lr_schedule",
+    "shift",
+    "flip",
+    "device",
+];
 
 impl TrainArgs {
     /// Refuses options of the trainer that is not running (they would be recorded in

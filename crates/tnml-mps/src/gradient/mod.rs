@@ -26,7 +26,7 @@ use crate::collective::{agree, sum_count, sync_model, Collective, SingleProcess}
 
 use crate::device::Device;
 use crate::error::{MpsError, Result};
-use crate::feature::SiteFeatures;
+use crate::feature::{Move, SiteFeatures};
 use crate::model::{check_training_data, Loss, MpsClassifier};
 use crate::observe::{EpochObserver, EpochSummary};
 
@@ -54,14 +54,19 @@ pub struct GradientConfig {
     /// Augmentation: every epoch, each training image is translated by up to `shift` pixels in
     /// each direction (uniform, drawn afresh per epoch and image; white fill). 0: none.
     pub shift: usize,
+    /// Augmentation: every epoch, each training image is mirrored left-right with probability
+    /// 1/2 (drawn afresh per epoch and image; before the shift). For data whose classes do not
+    /// change under a mirror (clothes, objects), not for digits.
+    pub flip: bool,
     /// Where the passes and Adam run.
     pub device: Device,
 }
 
-/// The translation of training image `index` (of the whole set) in `epoch`: uniform in
-/// `[-shift, shift]^2`, a function of `(seed, epoch, index)` alone, so that every rank of a
-/// sharded run draws the same shift for the same image.
-fn image_shift(seed: u64, epoch: usize, index: usize, shift: usize) -> (i32, i32) {
+/// The move of training image `index` (of the whole set) in `epoch`: a translation uniform in
+/// `[-shift, shift]^2` and, with `flip`, a mirror with probability 1/2; a function of
+/// `(seed, epoch, index)` alone, so that every rank of a sharded run draws the same move for
+/// the same image (the translation is the first two draws, as before mirrors existed).
+fn image_move(seed: u64, epoch: usize, index: usize, shift: usize, flip: bool) -> Move {
     // splitmix64 of the three
     let mut z = seed
         ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
@@ -75,7 +80,12 @@ fn image_shift(seed: u64, epoch: usize, index: usize, shift: usize) -> (i32, i32
     };
     let span = 2 * shift as u64 + 1;
     let draw = |v: u64| (v % span) as i32 - shift as i32;
-    (draw(next()), draw(next()))
+    let (dy, dx) = (draw(next()), draw(next()));
+    Move {
+        dy,
+        dx,
+        flip: flip && next() & 1 == 1,
+    }
 }
 
 /// Step size over the training: constant, or a cosine decay from the learning rate to 0 over
@@ -324,11 +334,11 @@ fn run_epochs(
     for epoch in 1..=config.epochs {
         let t0 = std::time::Instant::now();
         let order = orders.next_epoch();
-        if config.shift > 0 {
-            let shifts: Vec<(i32, i32)> = (0..n_local)
-                .map(|i| image_shift(config.seed, epoch, offset + i, config.shift))
+        if config.shift > 0 || config.flip {
+            let moves: Vec<Move> = (0..n_local)
+                .map(|i| image_move(config.seed, epoch, offset + i, config.shift, config.flip))
                 .collect();
-            engine.set_features(feats.shifted(model.image(), &shifts))?;
+            engine.set_features(feats.moved(model.image(), &moves))?;
         }
         let batches: Vec<&[usize]> = order.chunks(config.batch_size).collect();
         let (mut loss_sum, mut wrong) = (0.0, 0);

@@ -29,6 +29,7 @@ _PARAMS = (
     "lr",
     "lr_schedule",
     "shift",
+    "flip",
     "random_state",
     "refit",
     "refit_lambda",
@@ -59,6 +60,12 @@ def _real(name: str, value: Any, minimum: float | None = None) -> float:
     return v
 
 
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}={value!r}: expected True or False")
+    return bool(value)
+
+
 def _text(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name}={value!r}: expected a string")
@@ -82,7 +89,8 @@ class MPSClassifier:
 
     ``trainer="gradient"``: Adam on all cores at a fixed ``bond``, ``epochs`` passes in minibatches
     of ``batch_size`` at step ``lr`` (``lr_schedule="cosine"``: decayed to 0 over the training),
-    each epoch's images translated by up to ``shift`` pixels (0: none), starting near the identity
+    each epoch's images translated by up to ``shift`` pixels (0: none) and, with ``flip``, mirrored
+    left-right with probability 1/2 (clothes, objects; not digits), starting near the identity
     (``random_state`` seeds it, the batch order and the shifts).
 
     ``device``: ``"cpu"`` or ``"cuda"`` / ``"cuda:N"`` (the gradient trainer on a GPU; needs tnml built
@@ -114,6 +122,7 @@ class MPSClassifier:
         lr: float = 1e-3,
         lr_schedule: str = "constant",
         shift: int = 0,
+        flip: bool = False,
         random_state: int = 0,
         refit: str | None = None,
         refit_lambda: float | None = None,
@@ -137,6 +146,7 @@ class MPSClassifier:
         self.lr = lr
         self.lr_schedule = lr_schedule
         self.shift = shift
+        self.flip = flip
         self.random_state = random_state
         self.refit = refit
         self.refit_lambda = refit_lambda
@@ -190,6 +200,7 @@ class MPSClassifier:
             "lr": _real("lr", self.lr),
             "lr_schedule": _text("lr_schedule", self.lr_schedule),
             "shift": _count("shift", self.shift, minimum=0),
+            "flip": _flag("flip", self.flip),
             "seed": _count("random_state", self.random_state, minimum=0),
             "threads": None if self.threads is None else _count("threads", self.threads, minimum=0),
             "refit": None if self.refit is None else _text("refit", self.refit),
