@@ -179,3 +179,13 @@ impl Truncation {
         Ok(p)
     }
 }
+
+/// `--sites N`: the most sites of the balanced modes chosen per weight, 2 to
+/// [`tnml_core::modes::MAX_SITES`].
+pub fn parse_sites(text: &str) -> Result<usize, String> {
+    let max = tnml_core::modes::MAX_SITES;
+    match text.parse::<usize>() {
+        Ok(n) if (2..=max).contains(&n) => Ok(n),
+        _ => Err(format!("{text:?} is not a number of sites from 2 to {max}")),
+    }
+}

@@ -46,10 +46,15 @@ pub struct EntangleArgs {
     #[arg(long, value_delimiter = ',', requires = "in_modes")]
     pub out_modes: Vec<usize>,
     /// Modes of one weight of a state_dict, `NAME=IN->OUT` (repeatable), e.g.
-    /// `fc1.weight=4,7,7,4->4,4,4,4`; the other weights get balanced modes (up to 4 sites, each
-    /// dimension's prime factors spread evenly).
+    /// `fc1.weight=4,7,7,4->4,4,4,4`; the other weights get balanced modes (up to --sites sites,
+    /// each dimension's prime factors spread evenly; a weight whose split is lopsided, such as a
+    /// 30522-word embedding, is left out with the size to pad it to).
     #[arg(long = "modes", value_name = "NAME=IN->OUT")]
     pub modes: Vec<String>,
+    /// The most sites of the balanced modes chosen per weight (2 to 8; more sites give the
+    /// entanglement more bonds to show).
+    #[arg(long, default_value_t = tnml_core::modes::DEFAULT_SITES, value_parser = crate::args::parse_sites)]
+    pub sites: usize,
     /// Also print the per-weight entanglement as JSON on stdout (the tables then go to stderr).
     #[arg(long)]
     pub json: bool,
@@ -83,7 +88,7 @@ const RUN_ONLY: [&str; 6] = [
     "test_limit",
 ];
 /// Options that only a safetensors file uses.
-const FILE_ONLY: [&str; 4] = ["tensor", "in_modes", "out_modes", "modes"];
+const FILE_ONLY: [&str; 5] = ["tensor", "in_modes", "out_modes", "modes", "sites"];
 
 impl EntangleArgs {
     /// Refuses an option the input will not use (it would be silently ignored).
@@ -360,7 +365,7 @@ fn state_dict_layers(args: &EntangleArgs) -> Result<(Vec<(WeightEntanglement, Mp
             ),
         )?;
     }
-    let (entries, odd) = weights_entanglement(&weights, &modes)?;
+    let (entries, odd) = weights_entanglement(&weights, &modes, args.sites)?;
     let mut skipped = skipped;
     skipped.extend(odd);
     if entries.is_empty() {

@@ -46,6 +46,12 @@ pub struct CompressArgs {
     /// Relative Frobenius error ||W - W~|| / ||W|| allowed per weight (with --auto), in [0, 1).
     #[arg(long, requires = "auto")]
     pub max_error: Option<f64>,
+    /// With --auto: the most sites of the balanced modes chosen per weight (2 to 8). With four
+    /// sites only the middle bond is free to choose (the outer ones sit at their bound); more
+    /// sites give the per-bond choice room. A weight whose split is lopsided (a 30522-word
+    /// embedding: 5087 x 3 x 2) is left out with the size to pad it to.
+    #[arg(long, requires = "auto", default_value_t = tnml_core::modes::DEFAULT_SITES, value_parser = crate::args::parse_sites)]
+    pub sites: usize,
     #[command(flatten)]
     pub trunc: Truncation,
     #[command(flatten)]

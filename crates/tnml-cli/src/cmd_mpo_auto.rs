@@ -104,7 +104,15 @@ pub fn compress_auto(args: &CompressArgs) -> Result<()> {
         let (in_modes, out_modes) = if given_modes {
             (args.in_modes.clone(), args.out_modes.clone())
         } else {
-            tnml_core::modes::default_layer_modes(rows, cols)
+            match tnml_core::modes::layer_modes(rows, cols, args.sites) {
+                Ok(m) => m,
+                Err(lopsided) => {
+                    let why = format!("{lopsided} (--tensor with --in-modes/--out-modes)");
+                    eprintln!("{}: left out ({why})", w.name);
+                    skipped.push((w.name.clone(), why));
+                    continue;
+                }
+            }
         };
         check_memory(
             (rows as u128) * (cols as u128) * 8 * 6,

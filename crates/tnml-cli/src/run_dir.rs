@@ -80,8 +80,10 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .context("atomic_write needs a file name")?
         .to_string_lossy();
+    // the temporary name stays within the file system's 255 bytes whatever the target's length
+    let short: String = name.chars().take(64).collect();
     let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
+        ".{short}.tmp-{}-{}",
         std::process::id(),
         TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
@@ -199,6 +201,15 @@ impl RunDir {
                     Ok(()) => {}
                     Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                         if !p.is_dir() {
+                            let dangling = !p.exists()
+                                && fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+                            if dangling {
+                                bail!(
+                                    "{} is a symbolic link to {}, which does not exist: remove the link or give another --out",
+                                    p.display(),
+                                    fs::read_link(p).map_or_else(|_| "?".into(), |t| t.display().to_string())
+                                );
+                            }
                             bail!("{} exists and is not a directory", p.display());
                         }
                         if fs::read_dir(p)?.next().is_some() {

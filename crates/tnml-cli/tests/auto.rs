@@ -455,3 +455,148 @@ fn net_compress_auto_starts_from_an_mpo_model_too() {
         .failure()
         .stderr(contains("already has MPO layers"));
 }
+
+/// One truncation convention: the uniform baseline `--auto` prints is what `mpo compress
+/// --max-bond D` makes of the same weight (same bonds, same error).
+#[test]
+fn the_uniform_baseline_reproduces_through_max_bond() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("w.safetensors");
+    weights_with_known_ranks(&file, &[3, 5, 2]);
+    let auto = tmp.path().join("auto");
+    tnml()
+        .args(["mpo", "compress", "--auto", "--max-error", "0.3", "--input"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&auto)
+        .assert()
+        .success();
+    let rec = &auto_json(&auto)[0];
+    let d = rec["uniform_bond"].as_u64().unwrap().to_string();
+    let baseline = rec["uniform"]["error"].as_f64().unwrap();
+    let fixed = tmp.path().join("fixed");
+    let out = tnml()
+        .args([
+            "mpo",
+            "compress",
+            "--tensor",
+            "layer.weight",
+            "--in-modes",
+            "4,4,2,2",
+            "--out-modes",
+            "4,4,2,2",
+        ])
+        .args(["--max-bond", &d, "--input"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&fixed)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("relative Frobenius error"))
+        .unwrap_or_else(|| panic!("no error line in {text}"));
+    let error: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(
+        (error - baseline).abs() <= 1e-3 * baseline.max(1e-12),
+        "--max-bond {d}: error {error} vs the baseline's {baseline}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{:?}",
+            rec["uniform"]["bond_dims"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as usize)
+                .collect::<Vec<_>>()
+        )),
+        "{text}"
+    );
+}
+
+/// A weight whose balanced split is lopsided (a prime factor swallows a dimension) is left out
+/// with the size to pad it to; more sites give more bonds.
+#[test]
+fn lopsided_weights_are_left_out_and_sites_give_more_bonds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("w.safetensors");
+    let mut state = 5u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 11) as f64 / (1u64 << 53) as f64) as f32 - 0.5
+    };
+    let emb: Vec<u8> = (0..1009 * 8).flat_map(|_| next().to_le_bytes()).collect();
+    let fc: Vec<u8> = (0..64 * 64).flat_map(|_| next().to_le_bytes()).collect();
+    let bytes = safetensors::serialize(
+        [
+            (
+                "emb.weight",
+                TensorView::new(Dtype::F32, vec![1009, 8], &emb).unwrap(),
+            ),
+            (
+                "fc.weight",
+                TensorView::new(Dtype::F32, vec![64, 64], &fc).unwrap(),
+            ),
+        ],
+        None,
+    )
+    .unwrap();
+    std::fs::write(&file, bytes).unwrap();
+    let run = tmp.path().join("auto");
+    tnml()
+        .args([
+            "mpo",
+            "compress",
+            "--auto",
+            "--max-error",
+            "0.5",
+            "--sites",
+            "6",
+            "--input",
+        ])
+        .arg(&file)
+        .arg("--out")
+        .arg(&run)
+        .assert()
+        .success()
+        .stderr(
+            contains("emb.weight: left out (1009 rows = 1009 split into")
+                .and(contains("pad the weight with zeros to")),
+        );
+    let recs = auto_json(&run);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(
+        recs[0]["exact_bond_dims"].as_array().unwrap().len(),
+        5,
+        "six sites: {}",
+        recs[0]
+    );
+    tnml()
+        .arg("entangle")
+        .arg(&file)
+        .args(["--sites", "9"])
+        .assert()
+        .failure()
+        .stderr(contains("--sites"));
+    tnml()
+        .args([
+            "mpo",
+            "compress",
+            "--sites",
+            "6",
+            "--in-modes",
+            "8,8",
+            "--out-modes",
+            "8,8",
+        ])
+        .assert()
+        .failure()
+        .stderr(contains("--auto"));
+}

@@ -823,3 +823,52 @@ fn tnml_model(path: &std::path::Path) -> Vec<f64> {
         })
         .collect()
 }
+
+/// Messages point at what the user gave (issue 30, item 16): a dangling link as --out, a file or
+/// an empty folder as a checkpoint, a data file that is a FIFO or a device.
+#[test]
+fn messages_name_what_was_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let link = tmp.path().join("dangling");
+    std::os::unix::fs::symlink(tmp.path().join("nowhere/x"), &link).unwrap();
+    tnml()
+        .args([
+            "mpo",
+            "compress",
+            "--in-modes",
+            "2,2",
+            "--out-modes",
+            "2,2",
+            "--out",
+        ])
+        .arg(&link)
+        .assert()
+        .failure()
+        .stderr(
+            predicate::str::contains("is a symbolic link to")
+                .and(predicate::str::contains("which does not exist")),
+        );
+    let file = tmp.path().join("w.safetensors");
+    std::fs::write(&file, b"x").unwrap();
+    for (target, says) in [
+        (file.clone(), "is a file, not a run or checkpoint directory"),
+        (tmp.path().to_path_buf(), "holds no checkpoint"),
+        (tmp.path().join("absent"), "does not exist"),
+    ] {
+        tnml()
+            .args(["net", "eval", "--checkpoint"])
+            .arg(&target)
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(says).and(predicate::str::contains("checkpoint.json:").not()));
+    }
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", data.join("train-images-idx3-ubyte.gz")).unwrap();
+    tnml()
+        .args(["data", "info", "--dataset", "mnist", "--data-dir"])
+        .arg(&data)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("is a character device, not a data file"));
+}

@@ -359,3 +359,140 @@ fn hostile_tensor_names_stay_inside_the_run_directory() {
     assert!(run.join("plots/entropy-_._.._escape.png").is_file());
     assert!(!tmp.path().join("escape.png").exists());
 }
+
+/// Weights near f32's range (entries up to 3e38) compress into a whole run: the TT-SVD's norm,
+/// which would overflow one f32 core, is spread over the cores (issue 30, item 14).
+#[test]
+fn weights_near_the_f32_range_compress_into_a_whole_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("fc2");
+    tnml()
+        .args(["net", "train", "--model", "fc2", "--epochs", "1"])
+        .args(["--train-limit", "200", "--test-limit", "100", "--out"])
+        .arg(&run)
+        .assert()
+        .success();
+    let exported = tmp.path().join("fc2.safetensors");
+    tnml()
+        .args(["net", "export", "--checkpoint"])
+        .arg(&run)
+        .arg("--out")
+        .arg(&exported)
+        .assert()
+        .success();
+    let bytes = std::fs::read(&exported).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, v) in st.tensors() {
+        let mut data = v.data().to_vec();
+        if name == "fc1.weight" {
+            let vals: Vec<f32> = data
+                .chunks(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            let peak = vals.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            data = vals
+                .iter()
+                .flat_map(|x| (x / peak * 3e38).to_le_bytes())
+                .collect();
+        }
+        owned.push((name, v.shape().to_vec(), data));
+    }
+    let views: Vec<(String, TensorView<'_>)> = owned
+        .iter()
+        .map(|(n, s, d)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), d).unwrap()))
+        .collect();
+    let huge = tmp.path().join("huge.safetensors");
+    std::fs::write(
+        &huge,
+        safetensors::serialize(views, None::<HashMap<String, String>>).unwrap(),
+    )
+    .unwrap();
+    let out = tmp.path().join("compressed");
+    tnml()
+        .args([
+            "net",
+            "compress",
+            "--model",
+            "fc2",
+            "--test-limit",
+            "100",
+            "--from-torch",
+        ])
+        .arg(&huge)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    for f in ["model.safetensors", "summary.md", "checkpoint"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let model = std::fs::read(out.join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&model).unwrap();
+    for (name, v) in st.tensors() {
+        let finite = v
+            .data()
+            .chunks(4)
+            .all(|c| f32::from_le_bytes(c.try_into().unwrap()).is_finite());
+        assert!(finite, "{name} has a non-finite entry");
+    }
+}
+
+/// The documented BatchNorm layout round-trips: `net export` of `lenet5 --norm batch`, read back
+/// by `net compress --from-torch` with its metadata (the file's config) and without it (the norm
+/// read off the tensor names), at full rank the same accuracy (issue 30, item 15).
+#[test]
+fn a_batchnorm_model_round_trips_through_the_torch_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("lenet");
+    tnml()
+        .args([
+            "net", "train", "--model", "lenet5", "--norm", "batch", "--epochs", "1",
+        ])
+        .args(["--train-limit", "300", "--test-limit", "200", "--out"])
+        .arg(&run)
+        .assert()
+        .success();
+    let exported = tmp.path().join("lenet.safetensors");
+    tnml()
+        .args(["net", "export", "--checkpoint"])
+        .arg(&run)
+        .arg("--out")
+        .arg(&exported)
+        .assert()
+        .success();
+    let bare = tmp.path().join("bare.safetensors");
+    std::fs::write(&bare, without_metadata(&std::fs::read(&exported).unwrap())).unwrap();
+    for (file, tag) in [(&exported, "meta"), (&bare, "bare")] {
+        let out = tmp.path().join(tag);
+        let text = success_stderr(
+            tnml()
+                .args([
+                    "net",
+                    "compress",
+                    "--model",
+                    "lenet5",
+                    "--max-bond",
+                    "full",
+                    "--test-limit",
+                    "200",
+                ])
+                .arg("--from-torch")
+                .arg(file)
+                .arg("--out")
+                .arg(&out),
+        );
+        let dense = accuracy_in(&text, "dense model: test accuracy");
+        let after = accuracy_in(&text, "after TT-SVD: test accuracy");
+        assert!((dense - after).abs() < 1.0, "{tag}: {dense} vs {after}\n{text}");
+        assert!(out.join("model.safetensors").is_file(), "{tag}");
+    }
+}
+
+/// stderr of a command that must succeed.
+fn success_stderr(cmd: &mut Command) -> String {
+    let o = cmd.output().unwrap();
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(o.status.success(), "{err}");
+    err
+}

@@ -38,6 +38,16 @@ fn predictions_out_as_csv_and_safetensors() {
             .assert()
             .success();
     }
+    // a file name of 250 bytes (the file system allows 255): the temporary name stays short
+    let long = tmp.path().join(format!("{}.csv", "p".repeat(246)));
+    tnml()
+        .args(["mps", "predict", "--test-limit", "20", "--model"])
+        .arg(&model)
+        .arg("--out")
+        .arg(&long)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read_to_string(&long).unwrap().lines().count(), 21);
     // CSV: a header and one row per image; `predicted` is argmax |f| (a quadratic-cost model)
     let text = std::fs::read_to_string(&csv).unwrap();
     let mut lines = text.lines();

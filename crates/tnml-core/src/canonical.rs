@@ -173,6 +173,8 @@ impl Mps {
             report.bonds.push(truncation);
         }
         self.center = Some(0);
+        report.bonds.reverse();
+        report.clamps.reverse();
         // the report's norms stay those of the rescaled state (their ratios are the same)
         self.restore_pow2(e);
         Ok(report)
@@ -209,6 +211,8 @@ impl Mps {
             report.bonds.push(truncation);
         }
         self.center = Some(0);
+        report.bonds.reverse();
+        report.clamps.reverse();
         // the report's norms stay those of the rescaled state (their ratios are the same)
         self.restore_pow2(e);
         Ok(report)

@@ -21,7 +21,7 @@ use crate::compression::Compression;
 use crate::entanglement::EntanglementProfile;
 use crate::error::{check_modes, saturating_product, CoreError, Result};
 use crate::linalg::check_matrix;
-use crate::mps::{tt_svd, Mps, DENSE_LIMIT};
+use crate::mps::{tt_svd_right_to_left, Mps, DENSE_LIMIT};
 use crate::site::SiteTensor;
 use crate::trunc::{TruncParams, TruncReport};
 
@@ -94,16 +94,20 @@ impl Mpo {
     /// TT-SVD of a dense matrix `W` (`prod out_modes` rows, `prod in_modes` columns) with the
     /// pair `(in_k, out_k)` on site `k`.
     ///
-    /// The cores are left-canonical with the center on the last site. The report holds one
-    /// [`Truncation`](crate::Truncation) per bond and a [`BondClamp`](crate::BondClamp) wherever
-    /// a capped `max_bond` exceeded the bond's rank cap.
+    /// The sweep runs right to left (the last bond first), as [`Mps::truncate`] does: a
+    /// capped `params` gives the same MPO as the exact decomposition followed by
+    /// `truncate(params)` (up to rounding and gauge), so `mpo compress --max-bond`, Python's
+    /// `MPO.from_dense`, `net compress` and the uniform baseline of `--auto` agree. The cores
+    /// are right-canonical with the center on site 0. The report holds one
+    /// [`Truncation`](crate::Truncation) per bond (in bond order) and a
+    /// [`BondClamp`](crate::BondClamp) wherever a capped `max_bond` exceeded the bond's rank cap.
     ///
     /// # Errors
     /// Empty or zero modes, different numbers of in and out modes, modes that do not multiply to
     /// the matrix size, a non-finite entry, invalid `params`.
     ///
     /// # Complexity
-    /// The first SVD dominates: O((i_0 o_0)^2 rows cols).
+    /// The first SVD (of the last site) dominates: O((i_{n-1} o_{n-1})^2 rows cols).
     ///
     /// # Example
     /// ```
@@ -153,10 +157,10 @@ impl Mpo {
             }
         }
         let dims: Vec<usize> = in_modes.iter().zip(out_modes).map(|(i, o)| i * o).collect();
-        let (sites, report) = tt_svd(grouped, &dims, params)?;
+        let (sites, report) = tt_svd_right_to_left(grouped, &dims, params)?;
         let mut state = Mps {
             sites,
-            center: Some(dims.len() - 1),
+            center: Some(0),
         };
         state.restore_pow2(e);
         Ok((
@@ -366,7 +370,49 @@ mod tests {
         assert!((&back - &w).norm_max() < 1e-13);
         assert_eq!(mpo.core(0).unwrap().0, [1, 2, 3, 6]);
         assert_eq!(mpo.core(1).unwrap().0, [6, 3, 4, 1]);
+        assert_eq!(mpo.ortho_center(), Some(0));
         assert!(report.total_discarded_weight() < 1e-15);
+    }
+
+    /// One truncation convention: a capped decomposition is the exact one truncated by
+    /// `Mps::truncate` (right to left), so the bond cap of `--max-bond` and of `--auto`'s
+    /// uniform baseline give the same MPO and the same error.
+    #[test]
+    fn capped_from_dense_is_the_exact_mpo_truncated() {
+        let w = Mat::from_fn(64, 48, |i, j| {
+            ((i * 7 + j * 3 + i * j * j) as f64).sin() + 0.1 * (i as f64)
+        });
+        let (i, o) = ([4, 3, 4], [4, 4, 4]);
+        let (exact, _) = Mpo::from_dense(w.as_ref(), &i, &o, &TruncParams::exact()).unwrap();
+        for d in [2, 3, 5, 9] {
+            let (capped, report) = Mpo::from_dense(w.as_ref(), &i, &o, &TruncParams::max_bond(d)).unwrap();
+            let mut state = exact.as_mps().clone();
+            let swept = state.truncate(&TruncParams::max_bond(d)).unwrap();
+            let a = capped.to_dense().unwrap();
+            let b = Mpo::from_cores(
+                (0..state.len())
+                    .map(|k| {
+                        let s = &state.sites()[k];
+                        ([s.left(), i[k], o[k], s.right()], s.data().to_vec())
+                    })
+                    .collect(),
+            )
+            .unwrap()
+            .to_dense()
+            .unwrap();
+            assert!((&a - &b).norm_max() < 1e-10, "D = {d}");
+            assert_eq!(capped.bond_dims(), state.bond_dims(), "D = {d}");
+            let rel = (&a - &w).norm_l2() / w.norm_l2();
+            assert!(
+                (rel * rel - report.total_discarded_weight()).abs() < 1e-10,
+                "D = {d}"
+            );
+            assert!((report.total_discarded_weight() - swept.total_discarded_weight()).abs() < 1e-12);
+            // bonds are reported in bond order, numbered as the MPO's
+            let bonds: Vec<usize> = report.bonds.iter().map(|t| t.bond).collect();
+            assert_eq!(bonds, vec![1, 2]);
+            assert_eq!(swept.bonds.iter().map(|t| t.bond).collect::<Vec<_>>(), vec![1, 2]);
+        }
     }
 
     /// Scale does not change the decomposition: entries of 1e200 or 1e-200 (whose squares

@@ -302,6 +302,77 @@ pub(crate) fn tt_svd(
     Ok((sites, report))
 }
 
+/// TT-SVD sweeping right to left: the last bond is split first, each split seeing the Schmidt
+/// values of the (already truncated) state at its bond. This is the convention of
+/// [`Mps::truncate`]: the result equals the exact decomposition truncated by `truncate(params)`
+/// up to rounding and gauge, so one bond cap gives one answer whichever path made it. The sites
+/// are right-canonical with the center on site 0; the report lists bonds in bond order.
+///
+/// Done as the left-to-right sweep of the tensor with its axes reversed (one O(len) transpose),
+/// each site then flipped back.
+pub(crate) fn tt_svd_right_to_left(
+    data: Vec<f64>,
+    dims: &[usize],
+    params: &TruncParams,
+) -> Result<(Vec<SiteTensor>, TruncReport)> {
+    let n = dims.len();
+    let reversed_dims: Vec<usize> = dims.iter().rev().copied().collect();
+    let reversed = reverse_axes(&data, dims);
+    drop(data);
+    let (sites, mut report) = tt_svd(reversed, &reversed_dims, params)?;
+    let out: Vec<SiteTensor> = sites.iter().rev().map(flip_site).collect();
+    for t in &mut report.bonds {
+        t.bond = n - t.bond;
+    }
+    for c in &mut report.clamps {
+        c.bond = n - c.bond;
+    }
+    report.bonds.reverse();
+    report.clamps.reverse();
+    Ok((out, report))
+}
+
+/// The row-major tensor with `dims` re-laid out with its axes in reverse order.
+fn reverse_axes(data: &[f64], dims: &[usize]) -> Vec<f64> {
+    // strides of the reversed layout, indexed by the original axis
+    let mut rev_stride = vec![1usize; dims.len()];
+    for k in 1..dims.len() {
+        rev_stride[k] = rev_stride[k - 1] * dims[k - 1];
+    }
+    let mut out = vec![0.0; data.len()];
+    let mut index = vec![0usize; dims.len()];
+    let mut target = 0usize;
+    for &x in data {
+        out[target] = x;
+        // increment the original multi-index (last axis fastest), tracking the reversed offset
+        for k in (0..dims.len()).rev() {
+            index[k] += 1;
+            target += rev_stride[k];
+            if index[k] < dims[k] {
+                break;
+            }
+            target -= rev_stride[k] * dims[k];
+            index[k] = 0;
+        }
+    }
+    out
+}
+
+/// A site `(l, p, r)` read as `(r, p, l)`: the same tensor with its bonds swapped.
+fn flip_site(s: &SiteTensor) -> SiteTensor {
+    let (l, p, r) = (s.left(), s.phys(), s.right());
+    let src = s.data();
+    let mut data = vec![0.0; src.len()];
+    for a in 0..l {
+        for x in 0..p {
+            for b in 0..r {
+                data[(b * p + x) * l + a] = src[(a * p + x) * r + b];
+            }
+        }
+    }
+    SiteTensor::from_parts(r, p, l, data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -180,7 +180,7 @@ pub struct BondClamp {
 #[must_use = "a truncation report says what was dropped; record or check it"]
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TruncReport {
-    /// One entry per split, in the order they happened.
+    /// One entry per bond, in bond order (bond 1 first) whichever way the sweep ran.
     pub bonds: Vec<Truncation>,
     /// Bonds where the requested `max_bond` exceeded the rank cap and was lowered to it.
     pub clamps: Vec<BondClamp>,

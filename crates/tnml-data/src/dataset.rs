@@ -357,13 +357,40 @@ impl ImageSet {
     }
 }
 
-/// Finds `name` (or its uncompressed form) in `dir` or `dir/<subdir>`.
+/// Finds `name` (or its uncompressed form) in `dir` or `dir/<subdir>`: the first of those
+/// paths that exists (following links), a regular file or not.
 pub fn find_file(dir: &Path, subdir: &str, name: &str) -> Option<PathBuf> {
     let raw = name.strip_suffix(".gz").unwrap_or(name);
-    [dir.to_path_buf(), dir.join(subdir)]
+    let candidates: Vec<PathBuf> = [dir.to_path_buf(), dir.join(subdir)]
         .into_iter()
         .flat_map(|d| [d.join(name), d.join(raw)])
+        .collect();
+    // a regular file wins; else whatever holds the name, for `locate` to name it
+    candidates
+        .iter()
         .find(|p| p.is_file())
+        .or_else(|| candidates.iter().find(|p| p.exists() && !p.is_dir()))
+        .cloned()
+}
+
+/// What a path that is not a regular file is, in words.
+fn file_kind(path: &Path) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        match std::fs::metadata(path).map(|m| m.file_type()) {
+            Ok(t) if t.is_fifo() => return "a FIFO (named pipe)",
+            Ok(t) if t.is_char_device() => return "a character device",
+            Ok(t) if t.is_block_device() => return "a block device",
+            Ok(t) if t.is_socket() => return "a socket",
+            _ => {}
+        }
+    }
+    if path.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// Locates every file of a split, or says which are missing.
@@ -376,6 +403,12 @@ pub fn locate(dataset: Dataset, dir: &Path, split: Split) -> Result<Vec<PathBuf>
         .iter()
         .map(|n| find_file(dir, dataset.subdir(), n))
         .collect();
+    if let Some(odd) = found.iter().flatten().find(|p| !p.is_file()) {
+        return Err(DataError::NotAFile {
+            file: odd.clone(),
+            kind: file_kind(odd),
+        });
+    }
     let missing: Vec<String> = names
         .iter()
         .zip(&found)
@@ -448,4 +481,39 @@ pub fn load(dataset: Dataset, dir: &Path, split: Split) -> Result<ImageSet> {
         height,
         width,
     })
+}
+
+#[cfg(all(test, unix))]
+mod odd_files {
+    use super::*;
+
+    /// A FIFO or a link to /dev/zero under a data file's name is named for what it is, not
+    /// called missing (and never read: a FIFO would block, /dev/zero never ends).
+    #[test]
+    fn a_data_file_that_is_not_a_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = Dataset::Mnist.files(Split::Test);
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join(names[0])).unwrap();
+        let e = locate(Dataset::Mnist, dir.path(), Split::Test)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is a character device, not a data file"), "{e}");
+        std::fs::remove_file(dir.path().join(names[0])).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.path().join(names[0]))
+            .status()
+            .is_ok_and(|s| s.success());
+        if made {
+            let e = locate(Dataset::Mnist, dir.path(), Split::Test)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("is a FIFO"), "{e}");
+        }
+        // nothing there at all is still "missing"
+        let empty = tempfile::tempdir().unwrap();
+        let e = locate(Dataset::Mnist, empty.path(), Split::Test)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing"), "{e}");
+    }
 }

@@ -130,6 +130,14 @@ pub enum DataError {
         /// Found hex digest.
         found: String,
     },
+    /// A dataset file's name is taken by something that is not a regular file.
+    #[error("{} is {kind}, not a data file: replace it with the file (or remove it and run `tnml data fetch`)", file.display())]
+    NotAFile {
+        /// The path.
+        file: PathBuf,
+        /// What it is ("a FIFO", "a character device", "a directory", ...).
+        kind: &'static str,
+    },
     /// The dataset files are not there.
     #[error("{dataset} not found in {}: missing {}. Run `tnml data fetch --dataset {cli_name}` (needs network), or put the files there by hand, or point --data-dir / TNML_DATA_DIR at a folder that has them", dir.display(), missing.join(", "))]
     NotFound {

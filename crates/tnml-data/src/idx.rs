@@ -67,11 +67,13 @@ fn read_at_most(r: &mut impl Read, limit: u64, path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Decompresses an IDX file only as far as its header describes (plus one byte).
-fn read_gz_idx(raw: &[u8], path: &Path) -> Result<Vec<u8>> {
+fn read_gz_idx(raw: &[u8], expected_dims: usize, path: &Path) -> Result<Vec<u8>> {
     let mut dec = MultiGzDecoder::new(raw);
     let mut bytes = read_at_most(&mut dec, 4, path)?;
-    if bytes.len() < 4 {
-        return Ok(bytes); // parse_idx names the truncation
+    // a short stream, a wrong magic or the wrong number of dimensions: parse_idx names it from
+    // these four bytes (reading on would measure the data against a header it does not have)
+    if bytes.len() < 4 || bytes[..3] != [0, 0, 0x08] || usize::from(bytes[3]) != expected_dims {
+        return Ok(bytes);
     }
     let ndims = usize::from(bytes[3]);
     bytes.extend(read_at_most(&mut dec, 4 * ndims as u64, path)?);
@@ -202,7 +204,7 @@ pub fn read_idx(path: &Path, expected_dims: usize) -> Result<Idx> {
 /// As [`parse_idx`], plus gzip errors and streams longer than their header.
 pub fn parse_maybe_gz(raw: &[u8], expected_dims: usize, file: &Path) -> Result<Idx> {
     if raw.starts_with(&[0x1f, 0x8b]) {
-        parse_idx(&read_gz_idx(raw, file)?, expected_dims, file)
+        parse_idx(&read_gz_idx(raw, expected_dims, file)?, expected_dims, file)
     } else {
         parse_idx(raw, expected_dims, file)
     }
@@ -221,6 +223,22 @@ pub fn encode_idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A gzipped labels file whose magic says 4 dimensions (2052) is named for its magic, not
+    /// measured against a header it does not have.
+    #[test]
+    fn a_gzipped_file_with_the_wrong_dimension_count_says_so() {
+        use std::io::Write as _;
+        let mut labels = encode_idx(&[5], &[1, 2, 3, 4, 5]);
+        labels[3] = 4; // magic 0x00000804 = 2052
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&labels).unwrap();
+        let e = parse_maybe_gz(&gz.finish().unwrap(), 1, Path::new("l.gz"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("4 dimension") || e.contains("dimensions"), "{e}");
+        assert!(!e.contains("gzip bomb"), "{e}");
+    }
 
     fn p() -> &'static Path {
         Path::new("x-idx3-ubyte")

@@ -70,9 +70,12 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> NnError + '_ {
 /// file or symlink is never followed), synced, renamed over `path`; removed on any error (a full
 /// disk leaves nothing behind).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = path.with_file_name(name);
+    // the temporary name stays within the file system's 255 bytes whatever the target's length
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().chars().take(64).collect::<String>())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!("{name}.tmp-{}", std::process::id()));
     let result = write_synced(&tmp, bytes).and_then(|()| fs::rename(&tmp, path).map_err(io_err(path)));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -221,6 +224,25 @@ pub fn resolve_dir(path: &Path) -> PathBuf {
 /// A missing or corrupt `checkpoint.json`, or a file of another format.
 pub fn read_header(dir: &Path) -> Result<CheckpointHeader> {
     let path = dir.join("checkpoint.json");
+    if !path.exists() {
+        // say what the user gave, not a path tnml made up from it
+        let given = if dir.file_name().is_some_and(|n| n == "checkpoint") {
+            dir.parent().unwrap_or(dir)
+        } else {
+            dir
+        };
+        let what = if given.is_file() {
+            "is a file, not a run or checkpoint directory (give the run directory of `net train`; a .safetensors state_dict goes to `net compress --from-torch`)"
+        } else if given.is_dir() {
+            "holds no checkpoint (it has no checkpoint/checkpoint.json, so it is not a `net train` run, or one killed before its first epoch ended)"
+        } else {
+            "does not exist"
+        };
+        return Err(NnError::Checkpoint {
+            path: given.display().to_string(),
+            reason: what.to_string(),
+        });
+    }
     parse_header(&fs::read(&path).map_err(io_err(&path))?, &path)
 }
 

@@ -105,10 +105,14 @@ pub fn assemble(
     let mut new_layers = Vec::new();
     let mut reports = Vec::new();
     for (i, l) in layers.iter().enumerate() {
-        let (mpo, report) = truncate(i, &l.mpo)?;
+        let in_layer = |e: NnError| NnError::InLayer {
+            layer: l.name.clone(),
+            source: Box::new(e),
+        };
+        let (mpo, report) = truncate(i, &l.mpo).map_err(in_layer)?;
         new_layers.push((
             l.name.clone(),
-            MpoLinear::from_mpo(&mpo, l.bias.as_deref(), device)?,
+            MpoLinear::from_mpo(&mpo, l.bias.as_deref(), device).map_err(in_layer)?,
         ));
         reports.push((l.name.clone(), report));
     }

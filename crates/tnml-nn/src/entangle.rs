@@ -194,7 +194,7 @@ pub struct WeightEntanglement {
     pub in_modes: Vec<usize>,
     /// Output modes (multiply to `rows`).
     pub out_modes: Vec<usize>,
-    /// Whether the modes were chosen automatically ([`tnml_core::modes::default_layer_modes`]).
+    /// Whether the modes were chosen automatically ([`tnml_core::modes::layer_modes`]).
     pub auto_modes: bool,
     /// The exact MPO's bond dimensions (its TT ranks).
     pub bond_dims: Vec<usize>,
@@ -203,7 +203,8 @@ pub struct WeightEntanglement {
 }
 
 /// Every weight of `weights` as an exact MPO with its entanglement: modes from `modes` by tensor
-/// name, else a balanced factorization. Also returns the MPOs for truncation curves, and the
+/// name, else a balanced factorization of at most `max_sites` sites
+/// ([`tnml_core::modes::layer_modes`]; a lopsided one is left out with its reason). Also returns the MPOs for truncation curves, and the
 /// weights left out with the reason (all zero, as at some initializations: no entanglement is
 /// defined; a non-finite entry), so that one odd weight does not stop a whole file.
 ///
@@ -215,6 +216,7 @@ pub struct WeightEntanglement {
 pub fn weights_entanglement(
     weights: &[crate::weights::WeightMatrix],
     modes: &std::collections::BTreeMap<String, Modes>,
+    max_sites: usize,
 ) -> Result<(Vec<(WeightEntanglement, Mpo)>, crate::weights::Skipped)> {
     if let Some(name) = modes.keys().find(|n| !weights.iter().any(|w| &w.name == *n)) {
         return Err(crate::NnError::Option {
@@ -236,16 +238,25 @@ pub fn weights_entanglement(
             skipped.push((w.name.clone(), why));
             continue;
         }
-        kept.push(w);
+        let (rows, cols) = (w.matrix.nrows(), w.matrix.ncols());
+        let chosen = match modes.get(&w.name) {
+            Some(given) => given.clone(),
+            // lopsided modes would say nothing: the weight is left out with the padded size
+            None => match tnml_core::modes::layer_modes(rows, cols, max_sites) {
+                Ok(m) => m,
+                Err(why) => {
+                    skipped.push((w.name.clone(), why.to_string()));
+                    continue;
+                }
+            },
+        };
+        kept.push((w, chosen));
     }
     let entries = kept
         .into_iter()
-        .map(|w| {
+        .map(|(w, (in_modes, out_modes))| {
             let (rows, cols) = (w.matrix.nrows(), w.matrix.ncols());
             let given = modes.get(&w.name);
-            let (in_modes, out_modes) = given
-                .cloned()
-                .unwrap_or_else(|| tnml_core::modes::default_layer_modes(rows, cols));
             let in_layer = |e: crate::NnError| crate::NnError::InLayer {
                 layer: format!("{} (shape {:?} read as {rows} x {cols})", w.name, w.shape),
                 source: Box::new(e),

@@ -73,6 +73,62 @@ pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .expect("float tensor data")
 }
 
+/// The cores of `mpo` in f32, the scale spread evenly over them: core `k` is multiplied by
+/// `2^a_k` with `sum_k a_k = 0` (exact, the operator unchanged) so that every core's largest
+/// entry is about the geometric mean of theirs. A TT-SVD puts the whole norm on one core, which
+/// overflows f32 for weights near its range (entries of 1e37 on 200,000 parameters) although
+/// the operator fits.
+///
+/// # Errors
+/// A core entry that still leaves f32's range (`CoreError::NonFinite`, naming the core).
+pub(crate) fn f32_cores(mpo: &Mpo) -> Result<Vec<Vec<f32>>> {
+    let n = mpo.len();
+    let data: Vec<&[f64]> = (0..n)
+        .map(|k| mpo.core(k).map(|(_, d)| d))
+        .collect::<std::result::Result<_, _>>()?;
+    let exps: Vec<i64> = data
+        .iter()
+        .map(|d| {
+            let peak = d.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            if peak > 0.0 {
+                peak.log2().round() as i64
+            } else {
+                0
+            }
+        })
+        .collect();
+    let total: i64 = exps.iter().sum();
+    let mean = total.div_euclid(n as i64);
+    let mut extra = total.rem_euclid(n as i64);
+    let mut cores = Vec::with_capacity(n);
+    for (k, (d, e)) in data.iter().zip(&exps).enumerate() {
+        let target = mean + i64::from(extra > 0);
+        extra -= i64::from(extra > 0);
+        let shift = i32::try_from((target - e).clamp(-2000, 2000)).unwrap_or(0);
+        let core: Vec<f32> = d.iter().map(|&v| scale_pow2(v, shift) as f32).collect();
+        if let Some(i) = core.iter().position(|x| !x.is_finite()) {
+            return Err(tnml_core::CoreError::NonFinite {
+                what: if k == 0 {
+                    "the first MPO core in f32"
+                } else {
+                    "an MPO core in f32"
+                },
+                position: format!("core {k}, index {i} (the operator exceeds f32's range, 3.4e38)"),
+                value: f64::from(core[i]),
+            }
+            .into());
+        }
+        cores.push(core);
+    }
+    Ok(cores)
+}
+
+/// `v * 2^e` without overflowing the factor.
+fn scale_pow2(v: f64, e: i32) -> f64 {
+    let half = e / 2;
+    v * 2f64.powi(half) * 2f64.powi(e - half)
+}
+
 impl MpoLinear {
     fn from_core_data(spec: MpoSpec, cores: Vec<Vec<f32>>, bias: Option<Vec<f32>>, device: &Device) -> Self {
         let cores = cores
@@ -123,12 +179,7 @@ impl MpoLinear {
                 });
             }
         }
-        let cores = (0..mpo.len())
-            .map(|k| {
-                mpo.core(k)
-                    .map(|(_, data)| data.iter().map(|&v| v as f32).collect())
-            })
-            .collect::<std::result::Result<Vec<Vec<f32>>, _>>()?;
+        let cores = f32_cores(mpo)?;
         Ok(Self::from_core_data(
             spec,
             cores,
@@ -336,5 +387,40 @@ impl MpoLinear {
     /// Parameters of the cores (no bias).
     pub fn num_params(&self) -> usize {
         self.spec().num_params()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_cores(a: f64, b: f64) -> Mpo {
+        Mpo::from_cores(vec![
+            ([1, 2, 2, 1], vec![a, 0.5 * a, 0.0, a]),
+            ([1, 2, 2, 1], vec![b, b, -b, 0.25 * b]),
+        ])
+        .unwrap()
+    }
+
+    /// A TT-SVD leaves the norm on one core; f32 holds the operator when it is spread out.
+    #[test]
+    fn f32_cores_spread_the_scale_and_keep_the_operator() {
+        let mpo = two_cores(1e-30, 1e60);
+        let cores = f32_cores(&mpo).unwrap();
+        let back = Mpo::from_cores(
+            cores
+                .iter()
+                .map(|c| ([1, 2, 2, 1], c.iter().map(|&v| f64::from(v)).collect()))
+                .collect(),
+        )
+        .unwrap();
+        let (a, b) = (mpo.to_dense().unwrap(), back.to_dense().unwrap());
+        assert!((&a - &b).norm_max() <= 1e-6 * a.norm_max(), "{a:?} vs {b:?}");
+        // ordinary cores are unchanged but for the power-of-two balance
+        let plain = f32_cores(&two_cores(1.0, 1.0)).unwrap();
+        assert_eq!(plain[0], vec![1.0, 0.5, 0.0, 1.0]);
+        // an operator past f32's range is refused, naming the core
+        let err = f32_cores(&two_cores(1e200, 1e200)).unwrap_err().to_string();
+        assert!(err.contains("exceeds f32's range"), "{err}");
     }
 }

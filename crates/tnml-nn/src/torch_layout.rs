@@ -173,6 +173,10 @@ pub fn state_dict(net: &Net) -> Result<Vec<StateTensor>> {
         if rows.saturating_mul(cols) > DENSE_EXPORT_LIMIT {
             continue; // e.g. ResNet-56's whole-map MPOs (16384 x 16384): the cores only
         }
+        let in_layer = |e: NnError| NnError::InLayer {
+            layer: prefix.to_string(),
+            source: Box::new(e),
+        };
         let mpo = Mpo::from_cores(
             cores
                 .iter()
@@ -181,15 +185,31 @@ pub fn state_dict(net: &Net) -> Result<Vec<StateTensor>> {
                     (s, t.values.iter().map(|&v| f64::from(v)).collect())
                 })
                 .collect(),
-        )?;
-        let w = mpo.to_dense()?;
+        )
+        .map_err(|e| in_layer(e.into()))?;
+        let w = mpo.to_dense().map_err(|e| in_layer(e.into()))?;
+        let values: Vec<f32> = (0..w.nrows())
+            .flat_map(|i| (0..w.ncols()).map(move |j| (i, j)))
+            .map(|(i, j)| w[(i, j)] as f32)
+            .collect();
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(in_layer(
+                tnml_core::CoreError::NonFinite {
+                    what: "the dense weight rebuilt from the MPO in f32",
+                    position: format!(
+                        "({}, {}) (the product leaves f32's range, 3.4e38)",
+                        i / w.ncols(),
+                        i % w.ncols()
+                    ),
+                    value: w[(i / w.ncols(), i % w.ncols())],
+                }
+                .into(),
+            ));
+        }
         dense.push(StateTensor {
             name: format!("{prefix}.weight"),
             shape: vec![w.nrows(), w.ncols()],
-            values: (0..w.nrows())
-                .flat_map(|i| (0..w.ncols()).map(move |j| (i, j)))
-                .map(|(i, j)| w[(i, j)] as f32)
-                .collect(),
+            values,
         });
     }
     out.extend(dense);

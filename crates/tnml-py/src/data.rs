@@ -125,15 +125,23 @@ pub fn read_safetensors(
     Ok((out, skipped))
 }
 
-/// `(in_modes, out_modes)` chosen for a `rows x cols` weight ([`tnml_core::modes`]).
+/// `(in_modes, out_modes)` chosen for a `rows x cols` weight with at most `sites` sites
+/// ([`tnml_core::modes::layer_modes`]); a lopsided split is a ValueError naming the size to pad to.
 #[pyfunction]
-pub fn default_layer_modes(rows: usize, cols: usize) -> PyResult<(Vec<usize>, Vec<usize>)> {
+#[pyo3(signature = (rows, cols, sites = tnml_core::modes::DEFAULT_SITES))]
+pub fn default_layer_modes(rows: usize, cols: usize, sites: usize) -> PyResult<(Vec<usize>, Vec<usize>)> {
     if rows == 0 || cols == 0 {
         return Err(value_error(format!(
             "a {rows} x {cols} weight is empty: it has no MPO"
         )));
     }
-    Ok(tnml_core::modes::default_layer_modes(rows, cols))
+    if !(2..=tnml_core::modes::MAX_SITES).contains(&sites) {
+        return Err(value_error(format!(
+            "sites={sites}: give 2 to {} sites",
+            tnml_core::modes::MAX_SITES
+        )));
+    }
+    tnml_core::modes::layer_modes(rows, cols, sites).map_err(value_error)
 }
 
 #[cfg(test)]

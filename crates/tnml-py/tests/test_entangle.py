@@ -102,3 +102,20 @@ def test_dataframe_when_pandas_is_there():
     assert isinstance(df, pd.DataFrame)
     assert {"layer", "bond", "entropy", "bound", "spectrum"} <= set(df.columns)
     assert (df["entropy"] <= df["bound"] + 1e-12).all()
+
+
+def test_lopsided_weights_are_left_out_and_sites_are_checked():
+    rng = np.random.default_rng(3)
+    weights = {"emb.weight": rng.standard_normal((5087 * 2, 12)), "fc.weight": rng.standard_normal((16, 64))}
+    with pytest.warns(UserWarning, match=r"emb\.weight: left out \(10174 rows = 5087 x 2 .* pad the weight with zeros to"):
+        rows = tnml.entangle(weights, as_frame=False)
+    assert {r["layer"] for r in rows} == {"fc.weight"}
+    # more sites, more bonds
+    six = tnml.entangle({"fc.weight": weights["fc.weight"]}, as_frame=False, sites=6)
+    assert len(six) == 5
+    with pytest.raises(ValueError, match=r"sites=9: give 2 to 8 sites"):
+        tnml.entangle(weights, sites=9)
+    with pytest.raises(TypeError, match=r"sites must be an integer"):
+        tnml.entangle(weights, sites=4.0)
+    with pytest.raises(ValueError, match=r"pad the weight with zeros to"):
+        tnml._tnml.default_layer_modes(30522, 384)

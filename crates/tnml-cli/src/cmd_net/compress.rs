@@ -148,13 +148,17 @@ pub(super) fn load_source(args: &NetCompressArgs, dev: &Device) -> Result<(Check
                     tnml_nn::torch_layout::CONFIG_KEY
                 );
             }
-            NetConfig {
-                arch,
-                mpo: None,
-                norm: NormKind::None,
-                init: WeightInit::He,
-                seed: 0,
-                pairing: None,
+            match stored {
+                // the file's own config (its norm layers included)
+                Some(s) => s,
+                None => NetConfig {
+                    arch,
+                    mpo: None,
+                    norm: norm_in_state_dict(&bytes, &name)?,
+                    init: WeightInit::He,
+                    seed: 0,
+                    pairing: None,
+                },
             }
         }
         (None, Some(s)) => s,
@@ -164,6 +168,25 @@ pub(super) fn load_source(args: &NetCompressArgs, dev: &Device) -> Result<(Check
     };
     let net = tnml_nn::torch_layout::load_state_dict(config.init(dev)?, &bytes, &name)?;
     Ok((CheckpointHeader::new(config, None), net, file.clone()))
+}
+
+/// The norm layers a state_dict without tnml's metadata holds, read off its tensor names as
+/// `net export` writes them (and PyTorch's `nn.BatchNorm1d` / `nn.LayerNorm` name them):
+/// `*.running_mean` means BatchNorm, `norm*.weight` without running statistics LayerNorm.
+fn norm_in_state_dict(bytes: &[u8], file: &str) -> Result<NormKind> {
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| anyhow::anyhow!("{file}: not a valid safetensors file ({e})"))?;
+    let names: Vec<String> = meta.tensors().into_keys().collect();
+    Ok(if names.iter().any(|n| n.ends_with(".running_mean")) {
+        NormKind::Batch
+    } else if names
+        .iter()
+        .any(|n| n.starts_with("norm") && n.ends_with(".weight"))
+    {
+        NormKind::Layer
+    } else {
+        NormKind::None
+    })
 }
 
 pub(crate) fn compress(args: &NetCompressArgs) -> Result<()> {
@@ -198,6 +221,10 @@ pub(crate) fn compress(args: &NetCompressArgs) -> Result<()> {
         config: cfg,
         reports,
     } = tnml_nn::compress::compress_dense(&dense, &header.net, &modes, &params, &dev)?;
+    // the model file's bytes before the run directory exists: a model that cannot be written
+    // (cores past f32's range) leaves nothing behind
+    let model_bytes =
+        tnml_nn::torch_layout::to_safetensors(&net, &cfg, std::path::Path::new("model.safetensors"))?;
     let mut run = RunDir::create(args.out.as_deref(), "net-compress")?;
     for (name, r) in &reports {
         eprintln!(
@@ -258,7 +285,7 @@ pub(crate) fn compress(args: &NetCompressArgs) -> Result<()> {
     } else {
         let header = CheckpointHeader::new(cfg.clone(), None);
         checkpoint::save(&run.path().join("checkpoint"), &header, &final_net, None)?;
-        tnml_nn::torch_layout::write(&run.path().join("model.safetensors"), &final_net, &cfg)?;
+        run.write_file("model.safetensors", &model_bytes)?;
     }
     run.write_summary(&summary)?;
     eprintln!("run directory {}", run.path().display());

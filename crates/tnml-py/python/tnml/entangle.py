@@ -29,6 +29,7 @@ def entangle(
     weights: Any,
     modes: Mapping[str, tuple[Sequence[int], Sequence[int]]] | None = None,
     as_frame: bool | None = None,
+    sites: int = 4,
 ):
     """Entanglement per bond of every weight with two or more dimensions.
 
@@ -36,9 +37,10 @@ def entangle(
     the path of a safetensors file. A weight of shape ``(out, in)`` is the matrix ``W`` of
     ``y = W x``; a convolution ``(out, in, kh, kw)`` is read as ``out x (in kh kw)``. Each is made an
     exact MPO with ``modes[name] = (in_modes, out_modes)`` or, for a weight not in ``modes``, a
-    balanced factorization (``tnml._tnml.default_layer_modes``: up to 4 sites, each dimension's prime
-    factors spread evenly). Biases and other 1-D tensors are skipped; so are non-float tensors,
-    with a warning.
+    balanced factorization (``tnml._tnml.default_layer_modes``: up to ``sites`` sites, 2 to 8, each
+    dimension's prime factors spread evenly). Biases and other 1-D tensors are skipped; so are
+    non-float tensors, and weights whose balanced split is lopsided (a 30522-word embedding is
+    5087 x 3 x 2: the warning names the size to pad it to), with a warning.
 
     Returns one record per (weight, bond): ``layer, rows, cols, in_modes, out_modes, bond,
     bond_dim, left_dim, right_dim, entropy, renyi2, bound, normalized, spectrum, discarded_weight``
@@ -46,6 +48,10 @@ def entangle(
     ``bound = ln min(bond_dim, left_dim, right_dim)``). A pandas DataFrame when pandas is installed
     (``as_frame=None``) or asked for (``as_frame=True``), else a list of dicts.
     """
+    if isinstance(sites, bool) or not isinstance(sites, int):
+        raise TypeError(f"sites must be an integer, not {sites!r}")
+    if not 2 <= sites <= 8:
+        raise ValueError(f"sites={sites}: give 2 to 8 sites")
     tensors = _weights(weights)
     modes = dict(modes or {})
     unknown = sorted(set(modes) - set(tensors))
@@ -62,7 +68,14 @@ def entangle(
             continue
         rows, cols = t.shape[0], int(np.prod(t.shape[1:]))
         w = t.reshape(rows, cols)
-        in_m, out_m = modes[name] if name in modes else _tnml.default_layer_modes(rows, cols)
+        if name in modes:
+            in_m, out_m = modes[name]
+        else:
+            try:
+                in_m, out_m = _tnml.default_layer_modes(rows, cols, sites)
+            except ValueError as e:
+                warnings.warn(f"{name}: left out ({e}; give its modes)", stacklevel=2)
+                continue
         try:
             mpo = MPO.from_dense(w, in_m, out_m)
         except (ValueError, TypeError) as e:
