@@ -83,6 +83,9 @@ fn slug(name: &str) -> String {
         .collect()
 }
 
+/// The most variants one experiment file may hold.
+const MAX_VARIANTS: usize = 1000;
+
 /// Runs `tnml experiment`.
 pub fn run(args: &ExperimentArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.config)
@@ -91,6 +94,14 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         .with_context(|| format!("{} is not a valid experiment", args.config.display()))?;
     if cfg.variants.is_empty() {
         bail!("{}: no [[variant]]", args.config.display());
+    }
+    // each variant is a whole training run: thousands are not an experiment anyone waits for
+    if cfg.variants.len() > MAX_VARIANTS {
+        bail!(
+            "{}: {} variants, at most {MAX_VARIANTS} (each trains a network; split the experiment)",
+            args.config.display(),
+            cfg.variants.len()
+        );
     }
     let mut overrides = toml::Table::new();
     for kv in &args.overrides {
@@ -106,6 +117,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
     }
     // Check every variant's options before training anything.
     let mut plans: Vec<(String, NetTrainArgs)> = Vec::new();
+    let mut dirs: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     for v in &cfg.variants {
         let mut t = cfg.base.clone();
         t.extend(v.options.clone());
@@ -120,7 +132,7 @@ pub fn run(args: &ExperimentArgs) -> Result<()> {
         let args = NetTrainArgs::from_table(t).with_context(variant)?;
         args.net_config().with_context(variant)?;
         args.train_config().with_context(variant)?;
-        if let Some((other, _)) = plans.iter().find(|(n, _)| slug(n) == slug(&v.name)) {
+        if let Some(other) = dirs.insert(slug(&v.name), v.name.clone()) {
             bail!(
                 "variants {other:?} and {:?} would share the run directory {:?}: rename one",
                 v.name,

@@ -63,6 +63,9 @@ fn choice(c: &Compressed, dense: usize) -> Result<Choice> {
     })
 }
 
+/// Weights of at least this many entries are announced before their decomposition starts.
+const LARGE_WEIGHT: usize = 1 << 20;
+
 /// Runs `tnml mpo compress --auto`.
 pub fn compress_auto(args: &CompressArgs) -> Result<()> {
     let max_error = args
@@ -118,6 +121,13 @@ pub fn compress_auto(args: &CompressArgs) -> Result<()> {
             (rows as u128) * (cols as u128) * 8 * 6,
             &format!("{} ({rows}x{cols}) and its decompositions", w.name),
         )?;
+        // a large weight takes minutes (the exact TT-SVD, then ~40 truncations): say so first
+        if rows.saturating_mul(cols) >= LARGE_WEIGHT {
+            eprintln!(
+                "{}: {rows} x {cols}, modes {in_modes:?} -> {out_modes:?}: exact TT-SVD, then the bond search ...",
+                w.name
+            );
+        }
         let t0 = Instant::now();
         let (exact, _) = Mpo::from_dense(w.matrix.as_ref(), &in_modes, &out_modes, &TruncParams::exact())
             .with_context(|| format!("{} (shape {:?} read as {rows} x {cols})", w.name, w.shape))?;

@@ -411,6 +411,13 @@ fn mps_bad_options_are_refused() {
         .assert()
         .failure()
         .stderr(predicates::str::contains("bond dimension 0"));
+    for flag in ["--cg-passes", "--refit-passes"] {
+        tnml()
+            .args(["mps", "train", flag, "100000000", "--train-limit", "50"])
+            .assert()
+            .failure()
+            .stderr(predicates::str::contains("100000000").and(predicates::str::contains("at most 1000")));
+    }
     tnml()
         .args(["mps", "train", "--image-size", "10", "--train-limit", "50"])
         .assert()

@@ -447,6 +447,7 @@ fn experiment_config_runs_every_variant() {
         ));
     assert!(!tmp.path().join("y").exists());
     // unknown keys, another run to resume, and names that share a directory are refused up front
+    let many = "[[variant]]\nname = \"v\"\n".repeat(1001);
     for (toml, msg) in [
         (
             "[[variant]]\nname = \"a\"\nepoch = 3\n",
@@ -476,6 +477,7 @@ fn experiment_config_runs_every_variant() {
             "[[variant]]\nname = \"a\"\nmomentum = nan\n",
             "--momentum NaN: use a value in [0, 1)",
         ),
+        (many.as_str(), "1001 variants, at most 1000"),
     ] {
         std::fs::write(&cfg, format!("name = \"bad\"\n{toml}")).unwrap();
         tnml()
@@ -789,4 +791,93 @@ fn a_validation_split_is_held_out_reported_and_kept_on_resume() {
         .assert()
         .failure()
         .stderr(contains("--validation: 300 images").and(contains("between 1 and 299")));
+}
+
+/// `net compress` refuses what it would ignore: --auto's options without --auto, --lr without
+/// fine-tuning, --model with a checkpoint (which names its own architecture); nothing is written.
+#[test]
+fn net_compress_refuses_options_it_would_ignore() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("fc2");
+    tnml()
+        .args(["net", "train", "--model", "fc2", "--epochs", "1"])
+        .args(["--train-limit", "100", "--test-limit", "50", "--out"])
+        .arg(&run)
+        .assert()
+        .success();
+    for (extra, says) in [
+        (&["--validation", "100"][..], "--auto"),
+        (&["--retrain-epochs", "2"][..], "--auto"),
+        (&["--max-drop", "1"][..], "--auto"),
+        (&["--uniform-bonds", "2,4"][..], "--auto"),
+        (&["--lr", "1e-3"][..], "give --finetune-epochs N"),
+        (&["--model", "lenet5"][..], "carries its own (Fc2)"),
+    ] {
+        let out = tmp.path().join("c");
+        tnml()
+            .args(["net", "compress", "--test-limit", "50", "--checkpoint"])
+            .arg(&run)
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .assert()
+            .failure()
+            .stderr(contains(says));
+        assert!(!out.exists(), "{extra:?}");
+    }
+}
+
+/// A kill after a checkpoint but before that epoch's entanglement records: --resume measures
+/// them again from the checkpoint's model (the same numbers an uninterrupted run writes), so
+/// entanglement.jsonl has every epoch once (issue 30, item 9).
+#[test]
+fn resume_rebuilds_the_entanglement_records_a_kill_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mpo = ["--mpo", "gao", "--entangle-every", "1"];
+    let whole = tmp.path().join("whole");
+    small_fc2_train()
+        .args(mpo)
+        .args(["--epochs", "3", "--out"])
+        .arg(&whole)
+        .assert()
+        .success();
+    let killed = tmp.path().join("killed");
+    let out = small_fc2_train()
+        .args(mpo)
+        .env("TNML_FAULT", "checkpoint:2:swapped")
+        .args(["--epochs", "2", "--out"])
+        .arg(&killed)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the fault did not fire");
+    tnml()
+        .args(["net", "train", "--epochs", "3", "--resume"])
+        .arg(&killed)
+        .assert()
+        .success();
+    let records = |run: &std::path::Path| -> Vec<(u64, String, u64, f64)> {
+        std::fs::read_to_string(run.join("entanglement.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["epoch"].as_u64().unwrap(),
+                    v["layer"].as_str().unwrap().to_string(),
+                    v["bond"].as_u64().unwrap(),
+                    v["entropy"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (a, b) = (records(&whole), records(&killed));
+    let epochs: Vec<u64> = b.iter().map(|r| r.0).collect();
+    for e in 0..=3 {
+        assert!(epochs.contains(&e), "epoch {e} missing: {epochs:?}");
+    }
+    assert_eq!(a.len(), b.len(), "{a:?}\n{b:?}");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((x.0, &x.1, x.2), (y.0, &y.1, y.2));
+        assert!((x.3 - y.3).abs() < 1e-9, "{x:?} vs {y:?}");
+    }
 }

@@ -21,7 +21,7 @@ use crate::compression::Compression;
 use crate::entanglement::EntanglementProfile;
 use crate::error::{check_modes, saturating_product, CoreError, Result};
 use crate::linalg::check_matrix;
-use crate::mps::{tt_svd_right_to_left, Mps, DENSE_LIMIT};
+use crate::mps::{tt_svd, tt_svd_right_to_left, Mps, DENSE_LIMIT};
 use crate::site::SiteTensor;
 use crate::trunc::{TruncParams, TruncReport};
 
@@ -97,8 +97,10 @@ impl Mpo {
     /// The sweep runs right to left (the last bond first), as [`Mps::truncate`] does: a
     /// capped `params` gives the same MPO as the exact decomposition followed by
     /// `truncate(params)` (up to rounding and gauge), so `mpo compress --max-bond`, Python's
-    /// `MPO.from_dense`, `net compress` and the uniform baseline of `--auto` agree. The cores
-    /// are right-canonical with the center on site 0. The report holds one
+    /// `MPO.from_dense`, `net compress` and the uniform baseline of `--auto` agree. A truncated
+    /// result is right-canonical with the center on site 0; the exact one (no cap, no cutoff)
+    /// is left-canonical with the center on the last site, where a later truncation starts
+    /// without a QR sweep. The report holds one
     /// [`Truncation`](crate::Truncation) per bond (in bond order) and a
     /// [`BondClamp`](crate::BondClamp) wherever a capped `max_bond` exceeded the bond's rank cap.
     ///
@@ -157,10 +159,20 @@ impl Mpo {
             }
         }
         let dims: Vec<usize> = in_modes.iter().zip(out_modes).map(|(i, o)| i * o).collect();
-        let (sites, report) = tt_svd_right_to_left(grouped, &dims, params)?;
+        // exact: left to right, so the result is left-canonical around the last site and a
+        // later `truncate` (which sweeps right to left from there) needs no QR sweep first;
+        // truncating: right to left, as `truncate` would
+        let truncating = params.is_capped() || params.cutoff > 0.0;
+        let (sites, report, center) = if truncating {
+            let (sites, report) = tt_svd_right_to_left(grouped, &dims, params)?;
+            (sites, report, 0)
+        } else {
+            let (sites, report) = tt_svd(grouped, &dims, params)?;
+            (sites, report, dims.len() - 1)
+        };
         let mut state = Mps {
             sites,
-            center: Some(0),
+            center: Some(center),
         };
         state.restore_pow2(e);
         Ok((
@@ -370,7 +382,7 @@ mod tests {
         assert!((&back - &w).norm_max() < 1e-13);
         assert_eq!(mpo.core(0).unwrap().0, [1, 2, 3, 6]);
         assert_eq!(mpo.core(1).unwrap().0, [6, 3, 4, 1]);
-        assert_eq!(mpo.ortho_center(), Some(0));
+        assert_eq!(mpo.ortho_center(), Some(1));
         assert!(report.total_discarded_weight() < 1e-15);
     }
 

@@ -67,10 +67,10 @@ pub struct NetCompressArgs {
     #[arg(long, requires = "auto")]
     pub max_drop: Option<f64>,
     /// With --auto: training images held out (seeded) as the validation split.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, requires = "auto")]
     pub validation: usize,
     /// With --auto: epochs of retraining (Adam, --lr) after each truncation.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, requires = "auto")]
     pub retrain_epochs: usize,
     /// With --auto: the baseline, one bond dimension for all bonds of Gao's modes, for each of
     /// these values (truncated and retrained the same way), e.g. 2,4,8,16,32.
@@ -133,6 +133,13 @@ pub(super) fn load_source(args: &NetCompressArgs, dev: &Device) -> Result<(Check
                 .context("--checkpoint or --from-torch is needed")?,
         );
         let (header, net) = checkpoint::load(&ck, dev)?;
+        if let Some(m) = args.model {
+            bail!(
+                "--model {m:?} names the architecture of a --from-torch state_dict; {} carries its own ({:?}): leave --model out",
+                ck.display(),
+                header.net.arch
+            );
+        }
         return Ok((header, net, ck));
     };
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
@@ -192,6 +199,9 @@ fn norm_in_state_dict(bytes: &[u8], file: &str) -> Result<NormKind> {
 pub(crate) fn compress(args: &NetCompressArgs) -> Result<()> {
     if args.auto {
         return super::auto::compress_auto(args);
+    }
+    if let (Some(lr), 0) = (args.lr, args.finetune_epochs) {
+        bail!("--lr {lr} is the fine-tuning's (or --auto's retraining's) learning rate: give --finetune-epochs N, or leave it out");
     }
     let dev = device();
     let (header, dense, ck) = load_source(args, &dev)?;

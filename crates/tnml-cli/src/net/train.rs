@@ -146,6 +146,34 @@ impl TrainObserver for EpochPrinter<'_> {
     }
 }
 
+/// Brings `entanglement.jsonl` in line with the checkpoint of epoch `epoch` on resume, as
+/// `reset_metrics` does for metrics.jsonl: records of later epochs (written before a kill that
+/// lost their checkpoint) are dropped, and the checkpoint's own epoch, when it is due and a kill
+/// between the checkpoint and the record lost it, is measured again from the checkpoint's model
+/// (the same weights: the same numbers).
+fn rebuild_entanglement(run: &RunDir, net: &Net, epoch: usize, every: usize) -> Result<()> {
+    let path = run.path().join("entanglement.jsonl");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(()); // no MPO layer, or entanglement off
+    };
+    let epoch_of = |line: &str| serde_json::from_str::<BondRecord>(line).ok().map(|r| r.epoch);
+    let kept: Vec<String> = text
+        .lines()
+        .filter(|l| epoch_of(l).is_some_and(|e| e <= epoch))
+        .map(str::to_string)
+        .collect();
+    let has_last = kept.iter().any(|l| epoch_of(l) == Some(epoch));
+    let mut body = kept.join("\n");
+    if !body.is_empty() {
+        body.push('\n');
+    }
+    crate::run_dir::atomic_write(&path, body.as_bytes())?;
+    if every > 0 && epoch > 0 && epoch.is_multiple_of(every) && !has_last {
+        record_entanglement(run, net, epoch)?;
+    }
+    Ok(())
+}
+
 /// Trains (or resumes) one network run as `args` says, into its run directory.
 ///
 /// # Errors
@@ -209,6 +237,7 @@ pub fn train(args: &NetTrainArgs) -> Result<()> {
         Some(dir) => {
             let mut run = RunDir::open_existing(dir)?;
             run.reset_metrics(&header.history)?;
+            rebuild_entanglement(&run, &net, header.epoch, args.entangle_every)?;
             record_resume(&run, args, &train_cfg, header.epoch)?;
             eprintln!(
                 "resuming {} after epoch {} of {}",

@@ -5,6 +5,9 @@ use tnml_core::TruncParams;
 use crate::error::{MpsError, Result};
 use crate::model::Loss;
 
+/// The most iterations of the local solver per bond (or refit) a configuration may ask for.
+pub const MAX_SOLVER_PASSES: usize = 1000;
+
 /// Settings of the sweep trainer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepConfig {
@@ -73,6 +76,22 @@ impl SweepConfig {
     pub fn validate(&self) -> Result<()> {
         if self.sweeps == 0 {
             return Err(MpsError::invalid("sweeps", 0, "at least one sweep is needed"));
+        }
+        // a solver that runs for hours per bond is not meant: CG on the bond tensor settles in a
+        // handful of iterations (the paper and the defaults use 1 to 5)
+        if self.cg_passes > MAX_SOLVER_PASSES {
+            return Err(MpsError::invalid(
+                "cg_passes",
+                self.cg_passes,
+                "at most 1000 solver iterations per bond",
+            ));
+        }
+        if self.refit_passes > MAX_SOLVER_PASSES {
+            return Err(MpsError::invalid(
+                "refit_passes",
+                self.refit_passes,
+                "at most 1000 solver iterations per refit",
+            ));
         }
         if self.schedule.is_empty() {
             return Err(MpsError::invalid(
