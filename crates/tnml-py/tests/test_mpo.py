@@ -1,6 +1,8 @@
 """tnml.MPO against NumPy: TT-SVD round trip, entanglement from an SVD of the regrouped matrix,
 the Page value of a random matrix, truncation reports, bad input."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -138,3 +140,26 @@ def test_bond_dimension_zero_is_refused():
         m.truncate(max_bond=0)
     with pytest.raises(ValueError):
         m.truncate(cutoff=1.5)
+
+
+def test_options_are_never_coerced():
+    w = np.random.default_rng(0).standard_normal((16, 16))
+    for kwargs, err, says in [
+        ({"max_bond": True}, TypeError, "max_bond=True: expected an integer"),
+        ({"max_bond": 1.5}, TypeError, "max_bond=1.5: expected an integer"),
+        ({"max_bond": -1}, ValueError, "max_bond=-1: it must be at least 1"),
+        ({"cutoff": "a"}, TypeError, "cutoff='a': expected a number"),
+        ({"cutoff": True}, TypeError, "cutoff=True: expected a number"),
+    ]:
+        with pytest.raises(err, match=re.escape(says)):
+            tnml.MPO.from_dense(w, [4, 4], [4, 4], **kwargs)
+    for modes, err in [([4.0, 4.0], TypeError), ([True, 16], TypeError), ([16, -1], ValueError), ("44", TypeError)]:
+        with pytest.raises(err, match="in_modes"):
+            tnml.MPO.from_dense(w, modes, [4, 4])
+    m = tnml.MPO.from_dense(w, [4, 4], [4, 4])
+    with pytest.raises(TypeError, match="max_bond=2.0"):
+        m.truncate(max_bond=2.0)
+    with pytest.raises(TypeError, match="as_frame=1"):
+        tnml.entangle({"a": w}, as_frame=1)
+    # numpy integers are integers
+    assert tnml.MPO.from_dense(w, np.array([4, 4]), [4, 4], max_bond=np.int64(2)).bond_dims == [2]

@@ -67,10 +67,17 @@ def labels(y: Any, n: int, num_labels: int | None = None) -> np.ndarray:
 
 def modes(m: Any, name: str) -> list[int]:
     """A list of positive mode sizes."""
+    if isinstance(m, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence of integers, got {m!r}")
     try:
-        out = [int(v) for v in m]
+        items = list(m)
     except TypeError:
         raise TypeError(f"{name} must be a sequence of positive integers, got {m!r}") from None
-    if any(v != w for v, w in zip(out, m)):
+    # 4.0 or True is not a mode: no silent conversion
+    if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) for v in items):
         raise TypeError(f"{name} must be a sequence of integers, got {m!r}")
+    out = [int(v) for v in items]
+    for k, v in enumerate(out):
+        if v < 1:
+            raise ValueError(f"{name}[{k}] is {v}: every mode must be at least 1")
     return out

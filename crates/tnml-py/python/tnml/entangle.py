@@ -9,6 +9,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from . import _arrays, _tnml
+from ._checks import _optional_flag
 from .mpo import MPO
 
 
@@ -48,10 +49,11 @@ def entangle(
     ``bound = ln min(bond_dim, left_dim, right_dim)``). A pandas DataFrame when pandas is installed
     (``as_frame=None``) or asked for (``as_frame=True``), else a list of dicts.
     """
-    if isinstance(sites, bool) or not isinstance(sites, int):
+    if isinstance(sites, bool) or not isinstance(sites, (int, np.integer)):
         raise TypeError(f"sites must be an integer, not {sites!r}")
     if not 2 <= sites <= 8:
         raise ValueError(f"sites={sites}: give 2 to 8 sites")
+    as_frame = _optional_flag("as_frame", as_frame)
     tensors = _weights(weights)
     modes = dict(modes or {})
     unknown = sorted(set(modes) - set(tensors))

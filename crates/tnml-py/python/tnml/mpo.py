@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _arrays, _tnml
+from ._checks import _optional_count, _optional_real
 
 
 class MPO:
@@ -36,13 +37,18 @@ class MPO:
 
         ``max_bond`` caps every bond, ``cutoff`` bounds the relative discarded weight
         ``sum dropped s^2 / sum s^2`` of each SVD; with neither the decomposition is exact (to rounding).
-        What was dropped is in :attr:`discarded`. Cost: the first SVD dominates,
-        ``O((in_0 out_0)^2 rows cols)``.
+        What was dropped is in :attr:`discarded`. A truncated decomposition sweeps right to left (the
+        last bond first), as :meth:`truncate` and the CLI do, so one cap gives one MPO whichever path
+        made it. Cost: the first SVD dominates, ``O((in_last out_last)^2 rows cols)``.
         """
         m = _arrays.float_array(w, "w", 2, np.float64)
         return cls(
             _tnml.MPO.from_dense(
-                m, _arrays.modes(in_modes, "in_modes"), _arrays.modes(out_modes, "out_modes"), max_bond, cutoff
+                m,
+                _arrays.modes(in_modes, "in_modes"),
+                _arrays.modes(out_modes, "out_modes"),
+                _optional_count("max_bond", max_bond, 1),
+                _optional_real("cutoff", cutoff),
             )
         )
 
@@ -105,7 +111,7 @@ class MPO:
         The ``discarded_fraction`` entries add up to ``||W - W~||^2 / ||W||^2`` (the dropped pieces of
         a canonical-form sweep are orthogonal); ``discarded_weight`` is each split's own fraction.
         """
-        return self._inner.truncate(max_bond, cutoff)
+        return self._inner.truncate(_optional_count("max_bond", max_bond, 1), _optional_real("cutoff", cutoff))
 
     def entanglement(self) -> list[dict]:
         """Per bond: ``entropy`` (von Neumann, natural log), ``renyi2``, ``bound`` =
