@@ -292,8 +292,7 @@ fn weights_table(weights: &[&WeightEntanglement], skipped: &Skipped) -> String {
         );
     }
     if !skipped.is_empty() {
-        let left: Vec<String> = skipped.iter().map(|(n, why)| format!("{n} ({why})")).collect();
-        let _ = writeln!(s, "left out: {}", left.join(", "));
+        let _ = writeln!(s, "left out: {}", tnml_nn::weights::describe_skipped(skipped));
     }
     s.push('\n');
     s

@@ -264,8 +264,7 @@ fn summary(
         "- input: {file}; relative error allowed per weight: {max_error}"
     );
     if !skipped.is_empty() {
-        let list: Vec<String> = skipped.iter().map(|(n, why)| format!("{n} ({why})")).collect();
-        let _ = writeln!(s, "- left out: {}", list.join(", "));
+        let _ = writeln!(s, "- left out: {}", tnml_nn::weights::describe_skipped(skipped));
     }
     // a weight kept dense counts with its dense parameters (that is what the file holds)
     let held = |r: &LayerRecord, p: usize| if r.kept_dense { r.dense_params } else { p };

@@ -114,6 +114,29 @@ pub struct WeightMatrix {
 /// Tensors left out of [`weight_matrices`]: `(name, why)`.
 pub type Skipped = Vec<(String, String)>;
 
+/// The tensors left out, as one line: those of fewer than two dimensions (biases, norm
+/// parameters, counters: not weights) counted with a few names, every other one with its reason.
+pub fn describe_skipped(skipped: &[(String, String)]) -> String {
+    let (flat, odd): (Vec<_>, Vec<_>) = skipped
+        .iter()
+        .partition(|(_, why)| why.ends_with("(fewer than 2 dimensions)"));
+    let mut parts: Vec<String> = odd.iter().map(|(n, why)| format!("{n} ({why})")).collect();
+    match flat.len() {
+        0 => {}
+        1..=3 => parts.extend(flat.iter().map(|(n, why)| format!("{n} ({why})"))),
+        k => parts.push(format!(
+            "{k} tensors of fewer than 2 dimensions ({}, ..., {})",
+            flat.iter()
+                .take(2)
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            flat[k - 1].0
+        )),
+    }
+    parts.join(", ")
+}
+
 /// Why a weight cannot be decomposed, if it cannot: every entry zero (no normalized state, so no
 /// entanglement, and nothing to compress) or a non-finite entry. `None` for a usable weight.
 pub fn unusable(w: &WeightMatrix) -> Option<String> {
@@ -230,5 +253,26 @@ mod tests {
             "{err}"
         );
         assert!(weight_matrices(b"junk", "j").is_err());
+    }
+}
+
+#[cfg(test)]
+mod skipped_tests {
+    use super::describe_skipped;
+
+    #[test]
+    fn many_flat_tensors_are_counted_and_odd_ones_listed() {
+        let flat = |n: &str| (n.to_string(), "shape [8] (fewer than 2 dimensions)".to_string());
+        let mut s = vec![flat("a.bias"), flat("b.bias"), flat("c.bias"), flat("d.bias")];
+        s.push(("w".to_string(), "all zero".to_string()));
+        assert_eq!(
+            describe_skipped(&s),
+            "w (all zero), 4 tensors of fewer than 2 dimensions (a.bias, b.bias, ..., d.bias)"
+        );
+        assert_eq!(
+            describe_skipped(&s[..1]),
+            "a.bias (shape [8] (fewer than 2 dimensions))"
+        );
+        assert_eq!(describe_skipped(&[]), "");
     }
 }

@@ -3,11 +3,7 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
-
-fn tnml() -> Command {
-    Command::cargo_bin("tnml").unwrap()
-}
+use crate::common::tnml;
 
 /// `mps train` on 400 sample images at bond 4 then 6, into `run`, `sweeps` sweeps in all.
 fn train(run: &Path, sweeps: &str, resume: bool) -> std::process::Output {

@@ -3,16 +3,13 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use predicates::str::contains;
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use tnml_core::Mpo;
 
-fn tnml() -> Command {
-    Command::cargo_bin("tnml").unwrap()
-}
+use crate::common::tnml;
 
 /// A 64 x 64 weight with exact ranks `bonds` under the default modes (4,4,2,2)x(4,4,2,2), a bias
 /// and an integer buffer, as a safetensors file.

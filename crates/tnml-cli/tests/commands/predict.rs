@@ -1,12 +1,9 @@
 //! `tnml mps predict` writes per-image predictions that agree with the model's rule and with
 //! `tnml mps eval`.
 
-use assert_cmd::Command;
 use safetensors::{Dtype, SafeTensors};
 
-fn tnml() -> Command {
-    Command::cargo_bin("tnml").unwrap()
-}
+use crate::common::tnml;
 
 #[test]
 fn predictions_out_as_csv_and_safetensors() {

@@ -7,9 +7,7 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use predicates::str::contains;
 
-fn tnml() -> Command {
-    Command::cargo_bin("tnml").unwrap()
-}
+use crate::common::tnml;
 
 fn metrics_lines(run: &Path) -> usize {
     std::fs::read_to_string(run.join("metrics.jsonl"))

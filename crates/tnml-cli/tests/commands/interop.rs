@@ -10,9 +10,7 @@ use assert_cmd::Command;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
-fn tnml() -> Command {
-    Command::cargo_bin("tnml").unwrap()
-}
+use crate::common::tnml;
 
 fn stdout(cmd: &mut Command) -> String {
     let o = cmd.output().unwrap();

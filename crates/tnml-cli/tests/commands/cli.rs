@@ -3,9 +3,7 @@
 use assert_cmd::Command;
 use predicates::prelude::*;
 
-fn tnml() -> Command {
-    Command::cargo_bin("tnml").unwrap()
-}
+use crate::common::tnml;
 
 /// Runs `cmd`, asserts that it succeeds, returns its stdout.
 fn stdout_ok(cmd: &mut Command) -> String {
