@@ -15,7 +15,6 @@ use crate::net::report::describe;
 use crate::net::{NetData, NetTrainArgs};
 use crate::runtime::device;
 
-mod auto;
 mod compress;
 mod export;
 mod predict;

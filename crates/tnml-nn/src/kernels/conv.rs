@@ -268,7 +268,7 @@ pub fn backward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::test_values as values;
+    use crate::kernels::scratch::test_values as values;
 
     /// The textbook definition, one output at a time.
     fn naive(s: &ConvShape, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {

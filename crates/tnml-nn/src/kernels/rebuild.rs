@@ -21,8 +21,8 @@ use faer::{Accum, MatRef, Par};
 use rayon::prelude::*;
 use tnml_core::faer;
 
+use super::scratch::with_scratch;
 use super::split::SplitShape;
-use super::with_scratch;
 
 fn view(a: &[f32], m: usize, n: usize) -> MatRef<'_, f32> {
     MatRef::from_row_major_slice(a, m, n)
@@ -132,7 +132,7 @@ pub fn backward(
 mod tests {
     use super::super::split;
     use super::*;
-    use crate::kernels::test_values as values;
+    use crate::kernels::scratch::test_values as values;
 
     /// The fused rebuild computes the same function and gradients as the split contraction
     /// (itself checked against the definition in `split`).

@@ -139,7 +139,7 @@ pub fn backward(
     let chunk = |mut acc: Acc, x_c: &[f32], t_c: &[f32], dy_c: &[f32], dx_c: Option<&mut [f32]>| {
         let samples = x_c.len() / s.n_in();
         // dT of the chunk lives in this thread's scratch, reused every call
-        super::with_scratch(samples * s.t_len(), |dt| {
+        super::scratch::with_scratch(samples * s.t_len(), |dt| {
             for ((dt_b, t_b), dy_b) in dt
                 .chunks_exact_mut(s.t_len())
                 .zip(t_c.chunks_exact(s.t_len()))
@@ -213,7 +213,7 @@ pub fn backward(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::test_values as values;
+    use crate::kernels::scratch::test_values as values;
 
     /// `y[b, jl, jh] = sum_{il, ih, r} x[b, il, ih] M[ih, r, jh] A[il, r, jl]` in f64.
     fn naive(s: &SplitShape, x: &[f32], a: &[f32], m: &[f32]) -> Vec<f64> {

@@ -14,9 +14,9 @@ use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::config::NetConfig;
 use super::layers::Affine;
 use super::resnet::conv;
-use super::NetConfig;
 
 /// Growth rate.
 pub const GROWTH: usize = 12;

@@ -4,8 +4,8 @@ use burn::module::Module;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::config::NetConfig;
 use super::layers::{Affine, Norm1d};
-use super::NetConfig;
 
 /// The two-layer perceptron.
 #[derive(Module, Debug)]

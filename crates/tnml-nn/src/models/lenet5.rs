@@ -10,8 +10,8 @@ use burn::nn::PaddingConfig2d;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::config::NetConfig;
 use super::layers::{Affine, Norm1d};
-use super::NetConfig;
 
 /// LeNet-5 with dense convolutions and three (dense or MPO) fully connected layers.
 #[derive(Module, Debug)]

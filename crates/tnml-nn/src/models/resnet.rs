@@ -17,8 +17,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::config::NetConfig;
 use super::layers::Affine;
-use super::NetConfig;
 use crate::mpo_linear::{MpoLinear, MpoLinearConfig};
 
 /// Widening factor of Gao's ResNets.

@@ -10,8 +10,8 @@ use burn::module::Module;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use super::config::NetConfig;
 use super::layers::{Affine, Norm1d};
-use super::NetConfig;
 
 /// MPO 1024 -> 1024, ReLU, dense 1024 -> 10.
 #[derive(Module, Debug)]

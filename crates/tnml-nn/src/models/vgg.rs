@@ -12,8 +12,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, PaddingConfig
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::config::NetConfig;
 use super::layers::{Affine, Norm1d};
-use super::NetConfig;
 use crate::mpo_linear::{MpoLinear, MpoLinearConfig};
 
 /// One entry of a VGG configuration.

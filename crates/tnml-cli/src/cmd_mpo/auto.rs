@@ -14,7 +14,7 @@ use tnml_core::allocate::{compress_to_error, smallest_uniform_bond, Compressed};
 use tnml_core::{Mpo, TruncParams};
 use tnml_nn::spec::MpoSpec;
 
-use crate::cmd_mpo::CompressArgs;
+use super::args::CompressArgs;
 use crate::figures::{plot_run, BondChoiceRecord, BOND_CHOICES};
 use crate::run_dir::RunDir;
 use crate::runtime::check_memory;
@@ -67,7 +67,7 @@ fn choice(c: &Compressed, dense: usize) -> Result<Choice> {
 const LARGE_WEIGHT: usize = 1 << 20;
 
 /// Runs `tnml mpo compress --auto`.
-pub fn compress_auto(args: &CompressArgs) -> Result<()> {
+pub(super) fn compress_auto(args: &CompressArgs) -> Result<()> {
     let max_error = args
         .max_error
         .context("--auto needs --max-error E: the relative Frobenius error allowed per weight, e.g. 0.1")?;

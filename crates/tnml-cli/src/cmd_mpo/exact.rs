@@ -1,65 +1,20 @@
-//! `tnml mpo compress`: TT-SVD of a dense matrix into an MPO, with the truncation and the
+//! `tnml mpo compress` at given bonds: TT-SVD of one matrix, its truncation and the
 //! entanglement of every bond.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use clap::Args;
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use serde::Serialize;
 use tnml_core::{check_modes, EntanglementProfile, Mpo, TruncParams, TruncReport};
 
-use crate::args::{Seed, Truncation};
-use crate::matrix_source::{read_safetensors_matrix, Synthetic};
+use super::args::CompressArgs;
+use super::matrix_source::read_safetensors_matrix;
 use crate::run_dir::RunDir;
 use crate::runtime::check_memory;
-
-/// Arguments of `tnml mpo compress`.
-#[derive(Debug, Args, Serialize)]
-pub struct CompressArgs {
-    /// Synthetic matrix to compress (ignored with --input); its shape comes from the modes.
-    #[arg(long, value_enum, default_value = "smooth")]
-    pub matrix: Synthetic,
-    /// safetensors file holding the matrix (rows = prod out-modes, cols = prod in-modes, as
-    /// PyTorch's nn.Linear.weight).
-    #[arg(long)]
-    pub input: Option<PathBuf>,
-    /// Tensor name inside --input (needed when the file holds several).
-    #[arg(long, requires = "input")]
-    pub tensor: Option<String>,
-    /// Input modes i_1,...,i_N (their product is the number of columns). With --auto: the modes
-    /// of --tensor (default: balanced modes chosen per weight).
-    #[arg(long, value_delimiter = ',', required_unless_present = "auto")]
-    pub in_modes: Vec<usize>,
-    /// Output modes o_1,...,o_N (their product is the number of rows).
-    #[arg(long, value_delimiter = ',', required_unless_present = "auto")]
-    pub out_modes: Vec<usize>,
-    /// Choose the bonds from the spectra: for every weight of --input (or --tensor), the
-    /// smallest MPO within --max-error, each bond its own dimension; reported next to the
-    /// smallest single bond dimension that meets the same error.
-    #[arg(long, requires = "input", conflicts_with_all = ["max_bond", "cutoff"])]
-    pub auto: bool,
-    /// Relative Frobenius error ||W - W~|| / ||W|| allowed per weight (with --auto), in [0, 1).
-    #[arg(long, requires = "auto")]
-    pub max_error: Option<f64>,
-    /// With --auto: the most sites of the balanced modes chosen per weight (2 to 8). With four
-    /// sites only the middle bond is free to choose (the outer ones sit at their bound); more
-    /// sites give the per-bond choice room. A weight whose split is lopsided (a 30522-word
-    /// embedding: 5087 x 3 x 2) is left out with the size to pad it to.
-    #[arg(long, requires = "auto", default_value_t = tnml_core::modes::DEFAULT_SITES, value_parser = crate::args::parse_sites)]
-    pub sites: usize,
-    #[command(flatten)]
-    pub trunc: Truncation,
-    #[command(flatten)]
-    pub seed: Seed,
-    /// Run directory (default: runs/mpo-compress-<UTC time>); must not exist or be empty.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-}
 
 #[derive(Serialize)]
 struct BondRecord {
@@ -73,11 +28,8 @@ struct BondRecord {
     bound_compressed: f64,
 }
 
-/// Runs `tnml mpo compress`.
-pub fn compress(args: &CompressArgs) -> Result<()> {
-    if args.auto {
-        return crate::cmd_mpo_auto::compress_auto(args);
-    }
+/// Runs `tnml mpo compress` at given bonds (`--max-bond`, `--cutoff`), not `--auto`.
+pub(super) fn compress(args: &CompressArgs) -> Result<()> {
     let params = args.trunc.params()?;
     // the modes and their products, checked, before any matrix exists
     check_modes("in_modes", &args.in_modes)?;
@@ -180,7 +132,7 @@ fn profile_csv(exact: &EntanglementProfile, compressed: &EntanglementProfile) ->
 }
 
 /// The cores as `core.<k>` F64 tensors `[left, in, out, right]`, with the modes in the metadata.
-pub(crate) fn mpo_safetensors(mpo: &Mpo, source: &str) -> Result<Vec<u8>> {
+fn mpo_safetensors(mpo: &Mpo, source: &str) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     let mut shapes = Vec::new();
     for k in 0..mpo.len() {

@@ -30,7 +30,8 @@ use tnml_nn::models::{Net, NetConfig};
 use tnml_nn::train::{evaluate, LabeledImages, TrainConfig};
 use tnml_nn::{Arch, MpoLayers};
 
-use super::compress::NetCompressArgs;
+use super::args::NetCompressArgs;
+use super::source::load_source;
 use crate::figures::{plot_run, BondChoiceRecord, PathPoint, BOND_CHOICES, COMPRESSION_PATH};
 use crate::run_dir::RunDir;
 use crate::runtime::device;
@@ -144,7 +145,7 @@ pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
         bail!("--uniform-bonds: a bond dimension of 0 has no MPO; give values >= 1");
     }
     let dev = device();
-    let (header, dense, ck) = super::compress::load_source(args, &dev)?;
+    let (header, dense, ck) = load_source(args, &dev)?;
     let arch = header.net.arch;
     let started_mpo = header.net.mpo.is_some();
     if matches!(arch, Arch::Vgg16 | Arch::Vgg19 | Arch::Resnet56) {
