@@ -23,6 +23,7 @@ use tnml_nn::{MpoLinear, Net, NetConfig};
 
 use crate::net::NetData;
 use crate::run_dir::RunDir;
+use crate::run_files;
 use crate::runtime::check_memory;
 use crate::runtime::device;
 
@@ -201,13 +202,13 @@ pub fn run(args: &EntangleArgs) -> Result<()> {
             p.layer, p.max_bond, p.rel_error, p.params, p.rho
         );
     }
-    run.write_file("truncation.csv", csv.as_bytes())?;
+    run.write_file(run_files::TRUNCATION, csv.as_bytes())?;
     run.write_json("entanglement.json", &recs)?;
     let lines = recs
         .iter()
         .map(serde_json::to_string)
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    run.append_lines("entanglement.jsonl", &lines)?;
+    run.append_lines(run_files::ENTANGLEMENT, &lines)?;
     let mut summary = format!("# tnml entangle {}\n\n{}\n", args.input.display(), table(&recs));
     summary.push_str("\n| layer | max bond | relative error | params | rho |\n|---|---|---|---|---|\n");
     for p in &curve {

@@ -29,6 +29,7 @@ use tnml_plot::{draw_lines, LineChart, Series};
 
 use crate::net::NetTrainArgs;
 use crate::run_dir::RunDir;
+use crate::run_files;
 
 /// Arguments of `tnml experiment`.
 #[derive(Debug, Args)]
@@ -177,9 +178,9 @@ fn summarize(run: &RunDir, name: &str, description: &str, rows: &[(String, PathB
         "variant,test_acc,train_acc,layer,bond,bond_dim,entropy,bound,baseline_mean,baseline_std\n",
     );
     for (i, (variant, dir)) in rows.iter().enumerate() {
-        let metrics: Vec<EpochRecord> = read_lines(&dir.join("metrics.jsonl"));
-        let ee: Vec<BondRecord> = read_lines(&dir.join("entanglement.jsonl"));
-        let base: Vec<Baseline> = std::fs::read(dir.join("entanglement-baseline.json"))
+        let metrics: Vec<EpochRecord> = read_lines(&dir.join(run_files::METRICS));
+        let ee: Vec<BondRecord> = read_lines(&dir.join(run_files::ENTANGLEMENT));
+        let base: Vec<Baseline> = std::fs::read(dir.join(run_files::ENTANGLEMENT_BASELINE))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();

@@ -15,6 +15,7 @@ mod net;
 mod predictions;
 mod progress;
 mod run_dir;
+mod run_files;
 mod runtime;
 
 use std::process::ExitCode;

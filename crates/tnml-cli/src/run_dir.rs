@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::run_files;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
@@ -26,7 +27,12 @@ use serde::Serialize;
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Files of a run directory that no output option may replace, `--force` or not.
-const RUN_FILES: [&str; 4] = ["config.json", "metrics.jsonl", "summary.md", "entanglement.jsonl"];
+const RUN_FILES: [&str; 4] = [
+    run_files::CONFIG,
+    run_files::METRICS,
+    run_files::SUMMARY,
+    run_files::ENTANGLEMENT,
+];
 
 /// Checks that a command may write its output file `path` (`--out` of `predict` / `export`):
 /// a missing path is fine; an existing one is refused unless `force`, and never replaced when
@@ -52,7 +58,7 @@ pub fn check_output(path: &Path, force: bool) -> Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let in_run = dir.join("config.json").is_file();
+    let in_run = dir.join(run_files::CONFIG).is_file();
     let in_checkpoint = dir.file_name().is_some_and(|n| n == "checkpoint");
     let is_model = name.starts_with("model") && name.ends_with(".safetensors");
     if in_checkpoint || (in_run && (is_model || RUN_FILES.contains(&name.as_str()))) {
@@ -256,7 +262,7 @@ impl RunDir {
                 path.display()
             );
         }
-        let metrics = match fs::read_to_string(path.join("metrics.jsonl")) {
+        let metrics = match fs::read_to_string(path.join(run_files::METRICS)) {
             Ok(text) => text
                 .lines()
                 .filter(|l| !l.trim().is_empty())
@@ -278,7 +284,7 @@ impl RunDir {
 
     /// Writes `config.json` (pretty JSON).
     pub fn write_config<T: Serialize>(&self, config: &T) -> Result<()> {
-        self.write_json("config.json", config)
+        self.write_json(run_files::CONFIG, config)
     }
 
     /// Writes any serializable value as pretty JSON.
@@ -299,7 +305,7 @@ impl RunDir {
         if !text.is_empty() {
             text.push('\n');
         }
-        self.write_file("metrics.jsonl", text.as_bytes())
+        self.write_file(run_files::METRICS, text.as_bytes())
     }
 
     /// Appends one record to `metrics.jsonl`.
@@ -307,7 +313,7 @@ impl RunDir {
         self.metrics.push(serde_json::to_string(record)?);
         let mut text = self.metrics.join("\n");
         text.push('\n');
-        self.write_file("metrics.jsonl", text.as_bytes())
+        self.write_file(run_files::METRICS, text.as_bytes())
     }
 
     /// Appends lines to a JSON-lines file in the run directory (rewritten atomically).
@@ -322,7 +328,7 @@ impl RunDir {
 
     /// Writes `summary.md`.
     pub fn write_summary(&self, markdown: &str) -> Result<()> {
-        self.write_file("summary.md", markdown.as_bytes())
+        self.write_file(run_files::SUMMARY, markdown.as_bytes())
     }
 
     /// Writes a file inside the run directory atomically.

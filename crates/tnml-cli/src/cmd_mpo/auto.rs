@@ -15,8 +15,10 @@ use tnml_core::{Mpo, TruncParams};
 use tnml_nn::spec::MpoSpec;
 
 use super::args::CompressArgs;
-use crate::figures::{plot_run, BondChoiceRecord, BOND_CHOICES};
+use crate::figures::plot_run;
 use crate::run_dir::RunDir;
+use crate::run_files;
+use crate::run_files::{BondChoiceRecord, BOND_CHOICES};
 use crate::runtime::check_memory;
 
 #[derive(Serialize)]
@@ -206,7 +208,7 @@ pub(super) fn compress_auto(args: &CompressArgs) -> Result<()> {
     if mpos.is_empty() {
         eprintln!("no weight is smaller as an MPO within the error: no mpo.safetensors is written");
     } else {
-        run.write_file("mpo.safetensors", &layers_safetensors(&mpos, &file)?)?;
+        run.write_file(run_files::MPO, &layers_safetensors(&mpos, &file)?)?;
     }
     plot_run(run.path(), &["png"])?;
     let md = summary(

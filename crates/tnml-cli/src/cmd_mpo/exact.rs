@@ -14,6 +14,7 @@ use tnml_core::{check_modes, EntanglementProfile, Mpo, TruncParams, TruncReport}
 use super::args::CompressArgs;
 use super::matrix_source::read_safetensors_matrix;
 use crate::run_dir::RunDir;
+use crate::run_files;
 use crate::runtime::check_memory;
 
 #[derive(Serialize)]
@@ -102,7 +103,7 @@ pub(super) fn compress(args: &CompressArgs) -> Result<()> {
         "entanglement.csv",
         profile_csv(&exact_profile, &profile).as_bytes(),
     )?;
-    run.write_file("mpo.safetensors", &mpo_safetensors(&mpo, &source)?)?;
+    run.write_file(run_files::MPO, &mpo_safetensors(&mpo, &source)?)?;
     let summary = summary(&source, &mpo, &report, &records, rel_error, seconds);
     run.write_summary(&summary)?;
     print!("{summary}");

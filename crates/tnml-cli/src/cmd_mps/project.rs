@@ -14,6 +14,7 @@ use tnml_mps::{embed_batch, MpsClassifier, Projection, ReducedFeatures};
 
 use super::options::{check_image, load_pixels, MpsData};
 use crate::run_dir::{atomic_write, RunDir};
+use crate::run_files;
 
 /// How `tnml mps project` refits the core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -98,7 +99,7 @@ pub(super) fn project(args: &ProjectArgs) -> Result<()> {
         )?);
         let refitted = proj.clone().into_model()?;
         atomic_write(
-            &run.path().join("model-refit.safetensors"),
+            &run.path().join(run_files::MODEL_REFIT),
             &refitted.to_safetensors()?,
         )?;
     }

@@ -7,6 +7,7 @@ use tnml_mps::MpsClassifier;
 
 use crate::cluster::Cluster;
 use crate::run_dir::{atomic_write, RunDir};
+use crate::run_files;
 
 /// What a truncation dropped, bond by bond, as JSON (run directories record every truncation).
 pub(super) fn truncation_json(report: &tnml_core::TruncReport) -> serde_json::Value {
@@ -39,7 +40,7 @@ pub(super) fn checkpoint<T: Serialize>(
     // the model says which sweep (epoch) it is: a kill between this rename and the metrics
     // line leaves a model one step ahead of metrics.jsonl, and --resume trusts the model
     let bytes = model.to_safetensors_tagged(&[(STEP_TAG, step.to_string())])?;
-    atomic_write(&run.path().join("model.safetensors"), &bytes)?;
+    atomic_write(&run.path().join(run_files::MODEL), &bytes)?;
     run.log_metric(record)
 }
 
@@ -48,7 +49,7 @@ pub(super) fn save_failed(e: anyhow::Error, run: &RunDir, step: &str, saved: Opt
     let kept = match saved {
         Some(s) => format!(
             "the last good model is {} ({step} {s})",
-            run.path().join("model.safetensors").display()
+            run.path().join(run_files::MODEL).display()
         ),
         None => "no model was saved".to_string(),
     };
@@ -70,7 +71,7 @@ pub(super) fn finish_training(
     if let Err(e) = result {
         let kept = match run {
             Some(run) => {
-                let path = run.path().join("model-last-good.safetensors");
+                let path = run.path().join(run_files::MODEL_LAST_GOOD);
                 let written = atomic_write(&path, &model.to_safetensors()?);
                 cluster.barrier();
                 written?;

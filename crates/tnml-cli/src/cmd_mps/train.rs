@@ -20,6 +20,7 @@ use super::sweep_observer::{CliObserver, EvalShards, SweepRecord};
 use crate::args::{Limits, Seed, Threads};
 use crate::cluster::Cluster;
 use crate::run_dir::{atomic_write, RunDir};
+use crate::run_files;
 
 /// Arguments of `tnml mps train`.
 #[derive(Debug, Args, Serialize)]
@@ -209,10 +210,10 @@ struct Start {
 /// Reads the checkpoint and the sweep records of the run directory `dir` (every rank reads
 /// them: the run directory is on a file system all ranks see, as the data are).
 fn resume_from(dir: &Path) -> Result<Start> {
-    let model_path = dir.join("model.safetensors");
+    let model_path = dir.join(run_files::MODEL);
     let model = MpsClassifier::load(&model_path)
         .with_context(|| format!("--resume {}: reading its checkpoint", dir.display()))?;
-    let metrics = dir.join("metrics.jsonl");
+    let metrics = dir.join(run_files::METRICS);
     let text = std::fs::read_to_string(&metrics)
         .with_context(|| format!("--resume {}: reading {}", dir.display(), metrics.display()))?;
     let mut records = text
@@ -277,7 +278,7 @@ const RESUME_MAY_CHANGE: [&str; 5] = ["sweeps", "threads", "resume", "final_refi
 /// # Errors
 /// A config.json that cannot be read or holds no options, or options that differ.
 fn check_resume_options(args: &TrainArgs, dir: &Path) -> Result<()> {
-    let path = dir.join("config.json");
+    let path = dir.join(run_files::CONFIG);
     let text = std::fs::read(&path).with_context(|| format!("--resume: reading {}", path.display()))?;
     let config: serde_json::Value =
         serde_json::from_slice(&text).with_context(|| format!("--resume: {} is not JSON", path.display()))?;
@@ -608,7 +609,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         };
         md.push_str(&refit_core(&mut proj, &data, kind, args.final_refit_lambda, 500)?);
         atomic_write(
-            &run.path().join("model-refit.safetensors"),
+            &run.path().join(run_files::MODEL_REFIT),
             &proj.into_model()?.to_safetensors()?,
         )?;
         let _ = writeln!(md, "- saved as model-refit.safetensors");

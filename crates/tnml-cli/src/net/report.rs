@@ -11,6 +11,7 @@ use tnml_nn::train::EpochRecord;
 use tnml_nn::{Net, NetConfig};
 
 use crate::run_dir::RunDir;
+use crate::run_files;
 
 /// One line per layer and the compression ratio, as printed and recorded.
 pub fn describe(net: &Net, cfg: &NetConfig) -> (String, Option<CompressionReport>) {
@@ -79,7 +80,7 @@ pub fn record_entanglement(run: &RunDir, net: &Net, epoch: usize) -> Result<Vec<
             .iter()
             .map(serde_json::to_string)
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        run.append_lines("entanglement.jsonl", &lines)?;
+        run.append_lines(run_files::ENTANGLEMENT, &lines)?;
     }
     Ok(recs)
 }

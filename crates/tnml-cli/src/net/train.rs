@@ -16,6 +16,7 @@ use tnml_nn::Net;
 use super::config::NetTrainArgs;
 use super::report::{describe, entanglement_table, record_entanglement, summary_table};
 use crate::run_dir::RunDir;
+use crate::run_files;
 use crate::runtime::device;
 
 /// Prints every epoch, writes the checkpoint, model.safetensors, metrics and entanglement.
@@ -133,7 +134,7 @@ impl TrainObserver for EpochPrinter<'_> {
         let dir = self.checkpoint_dir();
         checkpoint::save(&dir, &header, net, Some(optim))?;
         self.header = header;
-        tnml_nn::torch_layout::write(&self.run.path().join("model.safetensors"), net, &self.header.net)?;
+        tnml_nn::torch_layout::write(&self.run.path().join(run_files::MODEL), net, &self.header.net)?;
         if let Err(e) = self.run.log_metric(record) {
             self.write_error = Some(e);
         }
@@ -152,7 +153,7 @@ impl TrainObserver for EpochPrinter<'_> {
 /// between the checkpoint and the record lost it, is measured again from the checkpoint's model
 /// (the same weights: the same numbers).
 fn rebuild_entanglement(run: &RunDir, net: &Net, epoch: usize, every: usize) -> Result<()> {
-    let path = run.path().join("entanglement.jsonl");
+    let path = run.path().join(run_files::ENTANGLEMENT);
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(()); // no MPO layer, or entanglement off
     };
@@ -263,7 +264,7 @@ pub fn train(args: &NetTrainArgs) -> Result<()> {
                     .iter()
                     .map(|(name, l)| tnml_nn::entangle::random_baseline(name, l.spec(), net_cfg.init, 5))
                     .collect::<std::result::Result<Vec<_>, _>>()?;
-                run.write_json("entanglement-baseline.json", &baselines)?;
+                run.write_json(run_files::ENTANGLEMENT_BASELINE, &baselines)?;
                 record_entanglement(&run, &net, 0)?;
             }
             run
@@ -320,14 +321,14 @@ pub fn train(args: &NetTrainArgs) -> Result<()> {
     }
     let mut summary = format!("# net train: {:?}\n\n```\n{description}```\n\n", net_cfg.arch);
     summary.push_str(&summary_table(&history));
-    if let Ok(text) = std::fs::read_to_string(run.path().join("entanglement.jsonl")) {
+    if let Ok(text) = std::fs::read_to_string(run.path().join(run_files::ENTANGLEMENT)) {
         let recs: Vec<BondRecord> = text
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
         let last = recs.iter().map(|r| r.epoch).max().unwrap_or(0);
         let last_recs: Vec<_> = recs.into_iter().filter(|r| r.epoch == last).collect();
-        let baselines: Vec<Baseline> = std::fs::read(run.path().join("entanglement-baseline.json"))
+        let baselines: Vec<Baseline> = std::fs::read(run.path().join(run_files::ENTANGLEMENT_BASELINE))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
@@ -375,7 +376,7 @@ pub fn train(args: &NetTrainArgs) -> Result<()> {
 /// line must equal the saved one: a resume never silently trains on other data or settings.
 fn resume_args(args: &NetTrainArgs, dir: &Path) -> Result<NetTrainArgs> {
     const MAY_CHANGE: [&str; 4] = ["epochs", "threads", "resume", "out"];
-    let path = dir.join("config.json");
+    let path = dir.join(run_files::CONFIG);
     let text = std::fs::read(&path).with_context(|| format!("resuming: reading {}", path.display()))?;
     let config: serde_json::Value =
         serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", path.display()))?;
@@ -431,7 +432,7 @@ fn record_resume(
     train: &tnml_nn::train::TrainConfig,
     after: usize,
 ) -> Result<()> {
-    let path = run.path().join("config.json");
+    let path = run.path().join(run_files::CONFIG);
     let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
     let entry = serde_json::json!({
         "after_epoch": after,
@@ -445,5 +446,5 @@ fn record_resume(
         None => config["resumes"] = serde_json::json!([entry]),
     }
     run.write_config(&config)?;
-    run.append_lines("resumes.jsonl", &[serde_json::to_string(&entry)?])
+    run.append_lines(run_files::RESUMES, &[serde_json::to_string(&entry)?])
 }

@@ -32,8 +32,10 @@ use tnml_nn::{Arch, MpoLayers};
 
 use super::args::NetCompressArgs;
 use super::source::load_source;
-use crate::figures::{plot_run, BondChoiceRecord, PathPoint, BOND_CHOICES, COMPRESSION_PATH};
+use crate::figures::plot_run;
 use crate::run_dir::RunDir;
+use crate::run_files;
+use crate::run_files::{BondChoiceRecord, PathPoint, BOND_CHOICES, COMPRESSION_PATH};
 use crate::runtime::device;
 
 /// Budgets of relative discarded weight per layer tried in turn.
@@ -311,7 +313,7 @@ pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
     run.write_json(BOND_CHOICES, &choices)?;
     let header = CheckpointHeader::new(best.config.clone(), None);
     checkpoint::save(&run.path().join("checkpoint"), &header, &best.net, None)?;
-    tnml_nn::torch_layout::write(&run.path().join("model.safetensors"), &best.net, &best.config)?;
+    tnml_nn::torch_layout::write(&run.path().join(run_files::MODEL), &best.net, &best.config)?;
     plot_run(run.path(), &["png"])?;
 
     let mut md = String::new();

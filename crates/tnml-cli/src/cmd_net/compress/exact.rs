@@ -13,6 +13,7 @@ use super::source::load_source;
 use crate::net::report::describe;
 use crate::net::EpochPrinter;
 use crate::run_dir::RunDir;
+use crate::run_files;
 use crate::runtime::device;
 
 /// Runs `tnml net compress` without `--auto`: every replaceable layer by TT-SVD at the modes'
@@ -52,7 +53,7 @@ pub(super) fn compress(args: &NetCompressArgs) -> Result<()> {
     // the model file's bytes before the run directory exists: a model that cannot be written
     // (cores past f32's range) leaves nothing behind
     let model_bytes =
-        tnml_nn::torch_layout::to_safetensors(&net, &cfg, std::path::Path::new("model.safetensors"))?;
+        tnml_nn::torch_layout::to_safetensors(&net, &cfg, std::path::Path::new(run_files::MODEL))?;
     let mut run = RunDir::create(args.out.as_deref(), "net-compress")?;
     for (name, r) in &reports {
         eprintln!(
@@ -113,7 +114,7 @@ pub(super) fn compress(args: &NetCompressArgs) -> Result<()> {
     } else {
         let header = CheckpointHeader::new(cfg.clone(), None);
         checkpoint::save(&run.path().join("checkpoint"), &header, &final_net, None)?;
-        run.write_file("model.safetensors", &model_bytes)?;
+        run.write_file(run_files::MODEL, &model_bytes)?;
     }
     run.write_summary(&summary)?;
     eprintln!("run directory {}", run.path().display());

@@ -1,0 +1,77 @@
+//! The files of a run directory: their names and the typed records the figures and the resumes
+//! read back. A command writes through [`crate::run_dir::RunDir`] under these names; `tnml plot`
+//! and `--resume` read the same names, so a file is named once.
+
+use serde::{Deserialize, Serialize};
+
+/// Every resolved option and the tnml version (`RunDir::write_config`).
+pub const CONFIG: &str = "config.json";
+/// One JSON record per sweep (MPS), epoch (networks) or step.
+pub const METRICS: &str = "metrics.jsonl";
+/// The run's report in Markdown.
+pub const SUMMARY: &str = "summary.md";
+/// The trained model (MPS sites, or a network's PyTorch state_dict).
+pub const MODEL: &str = "model.safetensors";
+/// The MPS model before the sweep that diverged.
+pub const MODEL_LAST_GOOD: &str = "model-last-good.safetensors";
+/// The MPS model after the projection and softmax refit.
+pub const MODEL_REFIT: &str = "model-refit.safetensors";
+/// MPO cores written by `mpo compress`.
+pub const MPO: &str = "mpo.safetensors";
+/// One entanglement record per layer, bond and epoch ([`tnml_nn::entangle::BondRecord`]).
+pub const ENTANGLEMENT: &str = "entanglement.jsonl";
+/// Entropy of randomly initialised MPO layers, the reference line of the entropy figures.
+pub const ENTANGLEMENT_BASELINE: &str = "entanglement-baseline.json";
+/// `layer,max_bond,relative_error` rows: truncation error against the bond dimension.
+pub const TRUNCATION: &str = "truncation.csv";
+/// The bonds an automatic compression chose, per layer ([`BondChoiceRecord`]).
+pub const BOND_CHOICES: &str = "bond-choices.json";
+/// The accuracy-against-parameters path of `net compress --auto` ([`PathPoint`] per line).
+pub const COMPRESSION_PATH: &str = "compression-path.jsonl";
+/// Every resume of the run, one line each.
+pub const RESUMES: &str = "resumes.jsonl";
+
+/// The error rates of one MPS sweep or gradient epoch, as the figures read them from
+/// [`METRICS`] (the trainers' records have more fields; only these are read back).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ErrorRates {
+    /// 1-based sweep (sweep trainer) or epoch (gradient trainer).
+    #[serde(alias = "sweep", alias = "epoch")]
+    pub step: f64,
+    /// Training error rate in [0, 1].
+    pub train_error: f64,
+    /// Test error rate, when the test set was scored.
+    #[serde(default)]
+    pub test_error: Option<f64>,
+    /// Validation error rate, when a split was held out.
+    #[serde(default)]
+    pub validation_error: Option<f64>,
+}
+
+/// The bonds chosen for one layer, with the spectra's entropy that explains them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BondChoiceRecord {
+    /// Layer or tensor name.
+    pub layer: String,
+    /// von Neumann entropy per bond of the exact MPO (nats).
+    pub entropy: Vec<f64>,
+    /// Bond dimensions of the exact MPO (its ranks).
+    pub exact_bond_dims: Vec<usize>,
+    /// Bond dimensions chosen per bond.
+    pub chosen: Vec<usize>,
+    /// The uniform baseline's bond dimensions, when one was found.
+    pub uniform: Option<Vec<usize>>,
+}
+
+/// One point of a compression path.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PathPoint {
+    /// `auto` (bonds per bond from a budget) or `uniform` (one bond dimension).
+    pub kind: String,
+    /// The budget or the bond dimension, for reading.
+    pub label: String,
+    /// Parameters of the MPO layers.
+    pub params: usize,
+    /// Validation accuracy after the retraining.
+    pub val_acc: f64,
+}
