@@ -507,7 +507,10 @@ fn mps_gradient_trainer_runs_and_its_model_predicts_by_signed_argmax() {
     // its error curves are drawn per epoch, train, validation and test
     tnml().arg("plot").arg(&run).assert().success();
     let svg = std::fs::read_to_string(run.join("plots/error.svg")).unwrap();
-    assert!(svg.contains("error per epoch") && svg.contains("validation"), "{svg}");
+    assert!(
+        svg.contains("error per epoch") && svg.contains("validation"),
+        "{svg}"
+    );
     let text = stdout_ok(
         tnml()
             .args(["mps", "eval", "--test-limit", "50"])

@@ -136,56 +136,44 @@ impl Search<'_> {
     }
 }
 
-/// Runs `tnml net compress --auto`.
-pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
-    let t0 = Instant::now();
-    let max_drop = args.max_drop.unwrap_or(0.5);
-    if !(0.0..=100.0).contains(&max_drop) {
-        bail!("--max-drop {max_drop}: accuracy points between 0 and 100");
-    }
-    if args.uniform_bonds.contains(&0) {
-        bail!("--uniform-bonds: a bond dimension of 0 has no MPO; give values >= 1");
-    }
-    let dev = device();
-    let (header, dense, ck) = load_source(args, &dev)?;
-    let arch = header.net.arch;
-    let started_mpo = header.net.mpo.is_some();
-    if matches!(arch, Arch::Vgg16 | Arch::Vgg19 | Arch::Resnet56) {
-        bail!(
-            "compress handles models whose replaced layers are all fully connected (FC2, LeNet-5, the talk model, ResNet-20, DenseNet-40); {arch:?}'s replaced layers include convolutions"
-        );
-    }
-    // a dense model gets Gao's modes (or --mpo's); an MPO model starts from its own cores
-    if header.net.mpo.is_some() && args.mpo.is_some() {
-        bail!(
-            "--mpo: {} already has MPO layers; --auto starts from their cores and modes",
-            ck.display()
-        );
-    }
-    let modes = match &header.net.mpo {
-        Some(specs) => specs.clone(),
-        None => args.mpo.as_ref().unwrap_or(&MpoLayers::Gao).resolve(arch, None)?,
-    };
-    let all_train = args.data.load(Split::Train, arch, args.seed.seed)?;
-    let (retrain, valid) = all_train.split_validation(args.validation, args.seed.seed)?;
-    let (_, dense_val_raw) = evaluate(&dense, &valid, 1000, &dev);
-    let layers = exact_layers(&dense, &header.net, &modes)?;
-    let dense_params: usize = layers
-        .iter()
-        .map(|l| l.mpo.dense_shape().0 * l.mpo.dense_shape().1)
-        .sum();
-    let spectra: Vec<Vec<Vec<f64>>> = layers
+/// Everything the report needs, measured.
+struct Outcome {
+    arch: Arch,
+    source: std::path::PathBuf,
+    started_mpo: bool,
+    valid_len: usize,
+    retrain_len: usize,
+    lr: f64,
+    max_drop: f64,
+    /// Validation accuracy of the reference (the exact MPO retrained) and of the checkpoint as
+    /// loaded.
+    reference_val: f64,
+    loaded_val: f64,
+    loaded_test: f64,
+    dense_params: usize,
+    exact: Candidate,
+    exact_test: f64,
+    best: Candidate,
+    best_test: f64,
+    uniform: Vec<Candidate>,
+    /// The smallest uniform model within the drop (index into `uniform`) and its test accuracy.
+    best_uniform: Option<(usize, f64)>,
+    path: Vec<PathPoint>,
+    choices: Vec<BondChoiceRecord>,
+    seconds: f64,
+}
+
+/// The Schmidt spectra of every bond of every exact layer, and the physical dimension
+/// `in_k * out_k` of every site (what a bond dimension costs in parameters).
+fn spectra_and_sites(layers: &[ExactLayer]) -> Result<(Vec<Vec<Vec<f64>>>, Vec<Vec<usize>>)> {
+    let spectra = layers
         .iter()
         .map(|l| {
-            Ok(l.mpo
-                .entanglement_profile()?
-                .bonds
-                .into_iter()
-                .map(|b| b.spectrum)
-                .collect())
+            let profile = l.mpo.entanglement_profile()?;
+            Ok(profile.bonds.into_iter().map(|b| b.spectrum).collect())
         })
         .collect::<Result<_>>()?;
-    let phys: Vec<Vec<usize>> = layers
+    let phys = layers
         .iter()
         .map(|l| {
             l.mpo
@@ -196,6 +184,121 @@ pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
                 .collect()
         })
         .collect();
+    Ok((spectra, phys))
+}
+
+impl Search<'_> {
+    /// The budgets of [`BUDGETS`] in turn (a budget giving the bonds of the one before is
+    /// skipped); returns the path and the last model within `floor`. Without a uniform baseline
+    /// the path stops at the first model below `floor`; with one it goes on to the smallest.
+    fn budget_path(
+        &self,
+        spectra: &[Vec<Vec<f64>>],
+        phys: &[Vec<usize>],
+        floor: f64,
+    ) -> Result<(Vec<PathPoint>, Option<Candidate>)> {
+        let chains: Vec<(&[usize], &[Vec<f64>])> = phys
+            .iter()
+            .zip(spectra)
+            .map(|(p, s)| (p.as_slice(), s.as_slice()))
+            .collect();
+        let mut path = Vec::new();
+        let mut best = None;
+        let mut last_bonds: Option<Vec<Vec<usize>>> = None;
+        let mut stopped = false;
+        for beta in BUDGETS {
+            let choices: Vec<Vec<usize>> = choose_bonds_across(&chains, beta)?
+                .into_iter()
+                .map(|c| c.bond_dims)
+                .collect();
+            if last_bonds.as_ref() == Some(&choices) {
+                continue; // the same model as the last budget
+            }
+            last_bonds = Some(choices.clone());
+            let cand = self.evaluate("auto", format!("budget {beta}"), |i, exact| {
+                let mut m = exact.clone();
+                let report = m.truncate_to_bonds(&choices[i])?;
+                Ok((m, report))
+            })?;
+            path.push(cand.point.clone());
+            stopped |= cand.point.val_acc < floor;
+            if !stopped {
+                best = Some(cand);
+            } else if self.args.uniform_bonds.is_empty() {
+                break;
+            }
+        }
+        Ok((path, best))
+    }
+
+    /// One model per `--uniform-bonds` value, every bond capped at it.
+    fn uniform(&self) -> Result<Vec<Candidate>> {
+        self.args
+            .uniform_bonds
+            .iter()
+            .map(|&d| {
+                self.evaluate("uniform", format!("D={d}"), |_, exact| {
+                    let mut m = exact.clone();
+                    let report = m.truncate(&TruncParams::max_bond(d))?;
+                    Ok((m, report))
+                })
+            })
+            .collect()
+    }
+}
+
+/// `--max-drop` (default 0.5 points) and `--uniform-bonds` checked before any work.
+fn checked_max_drop(args: &NetCompressArgs) -> Result<f64> {
+    let max_drop = args.max_drop.unwrap_or(0.5);
+    if !(0.0..=100.0).contains(&max_drop) {
+        bail!("--max-drop {max_drop}: accuracy points between 0 and 100");
+    }
+    if args.uniform_bonds.contains(&0) {
+        bail!("--uniform-bonds: a bond dimension of 0 has no MPO; give values >= 1");
+    }
+    Ok(max_drop)
+}
+
+/// The modes of the MPO layers: a dense model gets Gao's (or `--mpo`'s); an MPO model starts
+/// from its own cores. Models whose replaced layers include convolutions are refused.
+fn layer_modes(
+    args: &NetCompressArgs,
+    header: &CheckpointHeader,
+    source: &std::path::Path,
+) -> Result<Vec<tnml_nn::MpoSpec>> {
+    let arch = header.net.arch;
+    if matches!(arch, Arch::Vgg16 | Arch::Vgg19 | Arch::Resnet56) {
+        bail!(
+            "compress handles models whose replaced layers are all fully connected (FC2, LeNet-5, the talk model, ResNet-20, DenseNet-40); {arch:?}'s replaced layers include convolutions"
+        );
+    }
+    match &header.net.mpo {
+        Some(_) if args.mpo.is_some() => bail!(
+            "--mpo: {} already has MPO layers; --auto starts from their cores and modes",
+            source.display()
+        ),
+        Some(specs) => Ok(specs.clone()),
+        None => Ok(args.mpo.as_ref().unwrap_or(&MpoLayers::Gao).resolve(arch, None)?),
+    }
+}
+
+/// Runs `tnml net compress --auto`.
+pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let max_drop = checked_max_drop(args)?;
+    let dev = device();
+    let (header, dense, source) = load_source(args, &dev)?;
+    let arch = header.net.arch;
+    let modes = layer_modes(args, &header, &source)?;
+    let all_train = args.data.load(Split::Train, arch, args.seed.seed)?;
+    let (retrain, valid) = all_train.split_validation(args.validation, args.seed.seed)?;
+    let (_, loaded_val) = evaluate(&dense, &valid, 1000, &dev);
+    let layers = exact_layers(&dense, &header.net, &modes)?;
+    let dense_params = layers
+        .iter()
+        .map(|l| l.mpo.dense_shape().0 * l.mpo.dense_shape().1)
+        .sum();
+    let (spectra, phys) = spectra_and_sites(&layers)?;
     let search = Search {
         dense: &dense,
         cfg: &header.net,
@@ -214,90 +317,32 @@ pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
     let exact = search.evaluate("exact", "full rank".into(), |_, m| {
         Ok((m.clone(), tnml_core::TruncReport::default()))
     })?;
-    let dense_val = exact.point.val_acc;
+    let reference_val = exact.point.val_acc;
     eprintln!(
         "reference: the exact MPO model retrained the same way, validation accuracy {:.2}% on {} held-out training images (the dense checkpoint as loaded: {:.2}%); allowed drop {max_drop} points",
-        100.0 * dense_val,
+        100.0 * reference_val,
         valid.len(),
-        100.0 * dense_val_raw,
+        100.0 * loaded_val,
     );
-    let floor = dense_val - max_drop / 100.0;
-    let mut path: Vec<PathPoint> = Vec::new();
-    let mut best: Option<Candidate> = None;
-    let mut last_bonds: Option<Vec<Vec<usize>>> = None;
-    let mut stopped = false;
-    for beta in BUDGETS {
-        let chains: Vec<(&[usize], &[Vec<f64>])> = phys
-            .iter()
-            .zip(&spectra)
-            .map(|(p, s)| (p.as_slice(), s.as_slice()))
-            .collect();
-        let choices: Vec<Vec<usize>> = choose_bonds_across(&chains, beta)?
-            .into_iter()
-            .map(|c| c.bond_dims)
-            .collect();
-        if last_bonds.as_ref() == Some(&choices) {
-            continue; // the same model as the last budget
-        }
-        last_bonds = Some(choices.clone());
-        let cand = search.evaluate("auto", format!("budget {beta}"), |i, exact| {
-            let mut m = exact.clone();
-            let report = m.truncate_to_bonds(&choices[i])?;
-            Ok((m, report))
-        })?;
-        path.push(cand.point.clone());
-        if cand.point.val_acc < floor {
-            stopped = true;
-        }
-        if !stopped {
-            best = Some(cand);
-        } else if args.uniform_bonds.is_empty() {
-            break; // with a baseline to compare, the path goes on to the smallest models
-        }
-    }
-    let mut uniform: Vec<Candidate> = Vec::new();
-    for &d in &args.uniform_bonds {
-        let cand = search.evaluate("uniform", format!("D={d}"), |_, exact| {
-            let mut m = exact.clone();
-            let report = m.truncate(&TruncParams::max_bond(d))?;
-            Ok((m, report))
-        })?;
-        path.push(cand.point.clone());
-        uniform.push(cand);
-    }
-    let test = args.data.load(Split::Test, arch, args.seed.seed)?;
-    let (_, dense_test) = evaluate(&dense, &test, 1000, &dev);
-    let (_, exact_test) = evaluate(&exact.net, &test, 1000, &dev);
+    let floor = reference_val - max_drop / 100.0;
+    let (mut path, best) = search.budget_path(&spectra, &phys, floor)?;
+    let uniform = search.uniform()?;
+    path.extend(uniform.iter().map(|c| c.point.clone()));
     let Some(best) = best else {
         bail!(
             "even the smallest budget ({}) lost more than {max_drop} points of validation accuracy ({:.2}% vs dense {:.2}%): nothing to keep",
             BUDGETS[0],
             100.0 * path.first().map_or(0.0, |p| p.val_acc),
-            100.0 * dense_val
+            100.0 * reference_val
         );
     };
-    let (_, auto_test) = evaluate(&best.net, &test, 1000, &dev);
-    let best_uniform = uniform
-        .iter()
-        .filter(|c| c.point.val_acc >= floor)
-        .min_by_key(|c| c.point.params);
-    let uniform_test = best_uniform.map(|c| evaluate(&c.net, &test, 1000, &dev).1);
-
-    let run = RunDir::create(args.out.as_deref(), "net-compress")?;
-    run.write_config(&serde_json::json!({
-        "command": "net compress --auto",
-        "tnml_version": env!("CARGO_PKG_VERSION"),
-        "source": ck,
-        "net": best.config,
-        "budgets": BUDGETS,
-        "args": args,
-    }))?;
-    let mut lines = String::new();
-    for p in &path {
-        let _ = writeln!(lines, "{}", serde_json::to_string(p)?);
-    }
-    run.write_file(COMPRESSION_PATH, lines.as_bytes())?;
-    let choices: Vec<BondChoiceRecord> = layers
+    let test = args.data.load(Split::Test, arch, args.seed.seed)?;
+    let test_acc = |net: &Net| evaluate(net, &test, 1000, &dev).1;
+    let best_uniform = (0..uniform.len())
+        .filter(|&k| uniform[k].point.val_acc >= floor)
+        .min_by_key(|&k| uniform[k].point.params)
+        .map(|k| (k, test_acc(&uniform[k].net)));
+    let choices = layers
         .iter()
         .enumerate()
         .map(|(i, l)| {
@@ -306,124 +351,91 @@ pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
                 entropy: l.mpo.entanglement_profile()?.entropies(),
                 exact_bond_dims: l.mpo.bond_dims(),
                 chosen: best.bonds[i].clone(),
-                uniform: best_uniform.map(|u| u.bonds[i].clone()),
+                uniform: best_uniform.map(|(k, _)| uniform[k].bonds[i].clone()),
             })
         })
         .collect::<Result<_>>()?;
-    run.write_json(BOND_CHOICES, &choices)?;
-    let header = CheckpointHeader::new(best.config.clone(), None);
-    checkpoint::save(&run.path().join("checkpoint"), &header, &best.net, None)?;
-    tnml_nn::torch_layout::write(&run.path().join(run_files::MODEL), &best.net, &best.config)?;
-    plot_run(run.path(), &["png"])?;
+    let outcome = Outcome {
+        arch,
+        started_mpo: header.net.mpo.is_some(),
+        valid_len: valid.len(),
+        retrain_len: retrain.len(),
+        lr: search.lr,
+        max_drop,
+        reference_val,
+        loaded_val,
+        loaded_test: test_acc(&dense),
+        dense_params,
+        exact_test: test_acc(&exact.net),
+        exact,
+        best_test: test_acc(&best.net),
+        best,
+        uniform,
+        best_uniform,
+        path,
+        choices,
+        source,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    write_run(args, &outcome)
+}
 
+/// The run directory: config, the path, the bond choices, the chosen model (checkpoint and
+/// PyTorch layout), figures and the summary (also printed).
+fn write_run(args: &NetCompressArgs, o: &Outcome) -> Result<()> {
+    let run = RunDir::create(args.out.as_deref(), "net-compress")?;
+    run.write_config(&serde_json::json!({
+        "command": "net compress --auto",
+        "tnml_version": env!("CARGO_PKG_VERSION"),
+        "source": o.source,
+        "net": o.best.config,
+        "budgets": BUDGETS,
+        "args": args,
+    }))?;
+    let mut lines = String::new();
+    for p in &o.path {
+        let _ = writeln!(lines, "{}", serde_json::to_string(p)?);
+    }
+    run.write_file(COMPRESSION_PATH, lines.as_bytes())?;
+    run.write_json(BOND_CHOICES, &o.choices)?;
+    let header = CheckpointHeader::new(o.best.config.clone(), None);
+    checkpoint::save(&run.path().join("checkpoint"), &header, &o.best.net, None)?;
+    tnml_nn::torch_layout::write(&run.path().join(run_files::MODEL), &o.best.net, &o.best.config)?;
+    plot_run(run.path(), &["png"])?;
+    let md = summary(args, o);
+    run.write_summary(&md)?;
+    print!("{md}");
+    println!("\nwrote {}", run.path().display());
+    Ok(())
+}
+
+/// `summary.md`: the set-up, the models compared, equal-parameter pairs, the path, the bonds.
+fn summary(args: &NetCompressArgs, o: &Outcome) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# net compress --auto\n");
     let _ = writeln!(
         md,
-        "- {arch:?} from {}; validation: {} training images held out (seed {}), retraining {} epoch(s) per step on the other {} (Adam, lr {})",
-        ck.display(),
-        valid.len(),
+        "- {:?} from {}; validation: {} training images held out (seed {}), retraining {} epoch(s) per step on the other {} (Adam, lr {})",
+        o.arch,
+        o.source.display(),
+        o.valid_len,
         args.seed.seed,
         args.retrain_epochs,
-        retrain.len(),
-        search.lr
+        o.retrain_len,
+        o.lr
     );
     let _ = writeln!(
         md,
-        "- allowed validation drop: {max_drop} points below the exact MPO model (the dense function at full rank) retrained the same way ({:.2}%; the dense checkpoint as loaded: {:.2}%, which has seen the validation images if its run trained on every training image)",
-        100.0 * dense_val,
-        100.0 * dense_val_raw
+        "- allowed validation drop: {} points below the exact MPO model (the dense function at full rank) retrained the same way ({:.2}%; the dense checkpoint as loaded: {:.2}%, which has seen the validation images if its run trained on every training image)",
+        o.max_drop,
+        100.0 * o.reference_val,
+        100.0 * o.loaded_val
     );
-    let _ = writeln!(md, "- search time {:.1} s\n", t0.elapsed().as_secs_f64());
-    let _ = writeln!(
-        md,
-        "| model | MPO layers | params (replaced layers) | rho | validation | test |"
-    );
-    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|");
-    let _ = writeln!(
-        md,
-        "| {} as loaded | - | {dense_params} | 1 | {:.2}% | {:.2}% |",
-        if started_mpo { "MPO model" } else { "dense model" },
-        100.0 * dense_val_raw,
-        100.0 * dense_test
-    );
-    let row = |md: &mut String, title: String, c: &Candidate, test: f64| {
-        let _ = writeln!(
-            md,
-            "| {title} | {} | {} | {:.4} | {:.2}% | {:.2}% |",
-            c.specs.join("; "),
-            c.point.params,
-            c.point.params as f64 / dense_params as f64,
-            100.0 * c.point.val_acc,
-            100.0 * test
-        );
-    };
-    let reference = if started_mpo {
-        "its MPO layers as they are"
-    } else {
-        "exact MPO"
-    };
-    row(
-        &mut md,
-        format!("{reference}, retrained (the reference)"),
-        &exact,
-        exact_test,
-    );
-    row(
-        &mut md,
-        format!("chosen per bond ({})", best.point.label),
-        &best,
-        auto_test,
-    );
-    if let (Some(u), Some(t)) = (best_uniform, uniform_test) {
-        row(
-            &mut md,
-            format!("smallest uniform within the drop ({})", u.point.label),
-            u,
-            t,
-        );
-        let _ = writeln!(
-            md,
-            "\nuniform / chosen parameters: {:.2}x",
-            u.point.params as f64 / best.point.params as f64
-        );
-    } else if !args.uniform_bonds.is_empty() {
-        let _ = writeln!(
-            md,
-            "\nno uniform bond dimension of {:?} stayed within the drop",
-            args.uniform_bonds
-        );
-    }
-    if !uniform.is_empty() {
-        let _ = writeln!(md, "\n## At equal parameters: each uniform model against the largest chosen-per-bond model no bigger\n\n| uniform | params | validation | chosen per bond | params | validation |\n|---|---:|---:|---|---:|---:|");
-        for u in &uniform {
-            let peer = path
-                .iter()
-                .filter(|p| p.kind == "auto" && p.params <= u.point.params)
-                .max_by_key(|p| p.params);
-            let _ = match peer {
-                Some(p) => writeln!(
-                    md,
-                    "| {} | {} | {:.2}% | {} | {} | {:.2}% |",
-                    u.point.label,
-                    u.point.params,
-                    100.0 * u.point.val_acc,
-                    p.label,
-                    p.params,
-                    100.0 * p.val_acc
-                ),
-                None => writeln!(
-                    md,
-                    "| {} | {} | {:.2}% | (none as small) | | |",
-                    u.point.label,
-                    u.point.params,
-                    100.0 * u.point.val_acc
-                ),
-            };
-        }
-    }
+    let _ = writeln!(md, "- search time {:.1} s\n", o.seconds);
+    models_table(&mut md, args, o);
+    equal_params_table(&mut md, o);
     let _ = writeln!(md, "\n## Path (validation accuracy after retraining)\n\n| kind | step | params | validation |\n|---|---|---:|---:|");
-    for p in &path {
+    for p in &o.path {
         let _ = writeln!(
             md,
             "| {} | {} | {} | {:.2}% |",
@@ -437,7 +449,7 @@ pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
         md,
         "\n## Why these bonds: entropy per bond (nats), chosen / exact rank\n"
     );
-    for c in &choices {
+    for c in &o.choices {
         let row: Vec<String> = c
             .entropy
             .iter()
@@ -447,8 +459,93 @@ pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
             .collect();
         let _ = writeln!(md, "- {}: {}", c.layer, row.join(", "));
     }
-    run.write_summary(&md)?;
-    print!("{md}");
-    println!("\nwrote {}", run.path().display());
-    Ok(())
+    md
+}
+
+/// The model as loaded, the reference, the chosen model and the smallest uniform one.
+fn models_table(md: &mut String, args: &NetCompressArgs, o: &Outcome) {
+    let _ = writeln!(
+        md,
+        "| model | MPO layers | params (replaced layers) | rho | validation | test |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|");
+    let _ = writeln!(
+        md,
+        "| {} as loaded | - | {} | 1 | {:.2}% | {:.2}% |",
+        if o.started_mpo { "MPO model" } else { "dense model" },
+        o.dense_params,
+        100.0 * o.loaded_val,
+        100.0 * o.loaded_test
+    );
+    let row = |md: &mut String, title: String, c: &Candidate, test: f64| {
+        let _ = writeln!(
+            md,
+            "| {title} | {} | {} | {:.4} | {:.2}% | {:.2}% |",
+            c.specs.join("; "),
+            c.point.params,
+            c.point.params as f64 / o.dense_params as f64,
+            100.0 * c.point.val_acc,
+            100.0 * test
+        );
+    };
+    let reference = if o.started_mpo {
+        "its MPO layers as they are"
+    } else {
+        "exact MPO"
+    };
+    row(
+        md,
+        format!("{reference}, retrained (the reference)"),
+        &o.exact,
+        o.exact_test,
+    );
+    row(
+        md,
+        format!("chosen per bond ({})", o.best.point.label),
+        &o.best,
+        o.best_test,
+    );
+    if let Some((k, test)) = o.best_uniform {
+        let u = &o.uniform[k];
+        row(
+            md,
+            format!("smallest uniform within the drop ({})", u.point.label),
+            u,
+            test,
+        );
+        let ratio = u.point.params as f64 / o.best.point.params as f64;
+        let _ = writeln!(md, "\nuniform / chosen parameters: {ratio:.2}x");
+    } else if !args.uniform_bonds.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nno uniform bond dimension of {:?} stayed within the drop",
+            args.uniform_bonds
+        );
+    }
+}
+
+/// Each uniform model against the largest chosen-per-bond model no bigger.
+fn equal_params_table(md: &mut String, o: &Outcome) {
+    if o.uniform.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "\n## At equal parameters: each uniform model against the largest chosen-per-bond model no bigger\n\n| uniform | params | validation | chosen per bond | params | validation |\n|---|---:|---:|---|---:|---:|");
+    for u in &o.uniform {
+        let peer = o
+            .path
+            .iter()
+            .filter(|p| p.kind == "auto" && p.params <= u.point.params)
+            .max_by_key(|p| p.params);
+        let (label, params, val) = (&u.point.label, u.point.params, 100.0 * u.point.val_acc);
+        let _ = match peer {
+            Some(p) => writeln!(
+                md,
+                "| {label} | {params} | {val:.2}% | {} | {} | {:.2}% |",
+                p.label,
+                p.params,
+                100.0 * p.val_acc
+            ),
+            None => writeln!(md, "| {label} | {params} | {val:.2}% | (none as small) | | |"),
+        };
+    }
 }
