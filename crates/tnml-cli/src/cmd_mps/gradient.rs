@@ -4,13 +4,11 @@ use std::ops::ControlFlow;
 
 use anyhow::Result;
 use indicatif::ProgressBar;
-use tnml_data::Split;
 use tnml_mps::collective::sharded_error_rate;
-use tnml_mps::{embed_batch, FeatureMap, MpsClassifier, SiteFeatures};
+use tnml_mps::{FeatureMap, MpsClassifier, SiteFeatures};
 
-use super::options::{load_pixels, split_validation};
 use super::save::{checkpoint, finish_training, save_failed};
-use super::shard::shard_rows;
+use super::shard::RankData;
 use super::train::TrainArgs;
 use crate::cluster::Cluster;
 use crate::progress::step_bar;
@@ -91,27 +89,16 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         (sites_max + 10) * d * b * b * 8 * 4 + (args.batch_size as u128) * sites_max * b * 4 * 3,
         &format!("the gradient trainer at bond {bond}"),
     )?;
-    let (x, y, side) = load_pixels(
+    let data = RankData::load(
         &args.data,
-        Split::Train,
-        Some((args.limits.train_limit.unwrap_or(usize::MAX), args.seed.seed)),
-        None,
+        &args.limits,
+        args.seed.seed,
+        args.validation,
+        map,
+        cluster,
     )?;
-    let (xt, yt, _) = load_pixels(&args.data, Split::Test, None, args.limits.test_limit)?;
-    let sites = side * side;
-    let ((x, y), (x_val, y_val)) = split_validation(x, y, sites, args.validation)?;
-    if y.len() < cluster.size() {
-        anyhow::bail!(
-            "{} training images cannot be shared by {} ranks: every rank needs at least one",
-            y.len(),
-            cluster.size()
-        );
-    }
-    let (xs, ys) = shard_rows(&x, &y, sites, cluster);
-    let (xts, yts) = shard_rows(&xt, &yt, sites, cluster);
-    let (xvs, yvs) = shard_rows(&x_val, &y_val, sites, cluster);
-    let (feats, test) = (embed_batch(map, &xs, sites)?, embed_batch(map, &xts, sites)?);
-    let valid = embed_batch(map, &xvs, sites)?;
+    let (side, sites) = (data.side, data.sites());
+    let (n_train, n_valid, n_test) = (data.train_labels.len(), data.validation_total, data.test_total);
     let mut model = MpsClassifier::near_identity(
         (side, side),
         10,
@@ -140,9 +127,9 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         run.write_config(&serde_json::json!({"command": "mps train", "trainer": "gradient", "tnml_version": env!("CARGO_PKG_VERSION"), "ranks": cluster.size(), "args": args}))?;
         eprintln!(
             "gradient training: {} train / {} validation / {} test images, {sites} sites, bond {bond}, {:?}, on {}{}",
-            y.len(),
-            y_val.len(),
-            yt.len(),
+            n_train,
+            n_valid,
+            n_test,
             map,
             device,
             if cluster.size() > 1 {
@@ -158,15 +145,22 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     let bar = step_bar(cluster);
     let mut obs = EpochPrinter {
         bar,
-        test: &test,
-        test_labels: &yts,
-        validation: (!y_val.is_empty()).then_some((&valid, yvs.as_slice())),
+        test: &data.test,
+        test_labels: &data.test_shard_labels,
+        validation: (n_valid > 0).then_some((&data.validation, data.validation_shard_labels.as_slice())),
         cluster,
         run: run.as_mut(),
         failure: None,
         lines: Vec::new(),
     };
-    let result = tnml_mps::train_gradient_sharded(&mut model, &feats, &ys, &config, &mut obs, cluster.comm());
+    let result = tnml_mps::train_gradient_sharded(
+        &mut model,
+        &data.train,
+        &data.train_shard_labels,
+        &config,
+        &mut obs,
+        cluster.comm(),
+    );
     obs.bar.finish_and_clear();
     let (lines, failure) = (std::mem::take(&mut obs.lines), obs.failure.take());
     finish_training(run.as_ref(), cluster, &model, result.map(|_| ()), failure)?;
@@ -175,7 +169,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     };
     let md = format!(
         "# MPS classifier (gradient training)\n\n- {} train / {} validation / {} test, {side}x{side}, {:?}, bond {bond}, Adam lr {} ({:?}), batch {}, {:?}\n\n| epoch | loss | train error | validation error | test error | seconds |\n|---:|---:|---:|---:|---:|---:|\n{}\n",
-        y.len(), y_val.len(), yt.len(), map, args.lr, config.schedule, args.batch_size, config.loss, lines.join("\n")
+        n_train, n_valid, n_test, map, args.lr, config.schedule, args.batch_size, config.loss, lines.join("\n")
     );
     run.write_summary(&md)?;
     print!("{md}");

@@ -1,7 +1,12 @@
 //! The data of one MPI rank: its contiguous shard of every image set (after the seeded
 //! shuffle, `tnml_mps::collective::shard_range`), and what its memory holds.
 
+use tnml_data::Split;
 use tnml_mps::collective::shard_range;
+use tnml_mps::{embed_batch, FeatureMap, SiteFeatures};
+
+use super::options::{load_pixels, split_validation, MpsData};
+use crate::args::Limits;
 
 use crate::cluster::{say, Cluster};
 use crate::runtime::{peak_resident_bytes, total_memory};
@@ -63,4 +68,76 @@ pub(super) fn report_end_memory(cluster: &Cluster, n: usize, bonds: &[usize]) {
         environment_bytes(n, bonds) as f64 / 1e6,
         peak_resident_bytes().map_or("unknown".to_string(), |b| format!("{:.1} MB", b as f64 / 1e6))
     ));
+}
+
+/// The images of one rank, as both trainers read them: the training subset (seeded), the test
+/// images and the validation split held out of the training subset, each sharded to this rank
+/// and embedded by the feature map (environments and passes are built for the shard alone).
+pub(super) struct RankData {
+    /// Image side after pooling; the chain has `side * side` sites.
+    pub side: usize,
+    /// The whole training subset's pixels and labels (every rank: the class-mean start reads
+    /// them; drop them once the start is built).
+    pub train_pixels: Vec<f32>,
+    pub train_labels: Vec<usize>,
+    /// Images in the whole test and validation sets (all ranks together).
+    pub test_total: usize,
+    pub validation_total: usize,
+    /// This rank's shards, embedded, and their labels.
+    pub train: SiteFeatures,
+    pub train_shard_labels: Vec<usize>,
+    pub test: SiteFeatures,
+    pub test_shard_labels: Vec<usize>,
+    pub validation: SiteFeatures,
+    pub validation_shard_labels: Vec<usize>,
+}
+
+impl RankData {
+    /// Loads, splits, shards and embeds; refuses fewer training images than ranks.
+    ///
+    /// # Errors
+    /// Data that cannot be read, a validation split that leaves no training image, fewer
+    /// training images than ranks.
+    pub(super) fn load(
+        data: &MpsData,
+        limits: &Limits,
+        seed: u64,
+        validation: Option<usize>,
+        map: FeatureMap,
+        cluster: &Cluster,
+    ) -> anyhow::Result<Self> {
+        let subset = Some((limits.train_limit.unwrap_or(usize::MAX), seed));
+        let (x, y, side) = load_pixels(data, Split::Train, subset, None)?;
+        let (xt, yt, _) = load_pixels(data, Split::Test, None, limits.test_limit)?;
+        let sites = side * side;
+        let ((x, y), (x_val, y_val)) = split_validation(x, y, sites, validation)?;
+        if y.len() < cluster.size() {
+            anyhow::bail!(
+                "{} training images cannot be shared by {} ranks: every rank needs at least one",
+                y.len(),
+                cluster.size()
+            );
+        }
+        let (xs, ys) = shard_rows(&x, &y, sites, cluster);
+        let (xts, yts) = shard_rows(&xt, &yt, sites, cluster);
+        let (xvs, yvs) = shard_rows(&x_val, &y_val, sites, cluster);
+        Ok(Self {
+            side,
+            test_total: yt.len(),
+            validation_total: y_val.len(),
+            train: embed_batch(map, &xs, sites)?,
+            train_shard_labels: ys,
+            test: embed_batch(map, &xts, sites)?,
+            test_shard_labels: yts,
+            validation: embed_batch(map, &xvs, sites)?,
+            validation_shard_labels: yvs,
+            train_pixels: x,
+            train_labels: y,
+        })
+    }
+
+    /// Sites of the chain.
+    pub(super) fn sites(&self) -> usize {
+        self.side * self.side
+    }
 }

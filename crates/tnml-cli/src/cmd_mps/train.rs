@@ -8,14 +8,13 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
-use tnml_data::Split;
 use tnml_mps::collective::{sharded_error_rate, sync_model};
-use tnml_mps::{embed_batch, train_sweeps_sharded, Decision, FeatureMap, MpsClassifier, SweepConfig};
+use tnml_mps::{train_sweeps_sharded, Decision, FeatureMap, MpsClassifier, SweepConfig};
 
-use super::options::{load_pixels, split_validation, LossArg, LrScheduleArg, MapArg, MpsData, TrainerArg};
+use super::options::{LossArg, LrScheduleArg, MapArg, MpsData, TrainerArg};
 use super::project::{refit_core, RefitArg, RefitData};
 use super::save::{finish_training, truncation_json};
-use super::shard::{check_cap_fits, report_end_memory, report_start_memory, shard_rows};
+use super::shard::{check_cap_fits, report_end_memory, report_start_memory, RankData};
 use super::sweep_observer::{CliObserver, EvalShards, SweepRecord};
 use crate::args::{Limits, Seed, Threads};
 use crate::cluster::Cluster;
@@ -318,14 +317,9 @@ fn check_resume_options(args: &TrainArgs, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs `tnml mps train` with the sweep trainer, on every rank of `cluster`.
-pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
-    args.threads.apply_or(cluster.default_threads())?;
-    if let Some(dir) = &args.resume {
-        check_resume_options(args, dir)?;
-    }
-    let root = cluster.is_root();
-    let comm = cluster.comm();
+/// The sweep configuration of the command line (the whole run's schedule), checked with the
+/// final-refit options.
+fn sweep_config(args: &TrainArgs, cluster: &Cluster) -> Result<SweepConfig> {
     let config = SweepConfig {
         sweeps: args.sweeps,
         schedule: SweepConfig::bond_schedule(&args.max_bond, args.cutoff),
@@ -351,48 +345,24 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
             cluster.size()
         );
     }
-    let map = FeatureMap::from(args.feature_map);
-    let t_load = Instant::now();
-    let train_n = args.limits.train_limit.unwrap_or(usize::MAX);
-    if std::env::var("TNML_FAULT").is_ok_and(|f| f == format!("rank-load:{}", cluster.rank())) {
-        bail!("TNML_FAULT: simulated failure to load the training shard");
-    }
-    let (x, y, side) = load_pixels(&args.data, Split::Train, Some((train_n, args.seed.seed)), None)?;
-    let (xt, yt, _) = load_pixels(&args.data, Split::Test, None, args.limits.test_limit)?;
-    let sites = side * side;
-    let ((x, y), (x_val, y_val)) = split_validation(x, y, sites, args.validation)?;
-    if y.len() < cluster.size() {
-        bail!(
-            "{} training images cannot be shared by {} ranks: every rank needs at least one",
-            y.len(),
-            cluster.size()
-        );
-    }
-    // every rank embeds only its shard (after the seeded shuffle): environments are built and
-    // kept for it alone
-    let (xs, ys) = shard_rows(&x, &y, sites, cluster);
-    let (xts, yts) = shard_rows(&xt, &yt, sites, cluster);
-    let (xvs, yvs) = shard_rows(&x_val, &y_val, sites, cluster);
-    let feats = embed_batch(map, &xs, sites)?;
-    let test = embed_batch(map, &xts, sites)?;
-    let valid = embed_batch(map, &xvs, sites)?;
-    let (dataset, dir, _) = args.data.location.resolve();
-    let turn_site = args.turn_site.unwrap_or(sites / 2);
-    if turn_site >= sites {
-        bail!("--turn-site {turn_site}: the chain has sites 0..{sites} ({side}x{side} pixels)");
-    }
-    let cap = config.schedule.iter().map(|t| t.max_bond).max().unwrap_or(1);
-    check_cap_fits(ys.len(), sites - 1, cap)?;
-    let Start {
-        mut model,
-        records,
-        report,
-        done: start_done,
-    } = match &args.resume {
+    Ok(config)
+}
+
+/// The model to train: the run's checkpoint (`--resume`) or the class-mean start truncated at
+/// the first sweep's cap; checked against the images and the feature map.
+fn start_model(args: &TrainArgs, data: &RankData, config: &SweepConfig, map: FeatureMap) -> Result<Start> {
+    let side = data.side;
+    let start = match &args.resume {
         Some(dir) => resume_from(dir)?,
         None => {
-            let (model, report) =
-                MpsClassifier::from_class_means(&x, &y, (side, side), 10, map, config.trunc_at(1).max_bond)?;
+            let (model, report) = MpsClassifier::from_class_means(
+                &data.train_pixels,
+                &data.train_labels,
+                (side, side),
+                10,
+                map,
+                config.trunc_at(1).max_bond,
+            )?;
             Start {
                 model,
                 records: Vec::new(),
@@ -401,23 +371,166 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
             }
         }
     };
-    drop((x, xt, x_val));
-    super::options::check_image(&model, side)?;
-    if model.feature_map() != map {
+    super::options::check_image(&start.model, side)?;
+    if start.model.feature_map() != map {
         bail!(
             "--resume: the model uses the {:?} feature map, the command line asks for {map:?} (give --feature-map as in the run)",
-            model.feature_map()
+            start.model.feature_map()
         );
     }
-    // every rank computed the start from the same images; rank 0's is the one all train
-    sync_model(comm, &mut model)?;
-    let done = start_done;
-    if done >= args.sweeps {
+    if start.done >= args.sweeps {
         bail!(
-            "--resume: the run already has {done} sweeps and --sweeps {} asks for no more (--sweeps counts all sweeps of the run)",
+            "--resume: the run already has {} sweeps and --sweeps {} asks for no more (--sweeps counts all sweeps of the run)",
+            start.done,
             args.sweeps
         );
     }
+    Ok(start)
+}
+
+/// The run directory on rank 0 (none elsewhere): a new one with its `config.json`, or the
+/// resumed one with its metrics cut back to `records` and a `resume-<done>.json`.
+fn open_run(
+    args: &TrainArgs,
+    cluster: &Cluster,
+    records: &[SweepRecord],
+    done: usize,
+    data: &RankData,
+) -> Result<Option<RunDir>> {
+    if !cluster.is_root() {
+        return Ok(None);
+    }
+    if let Some(dir) = &args.resume {
+        let mut run = RunDir::open_existing(dir)?;
+        run.reset_metrics(records)?;
+        run.write_json(
+            &format!("resume-{done}.json"),
+            &serde_json::json!({"resumed_after_sweep": done, "ranks": cluster.size(), "args": args}),
+        )?;
+        return Ok(Some(run));
+    }
+    let run = RunDir::create(args.out.as_deref(), "mps-train")?;
+    let (dataset, dir, _) = args.data.location.resolve();
+    run.write_config(&serde_json::json!({
+        "command": "mps train",
+        "tnml_version": env!("CARGO_PKG_VERSION"),
+        "dataset": dataset.cli_name(),
+        "data_dir": dir,
+        "train_samples": data.train_labels.len(),
+        "test_samples": data.test_total,
+        "threads": rayon::current_num_threads(),
+        "ranks": cluster.size(),
+        "args": args,
+    }))?;
+    Ok(Some(run))
+}
+
+/// ` per rank, N ranks` under MPI, empty in one process.
+fn ranks_note(cluster: &Cluster, ranks: &str) -> String {
+    if cluster.size() > 1 {
+        format!(" per rank, {} {ranks}", cluster.size())
+    } else {
+        String::new()
+    }
+}
+
+/// Moves the label to the turn site (exactly, or truncated at the first cap with
+/// `--truncated-start`), reports the memory and the start's test error; returns that error.
+fn place_label(
+    args: &TrainArgs,
+    cluster: &Cluster,
+    model: &mut MpsClassifier,
+    config: &SweepConfig,
+    data: &RankData,
+    start: (&Option<tnml_core::TruncReport>, Option<&RunDir>, usize),
+) -> Result<f64> {
+    let (report, run, done) = start;
+    let target = config.turn_site.unwrap_or(data.sites() / 2);
+    let start_moved = if args.resume.is_some() || !args.truncated_start {
+        model.move_label_to(target)?;
+        None
+    } else {
+        let dropped = model.move_label_truncated(target, &config.trunc_at(1))?;
+        Some(dropped.iter().map(|t| t.discarded_weight).fold(0.0, f64::max))
+    };
+    let cap = config.schedule.iter().map(|t| t.max_bond).max().unwrap_or(1);
+    report_start_memory(cluster, data.train_shard_labels.len(), &model.bond_dims(), cap);
+    let init_test = sharded_error_rate(cluster.comm(), model, &data.test, &data.test_shard_labels)?;
+    if let (Some(run), Some(report)) = (run, report) {
+        run.write_json("start-truncation.json", &truncation_json(report))?;
+        eprintln!(
+            "initial model (class means, bond {}, discarded weight {:.3e}{}): test error {init_test:.4}",
+            model.bond_dims().iter().max().unwrap_or(&1),
+            report.total_discarded_weight(),
+            start_moved.map_or(String::new(), |w| format!(
+                "; label moved to site {target} truncated at the cap, largest discarded weight of a move {w:.3e}"
+            ))
+        );
+    } else if cluster.is_root() {
+        eprintln!("resuming after sweep {done}: test error {init_test:.4}");
+    }
+    Ok(init_test)
+}
+
+/// Both decision rules on the validation split (issue 13 asks which a quadratic-cost model
+/// should use; the test set never decides it); `None` without a validation split.
+fn decision_rules(cluster: &Cluster, model: &MpsClassifier, data: &RankData) -> Result<Option<String>> {
+    if data.validation_total == 0 {
+        return Ok(None);
+    }
+    let (valid, labels) = (&data.validation, &data.validation_shard_labels);
+    let mut m = model.clone();
+    m.set_decision(Decision::Magnitude);
+    let magnitude = sharded_error_rate(cluster.comm(), &m, valid, labels)?;
+    m.set_decision(Decision::Signed);
+    let signed = sharded_error_rate(cluster.comm(), &m, valid, labels)?;
+    let line = format!(
+        "validation error by decision rule: argmax |f| {magnitude:.4}, argmax f {signed:.4} ({} images; the model predicts {})",
+        data.validation_total,
+        model.decision().name()
+    );
+    if cluster.is_root() {
+        eprintln!("{line}");
+    }
+    Ok(Some(line))
+}
+
+/// Runs `tnml mps train` with the sweep trainer, on every rank of `cluster`.
+pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
+    args.threads.apply_or(cluster.default_threads())?;
+    if let Some(dir) = &args.resume {
+        check_resume_options(args, dir)?;
+    }
+    let config = sweep_config(args, cluster)?;
+    let map = FeatureMap::from(args.feature_map);
+    let t_load = Instant::now();
+    if std::env::var("TNML_FAULT").is_ok_and(|f| f == format!("rank-load:{}", cluster.rank())) {
+        bail!("TNML_FAULT: simulated failure to load the training shard");
+    }
+    let mut data = RankData::load(
+        &args.data,
+        &args.limits,
+        args.seed.seed,
+        args.validation,
+        map,
+        cluster,
+    )?;
+    let (side, sites) = (data.side, data.sites());
+    let turn_site = args.turn_site.unwrap_or(sites / 2);
+    if turn_site >= sites {
+        bail!("--turn-site {turn_site}: the chain has sites 0..{sites} ({side}x{side} pixels)");
+    }
+    let cap = config.schedule.iter().map(|t| t.max_bond).max().unwrap_or(1);
+    check_cap_fits(data.train_shard_labels.len(), sites - 1, cap)?;
+    let Start {
+        mut model,
+        records,
+        report,
+        done,
+    } = start_model(args, &data, &config, map)?;
+    data.train_pixels = Vec::new();
+    // every rank computed the start from the same images; rank 0's is the one all train
+    sync_model(cluster.comm(), &mut model)?;
     let config = SweepConfig {
         sweeps: args.sweeps - done,
         schedule: (done + 1..=args.sweeps).map(|s| config.trunc_at(s)).collect(),
@@ -429,120 +542,104 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         ..config
     };
     // everything above is checked before the run directory exists (rank 0 writes it)
-    let mut run = if root {
-        Some(match &args.resume {
-            Some(dir) => {
-                let mut run = RunDir::open_existing(dir)?;
-                run.reset_metrics(&records)?;
-                run.write_json(
-                    &format!("resume-{done}.json"),
-                    &serde_json::json!({"resumed_after_sweep": done, "ranks": cluster.size(), "args": args}),
-                )?;
-                run
-            }
-            None => RunDir::create(args.out.as_deref(), "mps-train")?,
-        })
-    } else {
-        None
-    };
-    if let (Some(run), None) = (&run, &args.resume) {
-        run.write_config(&serde_json::json!({
-            "command": "mps train",
-            "tnml_version": env!("CARGO_PKG_VERSION"),
-            "dataset": dataset.cli_name(),
-            "data_dir": dir,
-            "train_samples": y.len(),
-            "test_samples": yt.len(),
-            "threads": rayon::current_num_threads(),
-            "ranks": cluster.size(),
-            "args": args,
-        }))?;
-    }
-    if root {
+    let mut run = open_run(args, cluster, &records, done, &data)?;
+    if cluster.is_root() {
+        let (dataset, _, _) = args.data.location.resolve();
         eprintln!(
-            "{}: {} train / {} test images at {side}x{side} ({} sites, d = {}), loaded in {:.1} s; {} threads{}",
+            "{}: {} train / {} test images at {side}x{side} ({sites} sites, d = {}), loaded in {:.1} s; {} threads{}",
             dataset.display_name(),
-            y.len(),
-            yt.len(),
-            sites,
+            data.train_labels.len(),
+            data.test_total,
             map.dim(),
             t_load.elapsed().as_secs_f64(),
             rayon::current_num_threads(),
-            if cluster.size() > 1 { format!(" per rank, {} ranks", cluster.size()) } else { String::new() }
+            ranks_note(cluster, "ranks")
         );
     }
-    // the trainer moves the label to the turn site first; done here, the start's bonds are known
-    let target = config.turn_site.unwrap_or(turn_site);
-    let start_moved = if args.resume.is_some() || !args.truncated_start {
-        model.move_label_to(target)?;
-        None
-    } else {
-        let dropped = model.move_label_truncated(target, &config.trunc_at(1))?;
-        Some(dropped.iter().map(|t| t.discarded_weight).fold(0.0, f64::max))
-    };
-    report_start_memory(cluster, ys.len(), &model.bond_dims(), cap);
-    let init_test = sharded_error_rate(comm, &model, &test, &yts)?;
-    if let (Some(run), Some(report)) = (&run, &report) {
-        run.write_json("start-truncation.json", &truncation_json(report))?;
-        eprintln!(
-            "initial model (class means, bond {}, discarded weight {:.3e}{}): test error {init_test:.4}",
-            model.bond_dims().iter().max().unwrap_or(&1),
-            report.total_discarded_weight(),
-            start_moved.map_or(String::new(), |w| format!(
-                "; label moved to site {target} truncated at the cap, largest discarded weight of a move {w:.3e}"
-            ))
-        );
-    } else if root {
-        eprintln!("resuming after sweep {done}: test error {init_test:.4}");
-    }
+    let init_test = place_label(
+        args,
+        cluster,
+        &mut model,
+        &config,
+        &data,
+        (&report, run.as_ref(), done),
+    )?;
     let t0 = Instant::now();
     let eval = EvalShards {
-        test: &test,
-        test_labels: &yts,
-        validation: (!y_val.is_empty()).then_some((&valid, yvs.as_slice())),
+        test: &data.test,
+        test_labels: &data.test_shard_labels,
+        validation: (data.validation_total > 0)
+            .then_some((&data.validation, data.validation_shard_labels.as_slice())),
     };
     let mut obs = CliObserver::new(eval, cluster, run.as_mut(), records, done);
-    let result = train_sweeps_sharded(&mut model, &feats, &ys, &config, &mut obs, comm);
+    let result = train_sweeps_sharded(
+        &mut model,
+        &data.train,
+        &data.train_shard_labels,
+        &config,
+        &mut obs,
+        cluster.comm(),
+    );
     obs.finish();
     let (records, failure) = (std::mem::take(&mut obs.records), obs.failure.take());
     finish_training(run.as_ref(), cluster, &model, result.map(|_| ()), failure)?;
-    report_end_memory(cluster, ys.len(), &model.bond_dims());
-    // both decision rules on the validation split (issue 13 asks which a quadratic-cost model
-    // should use; the test set never decides it)
-    let rules = if y_val.is_empty() {
-        None
-    } else {
-        let mut m = model.clone();
-        m.set_decision(Decision::Magnitude);
-        let magnitude = sharded_error_rate(comm, &m, &valid, &yvs)?;
-        m.set_decision(Decision::Signed);
-        let signed = sharded_error_rate(comm, &m, &valid, &yvs)?;
-        let line = format!(
-            "validation error by decision rule: argmax |f| {magnitude:.4}, argmax f {signed:.4} ({} images; the model predicts {})",
-            y_val.len(),
-            model.decision().name()
-        );
-        if root {
-            eprintln!("{line}");
-        }
-        Some(line)
-    };
+    report_end_memory(cluster, data.train_shard_labels.len(), &model.bond_dims());
+    let rules = decision_rules(cluster, &model, &data)?;
     let Some(run) = run else {
         return Ok(());
     };
-    let total = t0.elapsed().as_secs_f64();
+    let facts = RunFacts {
+        rules,
+        report,
+        init_test,
+        done,
+        seconds: t0.elapsed().as_secs_f64(),
+        loss: config.loss,
+    };
+    let mut md = summary(args, cluster, &model, &data, &facts, &records);
+    if let Some(kind) = args.final_refit {
+        md.push_str(&final_refit(args, &run, &model, &data, kind)?);
+    }
+    run.write_summary(&md)?;
+    print!("{md}");
+    println!("\nwrote {}", run.path().display());
+    Ok(())
+}
+
+/// What the summary reports besides the model, the data and the records.
+struct RunFacts {
+    rules: Option<String>,
+    report: Option<tnml_core::TruncReport>,
+    init_test: f64,
+    done: usize,
+    seconds: f64,
+    loss: tnml_mps::Loss,
+}
+
+/// `summary.md`: data, options, start, time and the table of sweeps.
+fn summary(
+    args: &TrainArgs,
+    cluster: &Cluster,
+    model: &MpsClassifier,
+    data: &RankData,
+    facts: &RunFacts,
+    records: &[SweepRecord],
+) -> String {
+    let (dataset, _, _) = args.data.location.resolve();
+    let side = data.side;
+    let init_test = facts.init_test;
     let mut md = String::new();
     let _ = writeln!(md, "# MPS classifier (sweep training)\n");
-    if let Some(line) = &rules {
+    if let Some(line) = &facts.rules {
         let _ = writeln!(md, "- {line}");
     }
     let _ = writeln!(
         md,
         "- data: {} ({} train, {} test), {side}x{side}, feature map {:?}",
         dataset.display_name(),
-        y.len(),
-        yt.len(),
-        map
+        data.train_labels.len(),
+        data.test_total,
+        model.feature_map()
     );
     let _ = writeln!(
         md,
@@ -552,70 +649,79 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         args.cg_passes,
         args.refit_passes,
         args.lambda,
-        config.loss,
+        facts.loss,
         model.decision().name()
     );
-    match &report {
-        Some(r) => {
-            let _ = writeln!(
-                md,
-                "- initial test error (class-mean init, discarded weight {:.3e}): {init_test:.4}",
-                r.total_discarded_weight()
-            );
-        }
-        None => {
-            let _ = writeln!(
-                md,
-                "- resumed after sweep {done} (test error then {init_test:.4})"
-            );
-        }
-    }
+    let _ = match &facts.report {
+        Some(r) => writeln!(
+            md,
+            "- initial test error (class-mean init, discarded weight {:.3e}): {init_test:.4}",
+            r.total_discarded_weight()
+        ),
+        None => writeln!(
+            md,
+            "- resumed after sweep {} (test error then {init_test:.4})",
+            facts.done
+        ),
+    };
     let _ = writeln!(
         md,
-        "- training time: {total:.1} s on {} threads{}\n",
+        "- training time: {:.1} s on {} threads{}\n",
+        facts.seconds,
         rayon::current_num_threads(),
-        if cluster.size() > 1 {
-            format!(" per rank, {} MPI ranks", cluster.size())
-        } else {
-            String::new()
-        }
+        ranks_note(cluster, "MPI ranks")
     );
     let _ = writeln!(
         md,
         "| sweep | bond cap | max bond | train error | test error | cost | seconds |"
     );
     let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|");
-    for r in &records {
+    for r in records {
         let _ = writeln!(
             md,
             "| {} | {} | {} | {:.4} | {:.4} | {:.5} | {:.1} |",
             r.sweep, r.max_bond, r.max_bond_dim, r.train_error, r.test_error, r.cost, r.seconds
         );
     }
-    if let Some(kind) = args.final_refit {
-        let bond = model.label_site().max(1);
-        let mut proj = model.project(bond)?;
-        let (phi, phi_t) = (proj.reduced_features(&feats)?, proj.reduced_features(&test)?);
-        let _ = writeln!(
-            md,
-            "\n## Core refit at bond {bond} (reduced features {} x {})\n",
-            proj.left_dim, proj.right_dim
-        );
-        let data = RefitData {
-            phi: &phi,
-            labels: &ys,
-            test_phi: &phi_t,
-            test_labels: &yts,
-        };
-        md.push_str(&refit_core(&mut proj, &data, kind, args.final_refit_lambda, 500)?);
-        atomic_write(
-            &run.path().join(run_files::MODEL_REFIT),
-            &proj.into_model()?.to_safetensors()?,
-        )?;
-        let _ = writeln!(md, "- saved as model-refit.safetensors");
-    }
-    run.write_summary(&md)?;
-    print!("{md}");
-    println!("\nwrote {}", run.path().display());
-    Ok(())
+    md
+}
+
+/// `--final-refit`: the core at the label's bond refit on the reduced features, saved as
+/// `model-refit.safetensors`; returns its section of the summary.
+fn final_refit(
+    args: &TrainArgs,
+    run: &RunDir,
+    model: &MpsClassifier,
+    data: &RankData,
+    kind: RefitArg,
+) -> Result<String> {
+    let bond = model.label_site().max(1);
+    let mut proj = model.project(bond)?;
+    let (phi, phi_t) = (
+        proj.reduced_features(&data.train)?,
+        proj.reduced_features(&data.test)?,
+    );
+    let mut md = format!(
+        "\n## Core refit at bond {bond} (reduced features {} x {})\n\n",
+        proj.left_dim, proj.right_dim
+    );
+    let refit = RefitData {
+        phi: &phi,
+        labels: &data.train_shard_labels,
+        test_phi: &phi_t,
+        test_labels: &data.test_shard_labels,
+    };
+    md.push_str(&refit_core(
+        &mut proj,
+        &refit,
+        kind,
+        args.final_refit_lambda,
+        500,
+    )?);
+    atomic_write(
+        &run.path().join(run_files::MODEL_REFIT),
+        &proj.into_model()?.to_safetensors()?,
+    )?;
+    let _ = writeln!(md, "- saved as model-refit.safetensors");
+    Ok(md)
 }

@@ -6,12 +6,13 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use burn::optim::ModuleOptimizer;
 use indicatif::{ProgressBar, ProgressStyle};
 use tnml_data::Split;
 use tnml_nn::checkpoint::{self, CheckpointHeader};
 use tnml_nn::entangle::{Baseline, BondRecord};
-use tnml_nn::train::{EpochRecord, LabeledImages, TrainObserver};
-use tnml_nn::Net;
+use tnml_nn::train::{EpochRecord, LabeledImages, TrainConfig, TrainObserver};
+use tnml_nn::{Arch, Net, NetConfig};
 
 use super::config::NetTrainArgs;
 use super::report::{describe, entanglement_table, record_entanglement, summary_table};
@@ -192,38 +193,13 @@ pub fn train(args: &NetTrainArgs) -> Result<()> {
         None => args,
     };
     // everything is checked and loaded before the run directory is touched
-    let (net_cfg, train_cfg, net, optim, header) = match &args.resume {
-        Some(dir) => {
-            let ck = checkpoint::resolve_dir(dir);
-            let (mut header, net) =
-                checkpoint::load(&ck, &dev).with_context(|| format!("resuming from {}", ck.display()))?;
-            let mut tc = header
-                .train
-                .clone()
-                .context("checkpoint has no training configuration")?;
-            if args.epochs <= header.epoch {
-                bail!(
-                    "{} has trained {} of {} epochs already: pass --epochs N with N > {} to continue",
-                    dir.display(),
-                    header.epoch,
-                    tc.epochs,
-                    header.epoch
-                );
-            }
-            tc.epochs = args.epochs;
-            header.train = Some(tc.clone());
-            let optim = checkpoint::load_optimizer(&ck, tc.build_optimizer())?;
-            (header.net.clone(), tc, net, optim, header)
-        }
-        None => {
-            let net_cfg = args.net_config()?;
-            let train_cfg = args.train_config()?;
-            let net = net_cfg.init(&dev)?;
-            let header = CheckpointHeader::new(net_cfg.clone(), Some(train_cfg.clone()));
-            let optim = train_cfg.build_optimizer();
-            (net_cfg, train_cfg, net, optim, header)
-        }
-    };
+    let Prepared {
+        net_cfg,
+        train_cfg,
+        net,
+        optim,
+        header,
+    } = prepare(args, &dev)?;
     let train_set = args.data.load(Split::Train, net_cfg.arch, train_cfg.seed)?;
     let (train_set, validation) = match args.validation {
         Some(n) => {
@@ -234,42 +210,7 @@ pub fn train(args: &NetTrainArgs) -> Result<()> {
     };
     let test_set = args.data.load(Split::Test, net_cfg.arch, train_cfg.seed)?;
     let first_epoch = header.epoch + 1;
-    let mut run = match &args.resume {
-        Some(dir) => {
-            let mut run = RunDir::open_existing(dir)?;
-            run.reset_metrics(&header.history)?;
-            rebuild_entanglement(&run, &net, header.epoch, args.entangle_every)?;
-            record_resume(&run, args, &train_cfg, header.epoch)?;
-            eprintln!(
-                "resuming {} after epoch {} of {}",
-                dir.display(),
-                header.epoch,
-                train_cfg.epochs
-            );
-            run
-        }
-        None => {
-            for s in net_cfg.mpo.iter().flatten() {
-                for c in &s.clamps {
-                    eprintln!(
-                        "note: {s}: bond {} asked for {}, clamped to its rank cap {} (more adds parameters, not expressiveness)",
-                        c.bond, c.requested, c.cap
-                    );
-                }
-            }
-            let run = RunDir::create(args.out.as_deref(), "net-train")?;
-            if args.entangle_every > 0 && !net.mpo_layers().is_empty() {
-                let baselines = net
-                    .mpo_layers()
-                    .iter()
-                    .map(|(name, l)| tnml_nn::entangle::random_baseline(name, l.spec(), net_cfg.init, 5))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                run.write_json(run_files::ENTANGLEMENT_BASELINE, &baselines)?;
-                record_entanglement(&run, &net, 0)?;
-            }
-            run
-        }
-    };
+    let mut run = open_run(args, &net, &net_cfg, &train_cfg, &header)?;
     let (description, report) = describe(&net, &net_cfg);
     eprint!("{description}");
     if first_epoch == 1 {
@@ -319,8 +260,115 @@ pub fn train(args: &NetTrainArgs) -> Result<()> {
         };
         return Err(anyhow::Error::from(e).context(format!("training stopped; {kept}")));
     }
-    let mut summary = format!("# net train: {:?}\n\n```\n{description}```\n\n", net_cfg.arch);
-    summary.push_str(&summary_table(&history));
+    write_summary(&run, &description, net_cfg.arch, &history)?;
+    if let Some(e) = write_error {
+        return Err(e.context("writing metrics.jsonl"));
+    }
+    print_done(&run, &history);
+    Ok(())
+}
+
+/// What a run trains: the configurations, the model, its optimizer and the checkpoint header.
+struct Prepared {
+    net_cfg: NetConfig,
+    train_cfg: TrainConfig,
+    net: Net,
+    optim: ModuleOptimizer,
+    header: CheckpointHeader,
+}
+
+/// A new model from the options, or the run's checkpoint (`--resume`) with `--epochs` applied.
+fn prepare(args: &NetTrainArgs, dev: &burn::tensor::Device) -> Result<Prepared> {
+    let Some(dir) = &args.resume else {
+        let net_cfg = args.net_config()?;
+        let train_cfg = args.train_config()?;
+        let net = net_cfg.init(dev)?;
+        let header = CheckpointHeader::new(net_cfg.clone(), Some(train_cfg.clone()));
+        let optim = train_cfg.build_optimizer();
+        return Ok(Prepared {
+            net_cfg,
+            train_cfg,
+            net,
+            optim,
+            header,
+        });
+    };
+    let ck = checkpoint::resolve_dir(dir);
+    let (mut header, net) =
+        checkpoint::load(&ck, dev).with_context(|| format!("resuming from {}", ck.display()))?;
+    let mut train_cfg = header
+        .train
+        .clone()
+        .context("checkpoint has no training configuration")?;
+    if args.epochs <= header.epoch {
+        bail!(
+            "{} has trained {} of {} epochs already: pass --epochs N with N > {} to continue",
+            dir.display(),
+            header.epoch,
+            train_cfg.epochs,
+            header.epoch
+        );
+    }
+    train_cfg.epochs = args.epochs;
+    header.train = Some(train_cfg.clone());
+    let optim = checkpoint::load_optimizer(&ck, train_cfg.build_optimizer())?;
+    Ok(Prepared {
+        net_cfg: header.net.clone(),
+        train_cfg,
+        net,
+        optim,
+        header,
+    })
+}
+
+/// The run directory: the resumed one (metrics and entanglement records cut back to the
+/// checkpoint, the resume recorded) or a new one with the random-initialisation entanglement
+/// baseline and the epoch-0 records.
+fn open_run(
+    args: &NetTrainArgs,
+    net: &Net,
+    net_cfg: &NetConfig,
+    train_cfg: &TrainConfig,
+    header: &CheckpointHeader,
+) -> Result<RunDir> {
+    if let Some(dir) = &args.resume {
+        let mut run = RunDir::open_existing(dir)?;
+        run.reset_metrics(&header.history)?;
+        rebuild_entanglement(&run, net, header.epoch, args.entangle_every)?;
+        record_resume(&run, args, train_cfg, header.epoch)?;
+        eprintln!(
+            "resuming {} after epoch {} of {}",
+            dir.display(),
+            header.epoch,
+            train_cfg.epochs
+        );
+        return Ok(run);
+    }
+    for s in net_cfg.mpo.iter().flatten() {
+        for c in &s.clamps {
+            eprintln!(
+                "note: {s}: bond {} asked for {}, clamped to its rank cap {} (more adds parameters, not expressiveness)",
+                c.bond, c.requested, c.cap
+            );
+        }
+    }
+    let run = RunDir::create(args.out.as_deref(), "net-train")?;
+    if args.entangle_every > 0 && !net.mpo_layers().is_empty() {
+        let baselines = net
+            .mpo_layers()
+            .iter()
+            .map(|(name, l)| tnml_nn::entangle::random_baseline(name, l.spec(), net_cfg.init, 5))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        run.write_json(run_files::ENTANGLEMENT_BASELINE, &baselines)?;
+        record_entanglement(&run, net, 0)?;
+    }
+    Ok(run)
+}
+
+/// `summary.md`: the model, the epochs, the last entanglement records and the figures.
+fn write_summary(run: &RunDir, description: &str, arch: Arch, history: &[EpochRecord]) -> Result<()> {
+    let mut summary = format!("# net train: {arch:?}\n\n```\n{description}```\n\n");
+    summary.push_str(&summary_table(history));
     if let Ok(text) = std::fs::read_to_string(run.path().join(run_files::ENTANGLEMENT)) {
         let recs: Vec<BondRecord> = text
             .lines()
@@ -344,31 +392,32 @@ pub fn train(args: &NetTrainArgs) -> Result<()> {
         }
         Err(e) => eprintln!("warning: plotting failed: {e:#}"),
     }
-    run.write_summary(&summary)?;
-    if let Some(e) = write_error {
-        return Err(e.context("writing metrics.jsonl"));
-    }
-    if let Some(last) = history.last() {
-        let validation = last.validation_acc.map_or(String::new(), |v| {
-            let best = history
-                .iter()
-                .filter_map(|r| Some((r.validation_acc?, r.epoch)))
-                .fold((v, last.epoch), |b, c| if c.0 > b.0 { c } else { b });
-            format!(
-                ", validation accuracy {:.2}% (best {:.2}% at epoch {})",
-                100.0 * v,
-                100.0 * best.0,
-                best.1
-            )
-        });
-        eprintln!(
-            "done: test accuracy {} after {} epochs{validation}; {}",
-            last.test_acc.map_or("-".into(), |v| format!("{:.2}%", 100.0 * v)),
-            last.epoch,
-            run.path().display()
-        );
-    }
-    Ok(())
+    run.write_summary(&summary)
+}
+
+/// The closing line: the last test accuracy, and the validation accuracy with its best epoch.
+fn print_done(run: &RunDir, history: &[EpochRecord]) {
+    let Some(last) = history.last() else {
+        return;
+    };
+    let validation = last.validation_acc.map_or(String::new(), |v| {
+        let best = history
+            .iter()
+            .filter_map(|r| Some((r.validation_acc?, r.epoch)))
+            .fold((v, last.epoch), |b, c| if c.0 > b.0 { c } else { b });
+        format!(
+            ", validation accuracy {:.2}% (best {:.2}% at epoch {})",
+            100.0 * v,
+            100.0 * best.0,
+            best.1
+        )
+    });
+    eprintln!(
+        "done: test accuracy {} after {} epochs{validation}; {}",
+        last.test_acc.map_or("-".into(), |v| format!("{:.2}%", 100.0 * v)),
+        last.epoch,
+        run.path().display()
+    );
 }
 
 /// The options of the run in `dir` (its config.json), with the options that may change on a

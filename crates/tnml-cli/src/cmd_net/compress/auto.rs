@@ -163,9 +163,12 @@ struct Outcome {
     seconds: f64,
 }
 
+/// The Schmidt values of every bond of one layer.
+type Spectra = Vec<Vec<f64>>;
+
 /// The Schmidt spectra of every bond of every exact layer, and the physical dimension
 /// `in_k * out_k` of every site (what a bond dimension costs in parameters).
-fn spectra_and_sites(layers: &[ExactLayer]) -> Result<(Vec<Vec<Vec<f64>>>, Vec<Vec<usize>>)> {
+fn spectra_and_sites(layers: &[ExactLayer]) -> Result<(Vec<Spectra>, Vec<Vec<usize>>)> {
     let spectra = layers
         .iter()
         .map(|l| {
@@ -193,7 +196,7 @@ impl Search<'_> {
     /// the path stops at the first model below `floor`; with one it goes on to the smallest.
     fn budget_path(
         &self,
-        spectra: &[Vec<Vec<f64>>],
+        spectra: &[Spectra],
         phys: &[Vec<usize>],
         floor: f64,
     ) -> Result<(Vec<PathPoint>, Option<Candidate>)> {
