@@ -138,53 +138,74 @@ fn table(recs: &[BondRecord]) -> String {
     s
 }
 
-/// Runs `tnml entangle`.
-pub fn run(args: &EntangleArgs) -> Result<()> {
-    let is_file = args.input.is_file();
-    args.refuse_unused(is_file)?;
-    let (mut weights_json, mut weights_text) = (None, String::new());
-    let (layers, model): (NamedMpos, Option<(NetConfig, Net)>) = if is_file {
+/// The MPOs to analyse: every weight of a state_dict file (with how each was read), or the
+/// MPO layers of a run's checkpoint (with the model, for `--accuracy`).
+struct Source {
+    layers: NamedMpos,
+    model: Option<(NetConfig, Net)>,
+    /// `weights.json` and its table (a state_dict file only).
+    weights_json: Option<serde_json::Value>,
+    weights_text: String,
+}
+
+fn read_source(args: &EntangleArgs, is_file: bool) -> Result<Source> {
+    if is_file {
         let (entries, skipped) = state_dict_layers(args)?;
         let layers = entries
             .iter()
             .map(|(w, m)| (w.layer.clone(), m.clone()))
             .collect();
         let records: Vec<&WeightEntanglement> = entries.iter().map(|(w, _)| w).collect();
-        weights_text = weights_table(&records, &skipped);
-        weights_json = Some(serde_json::json!({
+        let weights_json = serde_json::json!({
             "file": args.input.display().to_string(),
             "weights": records,
             "skipped": skipped.iter().map(|(n, why)| serde_json::json!({"name": n, "why": why})).collect::<Vec<_>>(),
-        }));
-        (layers, None)
-    } else if args.input.is_dir() {
-        let dev = device();
-        let (header, net) = checkpoint::load(&checkpoint::resolve_dir(&args.input), &dev)?;
-        let layers = net
-            .mpo_layers()
-            .iter()
-            .map(|(n, l)| l.to_mpo().map(|m| (n.clone(), m)))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        if layers.is_empty() {
-            bail!(
-                "{} has no MPO layers (a dense model: use `tnml net compress` first)",
-                args.input.display()
-            );
-        }
-        (layers, Some((header.net, net)))
-    } else {
+        });
+        return Ok(Source {
+            layers,
+            model: None,
+            weights_text: weights_table(&records, &skipped),
+            weights_json: Some(weights_json),
+        });
+    }
+    if !args.input.is_dir() {
         bail!(
             "{} is neither a safetensors file nor a run directory",
             args.input.display()
         );
-    };
+    }
+    let (header, net) = checkpoint::load(&checkpoint::resolve_dir(&args.input), &device())?;
+    let layers = net
+        .mpo_layers()
+        .iter()
+        .map(|(n, l)| l.to_mpo().map(|m| (n.clone(), m)))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    if layers.is_empty() {
+        bail!(
+            "{} has no MPO layers (a dense model: use `tnml net compress` first)",
+            args.input.display()
+        );
+    }
+    Ok(Source {
+        layers,
+        model: Some((header.net, net)),
+        weights_json: None,
+        weights_text: String::new(),
+    })
+}
+
+/// Runs `tnml entangle`.
+pub fn run(args: &EntangleArgs) -> Result<()> {
+    let is_file = args.input.is_file();
+    args.refuse_unused(is_file)?;
+    let source = read_source(args, is_file)?;
     let run = RunDir::create(args.out.as_deref(), "entangle")?;
-    if let Some(j) = &weights_json {
+    if let Some(j) = &source.weights_json {
         run.write_json("weights.json", j)?;
     }
     let mut recs = Vec::new();
     let mut curve: Vec<TruncationPoint> = Vec::new();
-    for (name, mpo) in &layers {
+    for (name, mpo) in &source.layers {
         recs.extend(mpo_records(mpo, name, 0)?);
         let max = mpo.bond_dims().into_iter().max().unwrap_or(1);
         let bonds = if args.bond_dims.is_empty() {
@@ -195,11 +216,17 @@ pub fn run(args: &EntangleArgs) -> Result<()> {
         curve.extend(truncation_curve(mpo, name, &bonds)?);
     }
     let mut csv = String::from("layer,max_bond,rel_error,params,rho\n");
+    let mut summary = format!("# tnml entangle {}\n\n{}\n", args.input.display(), table(&recs));
+    summary.push_str("\n| layer | max bond | relative error | params | rho |\n|---|---|---|---|---|\n");
+    let mut out_text = source.weights_text.clone();
+    out_text.push_str(&table(&recs));
     for p in &curve {
+        let (layer, d, err, params, rho) = (&p.layer, p.max_bond, p.rel_error, p.params, p.rho);
+        let _ = writeln!(csv, "{layer},{d},{err:.6e},{params},{rho:.6e}");
+        let _ = writeln!(summary, "| {layer} | {d} | {err:.3e} | {params} | {rho:.4} |");
         let _ = writeln!(
-            csv,
-            "{},{},{:.6e},{},{:.6e}",
-            p.layer, p.max_bond, p.rel_error, p.params, p.rho
+            out_text,
+            "{layer:<10} D <= {d:<4} relative error {err:.3e}  params {params:>8}  rho {rho:.4}"
         );
     }
     run.write_file(run_files::TRUNCATION, csv.as_bytes())?;
@@ -209,67 +236,61 @@ pub fn run(args: &EntangleArgs) -> Result<()> {
         .map(serde_json::to_string)
         .collect::<std::result::Result<Vec<_>, _>>()?;
     run.append_lines(run_files::ENTANGLEMENT, &lines)?;
-    let mut summary = format!("# tnml entangle {}\n\n{}\n", args.input.display(), table(&recs));
-    summary.push_str("\n| layer | max bond | relative error | params | rho |\n|---|---|---|---|---|\n");
-    for p in &curve {
-        let _ = writeln!(
-            summary,
-            "| {} | {} | {:.3e} | {} | {:.4} |",
-            p.layer, p.max_bond, p.rel_error, p.params, p.rho
-        );
-    }
-    let mut out_text = weights_text;
-    out_text.push_str(&table(&recs));
-    for p in &curve {
-        let _ = writeln!(
-            out_text,
-            "{:<10} D <= {:<4} relative error {:.3e}  params {:>8}  rho {:.4}",
-            p.layer, p.max_bond, p.rel_error, p.params, p.rho
-        );
-    }
-    match (&weights_json, args.json) {
-        (Some(j), true) => {
-            eprint!("{out_text}");
-            println!("{}", serde_json::to_string_pretty(j)?);
+    if args.json {
+        eprint!("{out_text}");
+        match &source.weights_json {
+            Some(j) => println!("{}", serde_json::to_string_pretty(j)?),
+            None => println!("{}", serde_json::to_string_pretty(&recs)?),
         }
-        (None, true) => {
-            eprint!("{out_text}");
-            println!("{}", serde_json::to_string_pretty(&recs)?);
-        }
-        _ => print!("{out_text}"),
+    } else {
+        print!("{out_text}");
     }
-    if let Some((cfg, net)) = model.filter(|_| args.accuracy || args.retrain_epochs > 0) {
-        let acc = accuracy_vs_bond(args, &cfg, &net, &layers)?;
-        let mut csv = String::from("max_bond,test_acc_truncated,test_acc_retrained\n");
-        summary.push_str("\n| max bond | test acc truncated | after retraining |\n|---|---|---|\n");
-        for (d, a, r) in &acc {
-            let rs = r.map_or(String::new(), |v| format!("{v:.4}"));
-            let _ = writeln!(csv, "{d},{a:.4},{rs}");
-            let _ = writeln!(
-                summary,
-                "| {d} | {:.2}% | {} |",
-                100.0 * a,
-                r.map_or("-".into(), |v| format!("{:.2}%", 100.0 * v))
-            );
-            let line = format!(
-                "D <= {d}: test accuracy {:.2}% truncated{}",
-                100.0 * a,
-                r.map_or(String::new(), |v| format!(", {:.2}% after retraining", 100.0 * v))
-            );
-            // with --json, stdout is the JSON alone
-            if args.json {
-                eprintln!("{line}");
-            } else {
-                println!("{line}");
-            }
-        }
-        run.write_file("accuracy.csv", csv.as_bytes())?;
+    if let Some((cfg, net)) = source
+        .model
+        .as_ref()
+        .filter(|_| args.accuracy || args.retrain_epochs > 0)
+    {
+        summary.push_str(&accuracy_section(args, &run, cfg, net, &source.layers)?);
     }
     let files = crate::figures::plot_run(run.path(), &["png", "svg"])?;
     let _ = write!(summary, "\nPlots: {} files in plots/.\n", files.len());
     run.write_summary(&summary)?;
     eprintln!("run directory {}", run.path().display());
     Ok(())
+}
+
+/// `--accuracy` / `--retrain-epochs`: test accuracy of the model with every MPO layer truncated
+/// at each bond cap (and retrained); writes `accuracy.csv`, prints a line per cap, returns the
+/// summary's section.
+fn accuracy_section(
+    args: &EntangleArgs,
+    run: &RunDir,
+    cfg: &NetConfig,
+    net: &Net,
+    layers: &NamedMpos,
+) -> Result<String> {
+    let acc = accuracy_vs_bond(args, cfg, net, layers)?;
+    let mut csv = String::from("max_bond,test_acc_truncated,test_acc_retrained\n");
+    let mut md = String::from("\n| max bond | test acc truncated | after retraining |\n|---|---|---|\n");
+    for (d, a, r) in &acc {
+        let rs = r.map_or(String::new(), |v| format!("{v:.4}"));
+        let _ = writeln!(csv, "{d},{a:.4},{rs}");
+        let retrained = r.map_or("-".into(), |v| format!("{:.2}%", 100.0 * v));
+        let _ = writeln!(md, "| {d} | {:.2}% | {retrained} |", 100.0 * a);
+        let line = format!(
+            "D <= {d}: test accuracy {:.2}% truncated{}",
+            100.0 * a,
+            r.map_or(String::new(), |v| format!(", {:.2}% after retraining", 100.0 * v))
+        );
+        // with --json, stdout is the JSON alone
+        if args.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+    run.write_file("accuracy.csv", csv.as_bytes())?;
+    Ok(md)
 }
 
 /// How each weight of a state_dict was read, and what was left out.

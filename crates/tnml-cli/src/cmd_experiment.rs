@@ -18,7 +18,7 @@
 //! ```
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -169,45 +169,72 @@ fn read_lines<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Vec<T> 
         .collect()
 }
 
-fn summarize(run: &RunDir, name: &str, description: &str, rows: &[(String, PathBuf)]) -> Result<()> {
-    let mut md = format!("# experiment: {name}\n\n{description}\n\n");
-    md.push_str("| variant | test acc | train acc | layer | S per bond (last epoch) | random init S per bond | S/bound |\n|---|---|---|---|---|---|---|\n");
-    let mut final_ee = Vec::new();
-    let mut mid_ee = Vec::new();
-    let mut csv = String::from(
-        "variant,test_acc,train_acc,layer,bond,bond_dim,entropy,bound,baseline_mean,baseline_std\n",
-    );
-    for (i, (variant, dir)) in rows.iter().enumerate() {
-        let metrics: Vec<EpochRecord> = read_lines(&dir.join(run_files::METRICS));
-        let ee: Vec<BondRecord> = read_lines(&dir.join(run_files::ENTANGLEMENT));
-        let base: Vec<Baseline> = std::fs::read(dir.join(run_files::ENTANGLEMENT_BASELINE))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        let last = metrics.last();
+/// One variant's records, read back from its run directory (missing files read as empty).
+struct VariantRecords {
+    metrics: Vec<EpochRecord>,
+    entanglement: Vec<BondRecord>,
+    baselines: Vec<Baseline>,
+}
+
+impl VariantRecords {
+    fn read(dir: &Path) -> Self {
+        Self {
+            metrics: read_lines(&dir.join(run_files::METRICS)),
+            entanglement: read_lines(&dir.join(run_files::ENTANGLEMENT)),
+            baselines: std::fs::read(dir.join(run_files::ENTANGLEMENT_BASELINE))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// MPO layers in the order first recorded.
+    fn layers(&self) -> Vec<&str> {
+        let mut layers: Vec<&str> = Vec::new();
+        for r in &self.entanglement {
+            if !layers.contains(&r.layer.as_str()) {
+                layers.push(&r.layer);
+            }
+        }
+        layers
+    }
+}
+
+/// The comparison's text outputs and the two figures' lines, filled variant by variant.
+#[derive(Default)]
+struct Comparison {
+    md: String,
+    csv: String,
+    /// S / bound per bond after training, first MPO layer, one line per variant.
+    final_ee: Vec<Series>,
+    /// The middle bond's entropy over the epochs (dashed: its random-initialisation mean).
+    mid_ee: Vec<Series>,
+}
+
+impl Comparison {
+    /// Adds variant number `i`: a table row and CSV rows per layer, and the figures' lines of
+    /// its first MPO layer.
+    fn add(&mut self, i: usize, variant: &str, v: &VariantRecords) {
+        let last = v.metrics.last();
         let test = last
             .and_then(|r| r.test_acc)
             .map_or("-".into(), |a| format!("{:.2}%", 100.0 * a));
         let train = last.map_or("-".into(), |r| format!("{:.2}%", 100.0 * r.train_acc));
-        let last_epoch = ee.iter().map(|r| r.epoch).max().unwrap_or(0);
-        let mut layers: Vec<String> = Vec::new();
-        for r in &ee {
-            if !layers.contains(&r.layer) {
-                layers.push(r.layer.clone());
-            }
-        }
+        let last_epoch = v.entanglement.iter().map(|r| r.epoch).max().unwrap_or(0);
+        let layers = v.layers();
         if layers.is_empty() {
-            let _ = writeln!(md, "| {variant} | {test} | {train} | (dense) | - | - | - |");
+            let _ = writeln!(self.md, "| {variant} | {test} | {train} | (dense) | - | - | - |");
         }
-        for layer in &layers {
-            let at: Vec<&BondRecord> = ee
+        let fmt = |v: Vec<f64>| v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(", ");
+        for (k, layer) in layers.iter().enumerate() {
+            let at: Vec<&BondRecord> = v
+                .entanglement
                 .iter()
-                .filter(|r| &r.layer == layer && r.epoch == last_epoch)
+                .filter(|r| r.layer == *layer && r.epoch == last_epoch)
                 .collect();
-            let b = base.iter().find(|b| &b.layer == layer);
-            let fmt = |v: Vec<f64>| v.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(", ");
+            let b = v.baselines.iter().find(|b| b.layer == *layer);
             let _ = writeln!(
-                md,
+                self.md,
                 "| {variant} | {test} | {train} | {layer} | {} | {} | {} |",
                 fmt(at.iter().map(|r| r.entropy).collect()),
                 b.map_or("-".into(), |b| fmt(b.mean.clone())),
@@ -216,7 +243,7 @@ fn summarize(run: &RunDir, name: &str, description: &str, rows: &[(String, PathB
             for r in &at {
                 let (m, s) = b.map_or((f64::NAN, f64::NAN), |b| (b.mean[r.bond - 1], b.std[r.bond - 1]));
                 let _ = writeln!(
-                    csv,
+                    self.csv,
                     "{variant},{},{},{layer},{},{},{:.6},{:.6},{m:.6},{s:.6}",
                     last.and_then(|r| r.test_acc).unwrap_or(f64::NAN),
                     last.map_or(f64::NAN, |r| r.train_acc),
@@ -226,68 +253,94 @@ fn summarize(run: &RunDir, name: &str, description: &str, rows: &[(String, PathB
                     r.bound
                 );
             }
-            if layer == &layers[0] {
-                final_ee.push(Series {
-                    name: variant.clone(),
-                    points: at.iter().map(|r| (r.bond as f64, r.ratio)).collect(),
-                    dashed: false,
-                    color: i,
-                });
-                let nb = at.len();
-                let mid = nb.div_ceil(2).max(1);
-                mid_ee.push(Series {
-                    name: format!("{variant} (bond {mid})"),
-                    points: ee
-                        .iter()
-                        .filter(|r| &r.layer == layer && r.bond == mid)
-                        .map(|r| (r.epoch as f64, r.entropy))
-                        .collect(),
-                    dashed: false,
-                    color: i,
-                });
-                if let Some(b) = b {
-                    mid_ee.push(Series {
-                        name: String::new(),
-                        points: vec![
-                            (0.0, b.mean[mid - 1]),
-                            (last_epoch.max(1) as f64, b.mean[mid - 1]),
-                        ],
-                        dashed: true,
-                        color: i,
-                    });
-                }
+            if k == 0 {
+                self.first_layer_lines(i, variant, v, layer, &at, last_epoch);
             }
         }
     }
-    run.write_file("comparison.csv", csv.as_bytes())?;
-    let plots = run.path().join("plots");
-    std::fs::create_dir_all(&plots)?;
-    for ext in ["png", "svg"] {
-        if final_ee.iter().any(|s| !s.points.is_empty()) {
-            draw_lines(
-                &LineChart {
-                    title: format!("{name}: S / bound per bond after training"),
-                    x_label: "bond".into(),
-                    y_label: "S / ln(min cut)".into(),
-                    series: final_ee.clone(),
-                    log_y: false,
-                },
-                &plots.join(format!("entropy-by-bond.{ext}")),
-            )?;
-            draw_lines(
-                &LineChart {
-                    title: format!("{name}: middle-bond entropy over training (dashed: random init)"),
-                    x_label: "epoch".into(),
-                    y_label: "S (nats)".into(),
-                    series: mid_ee.clone(),
-                    log_y: false,
-                },
-                &plots.join(format!("entropy-vs-epoch.{ext}")),
-            )?;
+
+    fn first_layer_lines(
+        &mut self,
+        i: usize,
+        variant: &str,
+        v: &VariantRecords,
+        layer: &str,
+        at: &[&BondRecord],
+        last_epoch: usize,
+    ) {
+        let line = |name: String, points: Vec<(f64, f64)>, dashed: bool| Series {
+            name,
+            points,
+            dashed,
+            color: i,
+        };
+        self.final_ee.push(line(
+            variant.to_string(),
+            at.iter().map(|r| (r.bond as f64, r.ratio)).collect(),
+            false,
+        ));
+        let mid = at.len().div_ceil(2).max(1);
+        let over_epochs = v
+            .entanglement
+            .iter()
+            .filter(|r| r.layer == layer && r.bond == mid)
+            .map(|r| (r.epoch as f64, r.entropy))
+            .collect();
+        self.mid_ee
+            .push(line(format!("{variant} (bond {mid})"), over_epochs, false));
+        if let Some(b) = v.baselines.iter().find(|b| b.layer == layer) {
+            let y = b.mean[mid - 1];
+            self.mid_ee.push(line(
+                String::new(),
+                vec![(0.0, y), (last_epoch.max(1) as f64, y)],
+                true,
+            ));
         }
     }
-    md.push_str("\nPer-variant run directories hold metrics, entanglement.jsonl and plots; comparison.csv has every number above.\n");
-    run.write_summary(&md)?;
-    print!("{md}");
+
+    /// `plots/entropy-by-bond` and `plots/entropy-vs-epoch` (when any variant has MPO layers).
+    fn draw(&self, run: &RunDir, name: &str) -> Result<()> {
+        if !self.final_ee.iter().any(|s| !s.points.is_empty()) {
+            return Ok(());
+        }
+        let plots = run.path().join("plots");
+        std::fs::create_dir_all(&plots)?;
+        let chart = |title: String, x_label: &str, y_label: &str, series: &[Series]| LineChart {
+            title,
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            series: series.to_vec(),
+            log_y: false,
+        };
+        let by_bond = chart(
+            format!("{name}: S / bound per bond after training"),
+            "bond",
+            "S / ln(min cut)",
+            &self.final_ee,
+        );
+        let title = format!("{name}: middle-bond entropy over training (dashed: random init)");
+        let by_epoch = chart(title, "epoch", "S (nats)", &self.mid_ee);
+        for ext in ["png", "svg"] {
+            draw_lines(&by_bond, &plots.join(format!("entropy-by-bond.{ext}")))?;
+            draw_lines(&by_epoch, &plots.join(format!("entropy-vs-epoch.{ext}")))?;
+        }
+        Ok(())
+    }
+}
+
+fn summarize(run: &RunDir, name: &str, description: &str, rows: &[(String, PathBuf)]) -> Result<()> {
+    let mut c = Comparison {
+        md: format!("# experiment: {name}\n\n{description}\n\n| variant | test acc | train acc | layer | S per bond (last epoch) | random init S per bond | S/bound |\n|---|---|---|---|---|---|---|\n"),
+        csv: "variant,test_acc,train_acc,layer,bond,bond_dim,entropy,bound,baseline_mean,baseline_std\n".to_string(),
+        ..Comparison::default()
+    };
+    for (i, (variant, dir)) in rows.iter().enumerate() {
+        c.add(i, variant, &VariantRecords::read(dir));
+    }
+    run.write_file("comparison.csv", c.csv.as_bytes())?;
+    c.draw(run, name)?;
+    c.md.push_str("\nPer-variant run directories hold metrics, entanglement.jsonl and plots; comparison.csv has every number above.\n");
+    run.write_summary(&c.md)?;
+    print!("{}", c.md);
     Ok(())
 }

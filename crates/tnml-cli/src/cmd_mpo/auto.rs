@@ -13,6 +13,7 @@ use serde::Serialize;
 use tnml_core::allocate::{compress_to_error, smallest_uniform_bond, Compressed};
 use tnml_core::{Mpo, TruncParams};
 use tnml_nn::spec::MpoSpec;
+use tnml_nn::weights::WeightMatrix;
 
 use super::args::CompressArgs;
 use crate::figures::plot_run;
@@ -68,8 +69,8 @@ fn choice(c: &Compressed, dense: usize) -> Result<Choice> {
 /// Weights of at least this many entries are announced before their decomposition starts.
 const LARGE_WEIGHT: usize = 1 << 20;
 
-/// Runs `tnml mpo compress --auto`.
-pub(super) fn compress_auto(args: &CompressArgs) -> Result<()> {
+/// `--max-error`, `--input` and the modes' options, checked before anything is read.
+fn checked_options(args: &CompressArgs) -> Result<(f64, &std::path::Path)> {
     let max_error = args
         .max_error
         .context("--auto needs --max-error E: the relative Frobenius error allowed per weight, e.g. 0.1")?;
@@ -84,6 +85,91 @@ pub(super) fn compress_auto(args: &CompressArgs) -> Result<()> {
     if given_modes && args.tensor.is_none() {
         bail!("--in-modes/--out-modes with --auto apply to one weight: name it with --tensor (without them, modes are chosen per weight)");
     }
+    Ok((max_error, path))
+}
+
+/// The modes of weight `w`: the command line's, or balanced ones over `--sites`; `Err` with
+/// the reason to leave it out (an all-zero or non-finite weight, a lopsided dimension).
+fn weight_modes(
+    args: &CompressArgs,
+    w: &WeightMatrix,
+) -> std::result::Result<(Vec<usize>, Vec<usize>), String> {
+    if let Some(why) = tnml_nn::weights::unusable(w) {
+        return Err(why);
+    }
+    if !args.in_modes.is_empty() || !args.out_modes.is_empty() {
+        return Ok((args.in_modes.clone(), args.out_modes.clone()));
+    }
+    tnml_core::modes::layer_modes(w.matrix.nrows(), w.matrix.ncols(), args.sites)
+        .map_err(|lopsided| format!("{lopsided} (--tensor with --in-modes/--out-modes)"))
+}
+
+/// One weight: its exact MPO, the smallest MPO within `max_error` bond by bond and the
+/// smallest uniform one; the MPO is `None` when it is not smaller than the matrix (kept dense).
+fn compress_weight(
+    w: &WeightMatrix,
+    modes: (Vec<usize>, Vec<usize>),
+    max_error: f64,
+) -> Result<(LayerRecord, Option<Mpo>)> {
+    let (in_modes, out_modes) = modes;
+    let (rows, cols) = (w.matrix.nrows(), w.matrix.ncols());
+    check_memory(
+        (rows as u128) * (cols as u128) * 8 * 6,
+        &format!("{} ({rows}x{cols}) and its decompositions", w.name),
+    )?;
+    // a large weight takes minutes (the exact TT-SVD, then ~40 truncations): say so first
+    if rows.saturating_mul(cols) >= LARGE_WEIGHT {
+        eprintln!(
+            "{}: {rows} x {cols}, modes {in_modes:?} -> {out_modes:?}: exact TT-SVD, then the bond search ...",
+            w.name
+        );
+    }
+    let t0 = Instant::now();
+    let (exact, _) = Mpo::from_dense(w.matrix.as_ref(), &in_modes, &out_modes, &TruncParams::exact())
+        .with_context(|| format!("{} (shape {:?} read as {rows} x {cols})", w.name, w.shape))?;
+    let profile = exact.entanglement_profile()?;
+    let auto = compress_to_error(&exact, max_error)?;
+    let uni = smallest_uniform_bond(&exact, max_error)?;
+    let dense = rows * cols;
+    let rec = LayerRecord {
+        layer: w.name.clone(),
+        shape: w.shape.clone(),
+        rows,
+        cols,
+        dense_params: dense,
+        exact_bond_dims: exact.bond_dims(),
+        entropy: profile.entropies(),
+        bound: profile.bounds(),
+        uniform_bond: uni.bond_dims.iter().copied().max().unwrap_or(1),
+        saving: uni.params as f64 / auto.params as f64,
+        kept_dense: auto.params >= dense,
+        auto: choice(&auto, dense)?,
+        uniform: choice(&uni, dense)?,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    eprintln!(
+        "{}: {} params (rho {:.4}, error {:.4}) vs uniform D={} {} params: {:.2}x fewer ({:.1} s){}",
+        rec.layer,
+        rec.auto.params,
+        rec.auto.rho,
+        rec.auto.error,
+        rec.uniform_bond,
+        rec.uniform.params,
+        rec.saving,
+        rec.seconds,
+        if rec.kept_dense {
+            "; not smaller than the matrix: kept dense"
+        } else {
+            ""
+        }
+    );
+    let mpo = (!rec.kept_dense).then_some(auto.mpo);
+    Ok((rec, mpo))
+}
+
+/// Runs `tnml mpo compress --auto`.
+pub(super) fn compress_auto(args: &CompressArgs) -> Result<()> {
+    let (max_error, path) = checked_options(args)?;
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let file = path.display().to_string();
     let (mut weights, mut skipped) = tnml_nn::weights::weight_matrices(&bytes, &file)?;
@@ -98,103 +184,62 @@ pub(super) fn compress_auto(args: &CompressArgs) -> Result<()> {
     let mut records = Vec::new();
     let mut mpos = Vec::new();
     for w in &weights {
-        // one odd weight (all zero at initialization, a non-finite entry) is left out with its
-        // reason; the others are compressed
-        if let Some(why) = tnml_nn::weights::unusable(w) {
-            eprintln!("{}: left out ({why})", w.name);
-            skipped.push((w.name.clone(), why));
-            continue;
-        }
-        let (rows, cols) = (w.matrix.nrows(), w.matrix.ncols());
-        let (in_modes, out_modes) = if given_modes {
-            (args.in_modes.clone(), args.out_modes.clone())
-        } else {
-            match tnml_core::modes::layer_modes(rows, cols, args.sites) {
-                Ok(m) => m,
-                Err(lopsided) => {
-                    let why = format!("{lopsided} (--tensor with --in-modes/--out-modes)");
-                    eprintln!("{}: left out ({why})", w.name);
-                    skipped.push((w.name.clone(), why));
-                    continue;
-                }
+        // one odd weight is left out with its reason; the others are compressed
+        let modes = match weight_modes(args, w) {
+            Ok(m) => m,
+            Err(why) => {
+                eprintln!("{}: left out ({why})", w.name);
+                skipped.push((w.name.clone(), why));
+                continue;
             }
         };
-        check_memory(
-            (rows as u128) * (cols as u128) * 8 * 6,
-            &format!("{} ({rows}x{cols}) and its decompositions", w.name),
-        )?;
-        // a large weight takes minutes (the exact TT-SVD, then ~40 truncations): say so first
-        if rows.saturating_mul(cols) >= LARGE_WEIGHT {
-            eprintln!(
-                "{}: {rows} x {cols}, modes {in_modes:?} -> {out_modes:?}: exact TT-SVD, then the bond search ...",
-                w.name
-            );
-        }
-        let t0 = Instant::now();
-        let (exact, _) = Mpo::from_dense(w.matrix.as_ref(), &in_modes, &out_modes, &TruncParams::exact())
-            .with_context(|| format!("{} (shape {:?} read as {rows} x {cols})", w.name, w.shape))?;
-        let profile = exact.entanglement_profile()?;
-        let auto = compress_to_error(&exact, max_error)?;
-        let uni = smallest_uniform_bond(&exact, max_error)?;
-        let dense = rows * cols;
-        let rec = LayerRecord {
-            layer: w.name.clone(),
-            shape: w.shape.clone(),
-            rows,
-            cols,
-            dense_params: dense,
-            exact_bond_dims: exact.bond_dims(),
-            entropy: profile.entropies(),
-            bound: profile.bounds(),
-            uniform_bond: uni.bond_dims.iter().copied().max().unwrap_or(1),
-            saving: uni.params as f64 / auto.params as f64,
-            kept_dense: auto.params >= dense,
-            auto: choice(&auto, dense)?,
-            uniform: choice(&uni, dense)?,
-            seconds: t0.elapsed().as_secs_f64(),
-        };
-        eprintln!(
-            "{}: {} params (rho {:.4}, error {:.4}) vs uniform D={} {} params: {:.2}x fewer ({:.1} s){}",
-            rec.layer,
-            rec.auto.params,
-            rec.auto.rho,
-            rec.auto.error,
-            rec.uniform_bond,
-            rec.uniform.params,
-            rec.saving,
-            rec.seconds,
-            if rec.kept_dense {
-                "; not smaller than the matrix: kept dense"
-            } else {
-                ""
-            }
-        );
-        if !rec.kept_dense {
-            mpos.push((w.name.clone(), auto.mpo));
+        let (rec, mpo) = compress_weight(w, modes, max_error)?;
+        if let Some(mpo) = mpo {
+            mpos.push((w.name.clone(), mpo));
         }
         records.push(rec);
     }
     if records.is_empty() {
-        bail!(
-            "{file}: no weight can be compressed ({})",
-            skipped
-                .iter()
-                .map(|(n, why)| format!("{n}: {why}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
+        let why: Vec<String> = skipped.iter().map(|(n, why)| format!("{n}: {why}")).collect();
+        bail!("{file}: no weight can be compressed ({})", why.join("; "));
     }
     // everything above is computed before the run directory exists
+    let outcome = Outcome {
+        file,
+        max_error,
+        records,
+        mpos,
+        skipped,
+        seconds: t_all.elapsed().as_secs_f64(),
+    };
+    write_run(args, &outcome)
+}
+
+/// What `--auto` found, for the run directory.
+struct Outcome {
+    file: String,
+    max_error: f64,
+    records: Vec<LayerRecord>,
+    /// The weights written as MPOs (not those kept dense).
+    mpos: Vec<(String, Mpo)>,
+    skipped: Vec<(String, String)>,
+    seconds: f64,
+}
+
+/// config.json, auto.json, bond-choices.json, mpo.safetensors (when a weight is compressed),
+/// figures and the summary (also printed).
+fn write_run(args: &CompressArgs, o: &Outcome) -> Result<()> {
     let run = RunDir::create(args.out.as_deref(), "mpo-compress")?;
     run.write_config(&serde_json::json!({
         "command": "mpo compress --auto",
         "tnml_version": env!("CARGO_PKG_VERSION"),
-        "input": file,
-        "max_error": max_error,
-        "skipped": skipped,
+        "input": o.file,
+        "max_error": o.max_error,
+        "skipped": o.skipped,
     }))?;
-    run.write_json("auto.json", &records)?;
-    let choices: Vec<BondChoiceRecord> = records
+    run.write_json("auto.json", &o.records)?;
+    let choices: Vec<BondChoiceRecord> = o
+        .records
         .iter()
         .map(|r| BondChoiceRecord {
             layer: r.layer.clone(),
@@ -205,19 +250,13 @@ pub(super) fn compress_auto(args: &CompressArgs) -> Result<()> {
         })
         .collect();
     run.write_json(BOND_CHOICES, &choices)?;
-    if mpos.is_empty() {
+    if o.mpos.is_empty() {
         eprintln!("no weight is smaller as an MPO within the error: no mpo.safetensors is written");
     } else {
-        run.write_file(run_files::MPO, &layers_safetensors(&mpos, &file)?)?;
+        run.write_file(run_files::MPO, &layers_safetensors(&o.mpos, &o.file)?)?;
     }
     plot_run(run.path(), &["png"])?;
-    let md = summary(
-        &file,
-        max_error,
-        &records,
-        &skipped,
-        t_all.elapsed().as_secs_f64(),
-    );
+    let md = summary(&o.file, o.max_error, &o.records, &o.skipped, o.seconds);
     run.write_summary(&md)?;
     print!("{md}");
     println!("\nwrote {}", run.path().display());
