@@ -134,7 +134,60 @@ pub fn drawable(chart: &LineChart) -> bool {
         .series
         .iter()
         .flat_map(|s| &s.points)
-        .any(|p| p.0.is_finite() && p.1.is_finite() && (!chart.log_y || p.1 > 0.0))
+        .any(|p| drawable_point(chart, p))
+}
+
+/// The axes of a line chart, fixed before drawing: the ranges of the drawable points, whether
+/// the y axis is logarithmic, and the x ticks.
+struct Frame {
+    x: (f64, f64),
+    y: (f64, f64),
+    /// A log axis over less than a decade has no labelled tick: linear there.
+    log_y: bool,
+    /// x values all whole numbers (epochs, sweeps, bonds) get whole-number ticks.
+    whole_x: bool,
+    x_ticks: usize,
+}
+
+impl Frame {
+    fn of(chart: &LineChart) -> Result<Self, PlotError> {
+        let points = || {
+            chart
+                .series
+                .iter()
+                .flat_map(|s| s.points.iter().filter(|p| drawable_point(chart, p)))
+        };
+        let (Some(x), Some(y)) = (range(points().map(|p| p.0)), range(points().map(|p| p.1))) else {
+            return Err(PlotError::Invalid(format!("{}: nothing to draw", chart.title)));
+        };
+        let whole_x = points().all(|p| (p.0 - p.0.round()).abs() < 1e-9);
+        Ok(Self {
+            x,
+            y,
+            log_y: chart.log_y && y.0 > 0.0 && y.1 / y.0 >= 20.0,
+            whole_x,
+            x_ticks: if whole_x {
+                ((x.1 - x.0).round() as usize + 1).clamp(2, 10)
+            } else {
+                10
+            },
+        })
+    }
+
+    fn x_label(&self, v: &f64) -> String {
+        if !self.whole_x {
+            format!("{v}")
+        } else if (v - v.round()).abs() < 1e-9 {
+            format!("{v:.0}")
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// A point is drawn when finite, and positive on a log axis.
+fn drawable_point(chart: &LineChart, p: &(f64, f64)) -> bool {
+    p.0.is_finite() && p.1.is_finite() && (!chart.log_y || p.1 > 0.0)
 }
 
 /// Draws `chart` to `path` (`.png` or `.svg`).
@@ -143,140 +196,116 @@ pub fn drawable(chart: &LineChart) -> bool {
 /// No drawable point, an unknown extension, file or encoding errors.
 pub fn draw_lines(chart: &LineChart, path: &Path) -> Result<(), PlotError> {
     ensure_font();
-    let ok = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite() && (!chart.log_y || p.1 > 0.0);
-    let xr = range(
-        chart
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().filter(|p| ok(p)).map(|p| p.0)),
-    );
-    let yr = range(
-        chart
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().filter(|p| ok(p)).map(|p| p.1)),
-    );
-    let (Some((x0, x1)), Some((y0, y1))) = (xr, yr) else {
-        return Err(PlotError::Invalid(format!("{}: nothing to draw", chart.title)));
-    };
-    // a log axis over less than a decade has no labelled tick: linear there
-    let log_y = chart.log_y && y0 > 0.0 && y1 / y0 >= 20.0;
-    // series with a name get a legend entry, drawn in a strip right of the plot, never over data
+    let frame = Frame::of(chart)?;
+    write_with(
+        path,
+        |bm| plot_lines(bm, chart, &frame, path),
+        |svg| plot_lines(svg, chart, &frame, path),
+    )
+}
+
+/// The chart on `root`: the plot, and a legend strip right of it for the named series (never
+/// over the data).
+fn plot_lines<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    chart: &LineChart,
+    frame: &Frame,
+    path: &Path,
+) -> Result<(), PlotError> {
+    root.fill(&WHITE).map_err(|e| draw_err(path, e))?;
     let named: Vec<&Series> = chart
         .series
         .iter()
         .filter(|s| !s.name.trim().is_empty())
         .collect();
-    // x values that are all whole numbers (epochs, sweeps, bonds) get whole-number ticks
-    let whole_x = chart
-        .series
-        .iter()
-        .flat_map(|s| s.points.iter().filter(|p| ok(p)))
-        .all(|p| (p.0 - p.0.round()).abs() < 1e-9);
-    let x_ticks = if whole_x {
-        ((x1 - x0).round() as usize + 1).clamp(2, 10)
+    let (width, _) = root.dim_in_pixel();
+    let legend_width = if named.is_empty() {
+        0
     } else {
-        10
+        LEGEND_WIDTH.min(width / 3)
     };
-    let x_fmt = move |v: &f64| {
-        if !whole_x {
-            format!("{v}")
-        } else if (v - v.round()).abs() < 1e-9 {
-            format!("{:.0}", v)
-        } else {
-            String::new()
-        }
-    };
-    macro_rules! body {
-        ($root:expr) => {{
-            let root = $root;
-            root.fill(&WHITE).map_err(|e| draw_err(path, e))?;
-            let (width, _) = root.dim_in_pixel();
-            let legend_width = if named.is_empty() {
-                0
-            } else {
-                LEGEND_WIDTH.min(width / 3)
-            };
-            let (plot_area, legend_area) = root.split_horizontally(width - legend_width);
-            let mut builder = ChartBuilder::on(&plot_area);
-            builder
-                .caption(&chart.title, ("sans-serif", 22))
-                .margin(12)
-                .x_label_area_size(44)
-                .y_label_area_size(70);
-            // every series inside the frame with a margin (a flat baseline at the top included)
-            let pad = (y1 - y0) * 0.08;
-            macro_rules! finish {
-                ($ctx:expr) => {{
-                    let mut ctx = $ctx;
-                    ctx.configure_mesh()
-                        .x_desc(chart.x_label.as_str())
-                        .y_desc(chart.y_label.as_str())
-                        .x_labels(x_ticks)
-                        .x_label_formatter(&x_fmt)
-                        .label_style(("sans-serif", 14))
-                        .axis_desc_style(("sans-serif", 16))
-                        .draw()
-                        .map_err(|e| draw_err(path, e))?;
-                    for s in &chart.series {
-                        let color = palette(s.color);
-                        let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| ok(p)).collect();
-                        let style = ShapeStyle::from(&color).stroke_width(2);
-                        if !s.dashed {
-                            // markers, so that a single point (a one-bond layer) is visible too
-                            ctx.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                                .map_err(|e| draw_err(path, e))?;
-                            ctx.draw_series(LineSeries::new(pts, style))
-                                .map_err(|e| draw_err(path, e))?;
-                        } else {
-                            ctx.draw_series(DashedLineSeries::new(pts, 8, 5, style))
-                                .map_err(|e| draw_err(path, e))?;
-                        }
-                    }
-                }};
-            }
-            if log_y {
-                finish!(builder
-                    .build_cartesian_2d(x0..x1, (y0 * 0.9..y1 * 1.1).log_scale())
-                    .map_err(|e| draw_err(path, e))?);
-            } else {
-                finish!(builder
-                    .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
-                    .map_err(|e| draw_err(path, e))?);
-            }
-            // the legend: each entry drawn as its series is (dashed or solid with a marker)
-            for (i, s) in named.iter().enumerate() {
+    let (plot_area, legend_area) = root.split_horizontally(width - legend_width);
+    let mut builder = ChartBuilder::on(&plot_area);
+    builder
+        .caption(&chart.title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(70);
+    let ((x0, x1), (y0, y1)) = (frame.x, frame.y);
+    // every series inside the frame with a margin (a flat baseline at the top included)
+    let pad = (y1 - y0) * 0.08;
+    let x_fmt = |v: &f64| frame.x_label(v);
+    // the two coordinate systems have different types: the same drawing for each
+    macro_rules! mesh_and_series {
+        ($ctx:expr) => {{
+            let mut ctx = $ctx.map_err(|e| draw_err(path, e))?;
+            ctx.configure_mesh()
+                .x_desc(chart.x_label.as_str())
+                .y_desc(chart.y_label.as_str())
+                .x_labels(frame.x_ticks)
+                .x_label_formatter(&x_fmt)
+                .label_style(("sans-serif", 14))
+                .axis_desc_style(("sans-serif", 16))
+                .draw()
+                .map_err(|e| draw_err(path, e))?;
+            for s in &chart.series {
                 let color = palette(s.color);
-                let y = 60 + 24 * i as i32;
+                let pts: Vec<(f64, f64)> = s
+                    .points
+                    .iter()
+                    .copied()
+                    .filter(|p| drawable_point(chart, p))
+                    .collect();
                 let style = ShapeStyle::from(&color).stroke_width(2);
                 if s.dashed {
-                    for seg in 0..3 {
-                        let x = 6 + 9 * seg;
-                        legend_area
-                            .draw(&PathElement::new(vec![(x, y), (x + 5, y)], style))
-                            .map_err(|e| draw_err(path, e))?;
-                    }
-                } else {
-                    legend_area
-                        .draw(&PathElement::new(vec![(6, y), (30, y)], style))
+                    ctx.draw_series(DashedLineSeries::new(pts, 8, 5, style))
                         .map_err(|e| draw_err(path, e))?;
-                    legend_area
-                        .draw(&Circle::new((18, y), 3, color.filled()))
+                } else {
+                    // markers, so that a single point (a one-bond layer) is visible too
+                    ctx.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                        .map_err(|e| draw_err(path, e))?;
+                    ctx.draw_series(LineSeries::new(pts, style))
                         .map_err(|e| draw_err(path, e))?;
                 }
-                legend_area
-                    .draw(&Text::new(
-                        s.name.clone(),
-                        (38, y - 7),
-                        ("sans-serif", 13).into_font().color(&BLACK),
-                    ))
-                    .map_err(|e| draw_err(path, e))?;
             }
-            root.present().map_err(|e| draw_err(path, e))?;
-            Ok(())
         }};
     }
-    write_with(path, |bm| body!(bm), |svg| body!(svg))
+    if frame.log_y {
+        mesh_and_series!(builder.build_cartesian_2d(x0..x1, (y0 * 0.9..y1 * 1.1).log_scale()));
+    } else {
+        mesh_and_series!(builder.build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad)));
+    }
+    draw_legend(&legend_area, &named, path)?;
+    root.present().map_err(|e| draw_err(path, e))
+}
+
+/// The legend: each entry drawn as its series is (dashed, or solid with a marker).
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    named: &[&Series],
+    path: &Path,
+) -> Result<(), PlotError> {
+    for (i, s) in named.iter().enumerate() {
+        let color = palette(s.color);
+        let y = 60 + 24 * i as i32;
+        let style = ShapeStyle::from(&color).stroke_width(2);
+        if s.dashed {
+            for seg in 0..3 {
+                let x = 6 + 9 * seg;
+                area.draw(&PathElement::new(vec![(x, y), (x + 5, y)], style))
+                    .map_err(|e| draw_err(path, e))?;
+            }
+        } else {
+            area.draw(&PathElement::new(vec![(6, y), (30, y)], style))
+                .map_err(|e| draw_err(path, e))?;
+            area.draw(&Circle::new((18, y), 3, color.filled()))
+                .map_err(|e| draw_err(path, e))?;
+        }
+        let font = ("sans-serif", 13).into_font().color(&BLACK);
+        area.draw(&Text::new(s.name.clone(), (38, y - 7), font))
+            .map_err(|e| draw_err(path, e))?;
+    }
+    Ok(())
 }
 
 /// Draws `map` to `path` (`.png` or `.svg`), with a colour bar.
