@@ -158,10 +158,24 @@ fn reset<T: Clone + Default>(v: &mut Vec<Vec<T>>, count: usize) {
     v.resize(count, Vec::new());
 }
 
+/// The label site's outputs for a slice: `U = sum_s phi_s l_c A_c` (`n x L x cr`), each
+/// sample's log-scale `sigma = log_l + log_r`, and `delta = dLoss/df / batch` (`n x L`).
+struct Head {
+    u: Vec<f32>,
+    sigma: Vec<f64>,
+    delta: Vec<f32>,
+    outcome: SliceOutcome,
+}
+
 impl Workspace {
     /// Loss, wrong predictions and (in `self.grads`) the gradients of the samples `idx` of
     /// `feats`, each sample's loss gradient divided by `batch` (the whole minibatch's size, so
     /// that the slices' gradients sum to the batch mean's).
+    ///
+    /// The steps: the slice's features; the left partial contractions `l_k` up to the label
+    /// site and the right ones `r_k` down to it, each row rescaled by a power of two with its
+    /// log kept; the label site's scores, loss and `delta`; then the gradients, carried out of
+    /// the label site into each wing.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn run(
         &mut self,
@@ -173,21 +187,47 @@ impl Workspace {
         decision: Decision,
         batch: usize,
     ) -> SliceOutcome {
-        let (n, d, nl) = (idx.len(), feats.dim, chain.labels);
-        let (sites, shapes, c) = (chain.sites, chain.shapes, chain.label_site);
-        let n_sites = sites.len();
-        // features of the slice
+        self.gather(feats, idx, chain.sites.len());
+        self.forward_left(chain, idx.len(), feats.dim);
+        self.forward_right(chain, idx.len(), feats.dim);
+        let head = self.label_head(
+            chain,
+            idx.len(),
+            feats.dim,
+            |i| labels[idx[i]],
+            loss,
+            decision,
+            batch,
+        );
+        if !head.outcome.loss_sum.is_finite() {
+            return head.outcome;
+        }
+        // every site's gradient is written by exactly one product below
+        reset(&mut self.grads, chain.sites.len());
+        for (g, &(l, p, r)) in self.grads.iter_mut().zip(chain.shapes) {
+            g.resize(l * p * r, 0.0);
+        }
+        self.backward_left(chain, idx.len(), feats.dim, &head);
+        self.backward_right(chain, idx.len(), feats.dim, &head);
+        head.outcome
+    }
+
+    /// `self.phi[k]`: the features of the samples `idx` at every site (`n x d`).
+    fn gather(&mut self, feats: &SiteFeatures, idx: &[usize], n_sites: usize) {
+        let d = feats.dim;
         reset(&mut self.phi, n_sites);
         for (dst, src) in self.phi.iter_mut().zip(&feats.sites) {
             dst.clear();
             dst.reserve(idx.len() * d);
             for &i in idx {
-                for &x in &src[i * d..(i + 1) * d] {
-                    dst.push(x);
-                }
+                dst.extend_from_slice(&src[i * d..(i + 1) * d]);
             }
         }
-        // forward, left of the label site
+    }
+
+    /// `l_{k+1} = sum_s phi_s (l_k A_k)` for `k < c`, rows normalized (`self.left`, `left_log`).
+    fn forward_left(&mut self, chain: &Chain<'_>, n: usize, d: usize) {
+        let (sites, shapes, c) = (chain.sites, chain.shapes, chain.label_site);
         reset(&mut self.left, c + 1);
         reset(&mut self.left_log, c + 1);
         self.left[0].clear();
@@ -210,7 +250,13 @@ impl Workspace {
             normalize(&mut next, r, &mut log);
             (self.left[k + 1], self.left_log[k + 1]) = (next, log);
         }
-        // forward, right of the label site: right[j] holds r_{c+1+j}
+    }
+
+    /// `r_k = A_k (phi_k (x) r_{k+1})` for `k > c`: `self.right[j]` holds `r_{c+1+j}` and
+    /// `self.outer[j]` the product `phi_k (x) r_{k+1}` the backward pass reuses.
+    fn forward_right(&mut self, chain: &Chain<'_>, n: usize, d: usize) {
+        let (sites, shapes, c) = (chain.sites, chain.shapes, chain.label_site);
+        let n_sites = sites.len();
         let nr = n_sites - c; // r_{c+1} ..= r_N
         reset(&mut self.right, nr);
         reset(&mut self.right_log, nr);
@@ -236,12 +282,32 @@ impl Workspace {
             normalize(&mut next, l, &mut log);
             (self.right[j], self.right_log[j]) = (next, log);
         }
-        // the label site: T = l_c A_c (n x d L cr), U = sum_s phi_s T, f = U . r_{c+1}
-        let (cl, _, cr) = shapes[c];
+    }
+
+    /// The label site: `T = l_c A_c` (`n x d L cr`), `U = sum_s phi_s T`, `f = U . r_{c+1}`
+    /// scaled by `exp(sigma)`; the loss, mistakes and `delta` of each sample (`label(i)`).
+    #[allow(clippy::too_many_arguments)]
+    fn label_head(
+        &mut self,
+        chain: &Chain<'_>,
+        n: usize,
+        d: usize,
+        label: impl Fn(usize) -> usize,
+        loss: Loss,
+        decision: Decision,
+        batch: usize,
+    ) -> Head {
+        let (c, nl) = (chain.label_site, chain.labels);
+        let (cl, _, cr) = chain.shapes[c];
         let (lc, rc) = (&self.left[c], &self.right[0]);
         let w = nl * cr;
         self.wide.resize(n * d * w, 0.0);
-        mm(&mut self.wide, n, rows(lc, n, cl), rows(&sites[c], cl, d * w));
+        mm(
+            &mut self.wide,
+            n,
+            rows(lc, n, cl),
+            rows(&chain.sites[c], cl, d * w),
+        );
         let mut u = Vec::new();
         combine(&mut u, &self.wide, &self.phi[c], n, d, w);
         let (mut loss_sum, mut wrong) = (0.0, 0);
@@ -260,49 +326,42 @@ impl Workspace {
                     .sum();
                 *fl = dot * e;
             }
-            let y = labels[idx[i]];
+            let y = label(i);
             wrong += usize::from(decision.pick(&f) != y);
-            let dl = &mut delta[i * nl..(i + 1) * nl];
-            match loss {
-                Loss::CrossEntropy => {
-                    let m = f.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let z: f64 = f.iter().map(|v| (v - m).exp()).sum();
-                    loss_sum += -(f[y] - m - z.ln());
-                    for (lab, o) in dl.iter_mut().enumerate() {
-                        let p = (f[lab] - m).exp() / z;
-                        *o = ((p - f64::from(u8::from(lab == y))) / batch as f64) as f32;
-                    }
-                }
-                Loss::Squared => {
-                    for (lab, o) in dl.iter_mut().enumerate() {
-                        let e = f[lab] - f64::from(u8::from(lab == y));
-                        loss_sum += 0.5 * e * e;
-                        *o = (e / batch as f64) as f32;
-                    }
-                }
-            }
+            loss_and_delta(
+                loss,
+                &f,
+                y,
+                batch,
+                &mut delta[i * nl..(i + 1) * nl],
+                &mut loss_sum,
+            );
         }
-        if !loss_sum.is_finite() {
-            return SliceOutcome { loss_sum, wrong };
+        Head {
+            u,
+            sigma,
+            delta,
+            outcome: SliceOutcome { loss_sum, wrong },
         }
-        // every site's gradient is written by exactly one product below
-        reset(&mut self.grads, n_sites);
-        for (g, &(l, p, r)) in self.grads.iter_mut().zip(shapes) {
-            g.resize(l * p * r, 0.0);
-        }
-        // label site: Z = phi (x) delta (x) r_{c+1}; dA_c = (l_c e^sigma)^T Z; G_c = Z A_c^T
+    }
+
+    /// The label site's gradient `dA_c = (l_c e^sigma)^T Z` with `Z = phi (x) delta (x) r_{c+1}`,
+    /// then `G = Z A_c^T` carried left: `dA_k = l_k^T (phi_k (x) G_{k+1})`.
+    fn backward_left(&mut self, chain: &Chain<'_>, n: usize, d: usize, head: &Head) {
+        let (sites, shapes, c, nl) = (chain.sites, chain.shapes, chain.label_site, chain.labels);
+        let (cl, _, cr) = shapes[c];
+        let w = nl * cr;
         let mut dr = Vec::new();
-        outer(&mut dr, &delta, rc, n, nl, cr);
+        outer(&mut dr, &head.delta, &self.right[0], n, nl, cr);
         outer(&mut self.wide, &self.phi[c], &dr, n, d, w);
         let zeros = vec![0f64; n];
-        scale_rows(&mut self.scaled, lc, cl, &sigma, &zeros);
+        scale_rows(&mut self.scaled, &self.left[c], cl, &head.sigma, &zeros);
         mm(
             &mut self.grads[c],
             cl,
             rows(&self.scaled, n, cl).transpose(),
             rows(&self.wide, n, d * w),
         );
-        // into the left wing
         self.carry.resize(n * cl, 0.0);
         mm(
             &mut self.carry,
@@ -340,14 +399,21 @@ impl Workspace {
                 normalize(&mut self.carry, l, &mut self.carry_log);
             }
         }
-        // into the right wing: H_{c+1}[i, b] = sum_l delta[i, l] U[i, l, b]
+    }
+
+    /// `H_{c+1}[i, b] = sum_l delta[i, l] U[i, l, b]` carried right:
+    /// `dA_k = H_k^T (phi_k (x) r_{k+1})`, `H_{k+1} = sum_s phi_s (H_k A_k)`.
+    fn backward_right(&mut self, chain: &Chain<'_>, n: usize, d: usize, head: &Head) {
+        let (sites, shapes, c, nl) = (chain.sites, chain.shapes, chain.label_site, chain.labels);
+        let n_sites = sites.len();
+        let cr = shapes[c].2;
         self.carry.clear();
         self.carry.resize(n * cr, 0.0);
         for i in 0..n {
             let h = &mut self.carry[i * cr..(i + 1) * cr];
             for lab in 0..nl {
-                let dl = delta[i * nl + lab];
-                let ui = &u[(i * nl + lab) * cr..(i * nl + lab + 1) * cr];
+                let dl = head.delta[i * nl + lab];
+                let ui = &head.u[(i * nl + lab) * cr..(i * nl + lab + 1) * cr];
                 h.iter_mut().zip(ui).for_each(|(x, y)| *x += dl * y);
             }
         }
@@ -383,7 +449,30 @@ impl Workspace {
                 normalize(&mut self.carry, r, &mut self.carry_log);
             }
         }
-        SliceOutcome { loss_sum, wrong }
+    }
+}
+
+/// One sample's loss for scores `f` and label `y`, added to `loss_sum` (term by term, the
+/// running sum's order), and `delta = dLoss/df / batch`: softmax cross-entropy
+/// (`p - onehot`) or the squared error (`f - onehot`).
+fn loss_and_delta(loss: Loss, f: &[f64], y: usize, batch: usize, delta: &mut [f32], loss_sum: &mut f64) {
+    match loss {
+        Loss::CrossEntropy => {
+            let m = f.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let z: f64 = f.iter().map(|v| (v - m).exp()).sum();
+            *loss_sum += -(f[y] - m - z.ln());
+            for (lab, o) in delta.iter_mut().enumerate() {
+                let p = (f[lab] - m).exp() / z;
+                *o = ((p - f64::from(u8::from(lab == y))) / batch as f64) as f32;
+            }
+        }
+        Loss::Squared => {
+            for (lab, o) in delta.iter_mut().enumerate() {
+                let e = f[lab] - f64::from(u8::from(lab == y));
+                *loss_sum += 0.5 * e * e;
+                *o = (e / batch as f64) as f32;
+            }
+        }
     }
 }
 
