@@ -231,50 +231,55 @@ impl<'a> CudaEngine<'a> {
         })
     }
 
-    /// The forward and backward passes of the samples `idx` (see `pass.rs`).
-    #[allow(clippy::needless_range_loop)] // k indexes sites, shapes, offsets and phi alike
+    /// The forward and backward passes of the samples `idx` (see `pass.rs`, whose steps
+    /// these follow one for one).
     fn pass(
         &mut self,
         b: &mut BatchBuffers,
         idx: &[usize],
         batch: usize,
     ) -> std::result::Result<BatchOutcome, GpuError> {
-        let g = &self.gpu;
         let n = idx.len();
-        let (c, d, nl) = (self.label_site, self.dim, self.num_labels);
-        let sites = self.shapes.len();
-        let (shapes, off) = (&self.shapes, &self.offsets);
-        let site = |k: usize| off[k]..off[k + 1];
-        let phi = |k: usize| k * n * d..(k + 1) * n * d;
-        let mm = |m, nn, k, a_t, b_t| GemmShape {
-            m,
-            n: nn,
-            k,
-            a_t,
-            b_t,
-        };
-        g.gather(
+        self.gpu.gather(
             &mut b.phi.slice_mut(..),
             &self.feats.slice(..),
             idx,
             &mut b.idx,
-            sites,
+            self.shapes.len(),
             self.samples,
-            d,
+            self.dim,
         )?;
-        // forward, left of the label site
-        for k in 0..c {
-            let (l, _, r) = shapes[k];
+        self.forward_left(b, n)?;
+        self.forward_right(b, n)?;
+        let outcome = self.label_head(b, idx, batch)?;
+        if !outcome.loss_sum.is_finite() {
+            return Ok(outcome);
+        }
+        self.backward_left(b, n)?;
+        self.backward_right(b, n)?;
+        Ok(outcome)
+    }
+
+    /// Site `k`'s values in the flat core buffers.
+    fn site(&self, k: usize) -> std::ops::Range<usize> {
+        self.offsets[k]..self.offsets[k + 1]
+    }
+
+    /// `l_{k+1} = sum_s phi_s (l_k A_k)` for `k < c`, rows normalized.
+    fn forward_left(&self, b: &mut BatchBuffers, n: usize) -> std::result::Result<(), GpuError> {
+        let (g, d) = (&self.gpu, self.dim);
+        for k in 0..self.label_site {
+            let (l, _, r) = self.shapes[k];
             g.gemm(
-                mm(n, d * r, l, false, false),
+                gemm_shape(n, d * r, l, false, false),
                 &b.left[k].slice(..),
-                &self.w32.slice(site(k)),
+                &self.w32.slice(self.site(k)),
                 &mut b.wide.slice_mut(..),
             )?;
             g.combine(
                 &mut b.left[k + 1].slice_mut(..),
                 &b.wide.slice(..),
-                &b.phi.slice(phi(k)),
+                &b.phi.slice(phi(k, n, d)),
                 n,
                 d,
                 r,
@@ -283,41 +288,57 @@ impl<'a> CudaEngine<'a> {
             g.copy(&lo[k].slice(..n), &mut hi[0].slice_mut(..))?;
             g.normalize(&mut b.left[k + 1].slice_mut(..), &mut hi[0].slice_mut(..), n, r)?;
         }
-        // forward, right of the label site: right[j] = r_{c+1+j}
-        for k in (c + 1..sites).rev() {
+        Ok(())
+    }
+
+    /// `r_k = A_k (phi_k (x) r_{k+1})` for `k > c`: `right[j] = r_{c+1+j}`, `outer[j]` kept.
+    fn forward_right(&self, b: &mut BatchBuffers, n: usize) -> std::result::Result<(), GpuError> {
+        let (g, d, c) = (&self.gpu, self.dim, self.label_site);
+        for k in (c + 1..self.shapes.len()).rev() {
             let j = k - c - 1;
-            let (l, _, r) = shapes[k];
+            let (l, _, r) = self.shapes[k];
             g.outer(
                 &mut b.outer[j].slice_mut(..),
-                &b.phi.slice(phi(k)),
+                &b.phi.slice(phi(k, n, d)),
                 &b.right[j + 1].slice(..),
                 n,
                 d,
                 r,
             )?;
             g.gemm(
-                mm(n, l, d * r, false, true),
+                gemm_shape(n, l, d * r, false, true),
                 &b.outer[j].slice(..),
-                &self.w32.slice(site(k)),
+                &self.w32.slice(self.site(k)),
                 &mut b.right[j].slice_mut(..),
             )?;
             let (lo, hi) = b.right_log.split_at_mut(j + 1);
             g.copy(&hi[0].slice(..n), &mut lo[j].slice_mut(..))?;
             g.normalize(&mut b.right[j].slice_mut(..), &mut lo[j].slice_mut(..), n, l)?;
         }
-        // the label site: U = sum_s phi_s (l_c A_c), scores, loss, delta
-        let (cl, _, cr) = shapes[c];
+        Ok(())
+    }
+
+    /// The label site: `U = sum_s phi_s (l_c A_c)`, the scores, each sample's loss, mistakes
+    /// and `delta` (one thread per sample); the losses and mistakes come back to the host.
+    fn label_head(
+        &self,
+        b: &mut BatchBuffers,
+        idx: &[usize],
+        batch: usize,
+    ) -> std::result::Result<BatchOutcome, GpuError> {
+        let (g, d, c, nl, n) = (&self.gpu, self.dim, self.label_site, self.num_labels, idx.len());
+        let (cl, _, cr) = self.shapes[c];
         let w = nl * cr;
         g.gemm(
-            mm(n, d * w, cl, false, false),
+            gemm_shape(n, d * w, cl, false, false),
             &b.left[c].slice(..),
-            &self.w32.slice(site(c)),
+            &self.w32.slice(self.site(c)),
             &mut b.wide.slice_mut(..),
         )?;
         g.combine(
             &mut b.u.slice_mut(..),
             &b.wide.slice(..),
-            &b.phi.slice(phi(c)),
+            &b.phi.slice(phi(c, n, d)),
             n,
             d,
             w,
@@ -351,10 +372,16 @@ impl<'a> CudaEngine<'a> {
             .iter()
             .filter(|&&x| x != 0)
             .count();
-        if !loss_sum.is_finite() {
-            return Ok(BatchOutcome { loss_sum, wrong });
-        }
-        // label site: Z = phi (x) delta (x) r_{c+1}; dA_c = (l_c e^sigma)^T Z; G_c = Z A_c^T
+        Ok(BatchOutcome { loss_sum, wrong })
+    }
+
+    /// `dA_c = (l_c e^sigma)^T Z` with `Z = phi (x) delta (x) r_{c+1}`, then `G = Z A_c^T`
+    /// carried left: `dA_k = l_k^T (phi_k (x) G_{k+1})`.
+    fn backward_left(&mut self, b: &mut BatchBuffers, n: usize) -> std::result::Result<(), GpuError> {
+        let (d, c, nl) = (self.dim, self.label_site, self.num_labels);
+        let (cl, _, cr) = self.shapes[c];
+        let w = nl * cr;
+        let (site_c, g) = (self.site(c), &self.gpu);
         g.outer(
             &mut b.dr.slice_mut(..),
             &b.delta.slice(..),
@@ -365,7 +392,7 @@ impl<'a> CudaEngine<'a> {
         )?;
         g.outer(
             &mut b.wide.slice_mut(..),
-            &b.phi.slice(phi(c)),
+            &b.phi.slice(phi(c, n, d)),
             &b.dr.slice(..),
             n,
             d,
@@ -380,25 +407,25 @@ impl<'a> CudaEngine<'a> {
             &b.zeros.slice(..),
         )?;
         g.gemm(
-            mm(cl, d * w, n, true, false),
+            gemm_shape(cl, d * w, n, true, false),
             &b.scaled.slice(..),
             &b.wide.slice(..),
-            &mut self.grads.slice_mut(site(c)),
+            &mut self.grads.slice_mut(site_c.clone()),
         )?;
         g.gemm(
-            mm(n, cl, d * w, false, true),
+            gemm_shape(n, cl, d * w, false, true),
             &b.wide.slice(..),
-            &self.w32.slice(site(c)),
+            &self.w32.slice(site_c),
             &mut b.carry.slice_mut(..),
         )?;
         g.copy(&b.right_log[0].slice(..n), &mut b.carry_log.slice_mut(..))?;
         g.normalize(&mut b.carry.slice_mut(..), &mut b.carry_log.slice_mut(..), n, cl)?;
-        // into the left wing
         for k in (0..c).rev() {
-            let (l, _, r) = shapes[k];
+            let (l, _, r) = self.shapes[k];
+            let site_k = self.offsets[k]..self.offsets[k + 1];
             g.outer(
                 &mut b.wide.slice_mut(..),
-                &b.phi.slice(phi(k)),
+                &b.phi.slice(phi(k, n, d)),
                 &b.carry.slice(..),
                 n,
                 d,
@@ -413,22 +440,30 @@ impl<'a> CudaEngine<'a> {
                 &b.carry_log.slice(..),
             )?;
             g.gemm(
-                mm(l, d * r, n, true, false),
+                gemm_shape(l, d * r, n, true, false),
                 &b.scaled.slice(..),
                 &b.wide.slice(..),
-                &mut self.grads.slice_mut(site(k)),
+                &mut self.grads.slice_mut(site_k.clone()),
             )?;
             if k > 0 {
                 g.gemm(
-                    mm(n, l, d * r, false, true),
+                    gemm_shape(n, l, d * r, false, true),
                     &b.wide.slice(..),
-                    &self.w32.slice(site(k)),
+                    &self.w32.slice(site_k),
                     &mut b.carry.slice_mut(..),
                 )?;
                 g.normalize(&mut b.carry.slice_mut(..), &mut b.carry_log.slice_mut(..), n, l)?;
             }
         }
-        // into the right wing: H_{c+1}[i, b] = sum_l delta[i, l] U[i, l, b]
+        Ok(())
+    }
+
+    /// `H_{c+1}[i, b] = sum_l delta[i, l] U[i, l, b]` carried right:
+    /// `dA_k = H_k^T (phi_k (x) r_{k+1})`, `H_{k+1} = sum_s phi_s (H_k A_k)`.
+    fn backward_right(&mut self, b: &mut BatchBuffers, n: usize) -> std::result::Result<(), GpuError> {
+        let (d, c, nl, sites) = (self.dim, self.label_site, self.num_labels, self.shapes.len());
+        let cr = self.shapes[c].2;
+        let g = &self.gpu;
         g.label_carry(
             &mut b.carry.slice_mut(..),
             &b.delta.slice(..),
@@ -441,7 +476,8 @@ impl<'a> CudaEngine<'a> {
         g.normalize(&mut b.carry.slice_mut(..), &mut b.carry_log.slice_mut(..), n, cr)?;
         for k in c + 1..sites {
             let j = k - c - 1;
-            let (l, _, r) = shapes[k];
+            let (l, _, r) = self.shapes[k];
+            let site_k = self.offsets[k]..self.offsets[k + 1];
             g.scale_rows(
                 &mut b.scaled.slice_mut(..),
                 &b.carry.slice(..),
@@ -451,22 +487,22 @@ impl<'a> CudaEngine<'a> {
                 &b.right_log[j + 1].slice(..),
             )?;
             g.gemm(
-                mm(l, d * r, n, true, false),
+                gemm_shape(l, d * r, n, true, false),
                 &b.scaled.slice(..),
                 &b.outer[j].slice(..),
-                &mut self.grads.slice_mut(site(k)),
+                &mut self.grads.slice_mut(site_k.clone()),
             )?;
             if k + 1 < sites {
                 g.gemm(
-                    mm(n, d * r, l, false, false),
+                    gemm_shape(n, d * r, l, false, false),
                     &b.carry.slice(..),
-                    &self.w32.slice(site(k)),
+                    &self.w32.slice(site_k),
                     &mut b.wide.slice_mut(..),
                 )?;
                 g.combine(
                     &mut b.next.slice_mut(..),
                     &b.wide.slice(..),
-                    &b.phi.slice(phi(k)),
+                    &b.phi.slice(phi(k, n, d)),
                     n,
                     d,
                     r,
@@ -475,8 +511,18 @@ impl<'a> CudaEngine<'a> {
                 g.normalize(&mut b.carry.slice_mut(..), &mut b.carry_log.slice_mut(..), n, r)?;
             }
         }
-        Ok(BatchOutcome { loss_sum, wrong })
+        Ok(())
     }
+}
+
+/// Site `k`'s features in the gathered batch (`n x d` per site).
+fn phi(k: usize, n: usize, d: usize) -> std::ops::Range<usize> {
+    k * n * d..(k + 1) * n * d
+}
+
+/// A row-major product `m x k` by `k x n`, either operand transposed.
+fn gemm_shape(m: usize, n: usize, k: usize, a_t: bool, b_t: bool) -> GemmShape {
+    GemmShape { m, n, k, a_t, b_t }
 }
 
 impl GradientEngine for CudaEngine<'_> {
