@@ -151,7 +151,7 @@ impl Cluster {
     /// ranks the error is printed with this rank's number and the whole job is aborted (the
     /// other ranks may be waiting in a collective).
     pub fn fail(&self, err: &anyhow::Error) -> std::process::ExitCode {
-        say(&format!("error: {}{err:#}", self.tag()));
+        say(&format!("error: {}{}", self.tag(), crate::flags::describe(err)));
         #[cfg(feature = "mpi")]
         if let Some(w) = &self.world {
             w.abort(1);

@@ -11,6 +11,7 @@ mod cmd_net;
 mod cmd_plot;
 mod confusion;
 mod figures;
+mod flags;
 mod net;
 mod predictions;
 mod progress;

@@ -161,6 +161,17 @@ pub enum DataError {
     /// A request that makes no sense (empty split, bad fraction, ...).
     #[error("{0}")]
     Invalid(String),
+    /// An image size the images cannot be brought to (their side, or half of it by 2x2
+    /// pooling). Front ends name their own option (`--image-size`, `image_size=`).
+    #[error("image size {size} does not fit {height}x{width} images: use {height} or {}", height / 2)]
+    ImageSize {
+        /// The size asked for.
+        size: usize,
+        /// The images' height.
+        height: usize,
+        /// The images' width.
+        width: usize,
+    },
 }
 
 /// Result alias of the data layer.

@@ -72,13 +72,11 @@ pub fn load_gray(
         s if s == im.height => im,
         s if s * 2 == im.height => im.avg_pool2x2()?,
         s => {
-            return Err(DataError::Invalid(format!(
-                "image size {s} does not fit {}x{} images: use {} or {}",
-                im.height,
-                im.width,
-                im.height,
-                im.height / 2
-            )))
+            return Err(DataError::ImageSize {
+                size: s,
+                height: im.height,
+                width: im.width,
+            })
         }
     };
     Ok(GrayPixels {

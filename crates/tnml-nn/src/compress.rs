@@ -153,8 +153,8 @@ pub fn compress_dense(
 ) -> Result<Compressed> {
     params.validate()?;
     if cfg.mpo.is_some() {
-        return Err(NnError::Option {
-            option: "--checkpoint",
+        return Err(NnError::Invalid {
+            field: "model",
             reason: "the model already has MPO layers; compress takes a dense model".into(),
         });
     }

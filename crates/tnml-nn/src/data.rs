@@ -74,8 +74,8 @@ pub fn load_split(
         images,
         labels: set.labels,
     };
-    li.check(arch.input_shape(), 10).map_err(|e| NnError::Option {
-        option: "--dataset",
+    li.check(arch.input_shape(), 10).map_err(|e| NnError::Invalid {
+        field: "dataset",
         reason: format!(
             "{} does not fit {arch:?} (fc2 and lenet5 take 28x28 grey images: mnist, fashion-mnist): {e}",
             dataset.display_name()

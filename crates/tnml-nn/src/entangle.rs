@@ -219,8 +219,8 @@ pub fn weights_entanglement(
     max_sites: usize,
 ) -> Result<(Vec<(WeightEntanglement, Mpo)>, crate::weights::Skipped)> {
     if let Some(name) = modes.keys().find(|n| !weights.iter().any(|w| &w.name == *n)) {
-        return Err(crate::NnError::Option {
-            option: "--modes",
+        return Err(crate::NnError::Invalid {
+            field: "modes",
             reason: format!(
                 "no weight {name:?} (weights of 2 or more dimensions: {})",
                 weights

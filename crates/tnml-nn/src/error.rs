@@ -6,11 +6,13 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum NnError {
-    /// An option that cannot be used as given.
-    #[error("{option}: {reason}")]
-    Option {
-        /// The option, as the command line spells it.
-        option: &'static str,
+    /// A setting that cannot be used as given. `field` is the library's name for it (a field
+    /// of `TrainConfig`, `NetConfig`...); front ends map it to their own spelling (the CLI's
+    /// flag, Python's parameter).
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The setting, as the library names it (`epochs`, `batch_size`, `lr`, `pairing`...).
+        field: &'static str,
         /// Why not, with the numbers.
         reason: String,
     },

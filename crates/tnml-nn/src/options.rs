@@ -117,9 +117,9 @@ impl MpoLayers {
     pub fn resolve(&self, arch: Arch, bond: Option<usize>) -> Result<Vec<MpoSpec>> {
         match self {
             Self::Gao => arch.gao_preset(bond),
-            Self::Specs(_) if bond.is_some() => Err(crate::NnError::Option {
-                option: "--bond",
-                reason: "it applies to --mpo gao; put the bond dimensions into the specs".into(),
+            Self::Specs(_) if bond.is_some() => Err(crate::NnError::Invalid {
+                field: "bond",
+                reason: "it applies to the gao preset; put the bond dimensions into the specs".into(),
             }),
             Self::Specs(specs) => Ok(specs.clone()),
         }

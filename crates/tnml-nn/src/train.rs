@@ -80,8 +80,8 @@ impl LabeledImages {
     /// A validation set of 0 images or of all of them.
     pub fn split_validation(&self, validation: usize, seed: u64) -> Result<(Self, Self)> {
         if validation == 0 || validation >= self.len() {
-            return Err(NnError::Option {
-                option: "--validation",
+            return Err(NnError::Invalid {
+                field: "validation",
                 reason: format!(
                     "{validation} images: it must lie between 1 and {} (the training images)",
                     self.len().saturating_sub(1)
@@ -193,26 +193,26 @@ impl TrainConfig {
     /// Zero epochs or batch size, a non-positive learning rate, a negative weight decay.
     pub fn validate(&self) -> Result<()> {
         if self.epochs == 0 {
-            return Err(NnError::Option {
-                option: "--epochs",
+            return Err(NnError::Invalid {
+                field: "epochs",
                 reason: "0 epochs train nothing: use at least 1".into(),
             });
         }
         if self.batch_size == 0 {
-            return Err(NnError::Option {
-                option: "--batch-size",
+            return Err(NnError::Invalid {
+                field: "batch_size",
                 reason: "0: it must be at least 1".into(),
             });
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(NnError::Option {
-                option: "--lr",
+            return Err(NnError::Invalid {
+                field: "lr",
                 reason: format!("{}: the learning rate must be positive and finite", self.lr),
             });
         }
         if self.weight_decay < 0.0 || !self.weight_decay.is_finite() {
-            return Err(NnError::Option {
-                option: "--weight-decay",
+            return Err(NnError::Invalid {
+                field: "weight_decay",
                 reason: format!("{}: the weight decay must be finite and >= 0", self.weight_decay),
             });
         }

@@ -101,8 +101,8 @@ pub(super) fn load_pixels(
     let (dataset, dir, _) = data.location.resolve();
     let g = load_gray(dataset, &dir, split, Selection { subset, limit }, data.image_size).map_err(
         |e| match e {
-            tnml_data::DataError::Invalid(m) if m.starts_with("image size") => {
-                anyhow::anyhow!("{}", m.replacen("image size", "--image-size", 1))
+            e @ tnml_data::DataError::ImageSize { .. } => {
+                anyhow::anyhow!("{}", e.to_string().replacen("image size", "--image-size", 1))
             }
             e => e.into(),
         },

@@ -351,7 +351,7 @@ fn run_epochs(
             };
             if !loss.is_finite() {
                 engine.store(model)?;
-                return Err(diverged(format!("the loss is {loss}; lower --lr")));
+                return Err(diverged(format!("the loss is {loss}; lower the learning rate")));
             }
             step += 1;
             let lr = config
@@ -360,7 +360,7 @@ fn run_epochs(
             if let Some(bad) = engine.adam_step(lr, step, MAX_WEIGHT)? {
                 engine.store(model)?;
                 return Err(diverged(format!(
-                    "a weight of site {} became {:e} (beyond {MAX_WEIGHT:e}); lower --lr",
+                    "a weight of site {} became {:e} (beyond {MAX_WEIGHT:e}); lower the learning rate",
                     bad.site, bad.value
                 )));
             }

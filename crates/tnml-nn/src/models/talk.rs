@@ -55,8 +55,8 @@ impl Talk {
                 let mut sorted = perm.clone();
                 sorted.sort_unstable();
                 if sorted != (0..s.len()).collect::<Vec<_>>() {
-                    return Err(crate::NnError::Option {
-                        option: "--pairing",
+                    return Err(crate::NnError::Invalid {
+                        field: "pairing",
                         reason: format!("{perm:?} is not a permutation of the {} sites", s.len()),
                     });
                 }
@@ -71,8 +71,8 @@ impl Talk {
                 Some(permuted_order(&original, perm))
             }
             (Some(_), None) => {
-                return Err(crate::NnError::Option {
-                    option: "--pairing",
+                return Err(crate::NnError::Invalid {
+                    field: "pairing",
                     reason: "a pairing needs an MPO layer".into(),
                 })
             }
