@@ -150,6 +150,11 @@ struct Source {
 
 fn read_source(args: &EntangleArgs, is_file: bool) -> Result<Source> {
     if is_file {
+        let bytes =
+            std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
+        if tnml_core::mpo_file::is_mpo_file(&bytes) {
+            return mpo_file_source(args, &bytes);
+        }
         let (entries, skipped) = state_dict_layers(args)?;
         let layers = entries
             .iter()
@@ -191,6 +196,33 @@ fn read_source(args: &EntangleArgs, is_file: bool) -> Result<Source> {
         model: Some((header.net, net)),
         weights_json: None,
         weights_text: String::new(),
+    })
+}
+
+/// The MPOs of an MPO file (`mpo compress`'s `mpo.safetensors`), analysed as they are: their
+/// modes are their cores' (the options that choose modes of a weight are refused).
+fn mpo_file_source(args: &EntangleArgs, bytes: &[u8]) -> Result<Source> {
+    if let Some(id) = args.explicit.iter().find(|id| FILE_ONLY.contains(&id.as_str())) {
+        bail!(
+            "--{} chooses modes of a weight; {} is an MPO file, whose MPOs have their own modes",
+            id.replace('_', "-"),
+            args.input.display()
+        );
+    }
+    let layers = tnml_core::mpo_file::from_safetensors(bytes, &args.input.display().to_string())?;
+    let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    let mut text = String::from("| MPO | in modes -> out modes | bonds |\n|---|---|---|\n");
+    let mut mpos = Vec::new();
+    for (name, mpo) in &layers {
+        let (i, o, b) = (mpo.in_modes(), mpo.out_modes(), mpo.bond_dims());
+        let _ = writeln!(text, "| {name} | {} -> {} | {} |", list(i), list(o), list(&b));
+        mpos.push(serde_json::json!({"name": name, "in_modes": i, "out_modes": o, "bond_dims": b}));
+    }
+    Ok(Source {
+        layers,
+        model: None,
+        weights_json: Some(serde_json::json!({"file": args.input.display().to_string(), "mpos": mpos})),
+        weights_text: text,
     })
 }
 

@@ -47,6 +47,14 @@ pub enum CoreError {
         /// "columns", "rows" or "entries".
         axis: &'static str,
     },
+    /// An MPO file that cannot be read or written as asked.
+    #[error("{file}: {reason}")]
+    MpoFile {
+        /// The file (or what is written).
+        file: String,
+        /// What is wrong, with the numbers.
+        reason: String,
+    },
     /// `max_bond` of a truncation is zero.
     #[error("max_bond is 0: a bond dimension must be at least 1")]
     ZeroMaxBond,

@@ -29,6 +29,7 @@ pub mod error;
 pub mod linalg;
 pub mod modes;
 pub mod mpo;
+pub mod mpo_file;
 pub mod mps;
 pub mod site;
 pub mod trunc;

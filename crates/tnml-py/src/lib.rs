@@ -31,8 +31,7 @@ pub(crate) fn mps_error(e: tnml_mps::MpsError) -> PyErr {
             PyErr::from(std::io::Error::new(source.kind(), format!("{file}: {source}")))
         }
         e @ (tnml_mps::MpsError::Diverged { .. } | tnml_mps::MpsError::NonFiniteCost { .. }) => {
-            // the message names the CLI's option; the Python parameter is `lr`
-            PyRuntimeError::new_err(e.to_string().replace("--lr", "lr"))
+            PyRuntimeError::new_err(e.to_string())
         }
         e @ tnml_mps::MpsError::Device { .. } => PyRuntimeError::new_err(e.to_string()),
         e => value_error(e),
@@ -54,5 +53,7 @@ fn _tnml(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(data::load_dataset, m)?)?;
     m.add_function(wrap_pyfunction!(data::read_safetensors, m)?)?;
     m.add_function(wrap_pyfunction!(data::default_layer_modes, m)?)?;
+    m.add_function(wrap_pyfunction!(mpo::read_mpo_file, m)?)?;
+    m.add_function(wrap_pyfunction!(mpo::mpo_file_bytes, m)?)?;
     Ok(())
 }

@@ -244,3 +244,30 @@ impl PyMpo {
         )
     }
 }
+
+/// The MPOs of an MPO file (`tnml mpo compress`'s `mpo.safetensors`, older files included, or
+/// the MPO layers of a network's `model.safetensors`): `[(name, MPO)]` in name order.
+#[pyfunction]
+pub fn read_mpo_file(path: std::path::PathBuf) -> PyResult<Vec<(String, PyMpo)>> {
+    let bytes = std::fs::read(&path)
+        .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("{}: {e}", path.display())))?;
+    let mpos =
+        tnml_core::mpo_file::from_safetensors(&bytes, &path.display().to_string()).map_err(value_error)?;
+    Ok(mpos
+        .into_iter()
+        .map(|(name, mpo)| (name, PyMpo::new(mpo, TruncReport::default())))
+        .collect())
+}
+
+/// The bytes of an MPO file holding `mpos` (`[(name, MPO)]`), in the format `tnml mpo compress`
+/// writes (the Python side writes them whole to the file).
+#[pyfunction]
+pub fn mpo_file_bytes(mpos: Vec<(String, PyRef<'_, PyMpo>)>, source: &str) -> PyResult<Vec<u8>> {
+    let guards: Vec<_> = mpos.iter().map(|(_, m)| m.read()).collect();
+    let named: Vec<(&str, &Mpo)> = mpos
+        .iter()
+        .zip(&guards)
+        .map(|((n, _), g)| (n.as_str(), &**g))
+        .collect();
+    tnml_core::mpo_file::to_safetensors(&named, source).map_err(value_error)
+}

@@ -93,7 +93,7 @@ def test_gradient_trainer_and_refit(sample_small):
                            lr_schedule="cosine", random_state=1).fit(X[:1000], y[:1000])
     assert 0.15 < c.score(Xt, yt) < g.score(Xt, yt) + 0.2
     # a step size that blows up is refused, with the model left as it was before that step
-    with pytest.raises(RuntimeError, match="diverged.*lower lr"):
+    with pytest.raises(RuntimeError, match="diverged.*lower the learning rate"):
         tnml.MPSClassifier(trainer="gradient", bond=4, epochs=1, lr=1e3).fit(X[:1000], y[:1000])
     r = tnml.MPSClassifier(bond=4, sweeps=1, loss="squared", lam=0.0, refit="softmax", refit_lambda=1e-4)
     r.fit(X[:1000], y[:1000])

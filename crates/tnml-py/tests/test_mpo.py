@@ -163,3 +163,40 @@ def test_options_are_never_coerced():
         tnml.entangle({"a": w}, as_frame=1)
     # numpy integers are integers
     assert tnml.MPO.from_dense(w, np.array([4, 4]), [4, 4], max_bond=np.int64(2)).bond_dims == [2]
+
+
+def test_mpo_files_round_trip_and_read_what_the_cli_writes(tmp_path, cli):
+    import subprocess
+
+    rng = np.random.default_rng(3)
+    a = tnml.MPO.from_dense(rng.standard_normal((16, 12)), [3, 2, 2], [2, 4, 2])
+    b = tnml.MPO.from_dense(rng.standard_normal((8, 8)), [2, 2, 2], [2, 2, 2], max_bond=2)
+    path = tmp_path / "mpos.safetensors"
+    tnml.save_mpos(path, {"fc1.weight": a, "fc2.weight": b})
+    back = tnml.read_mpos(path)
+    assert list(back) == ["fc1.weight", "fc2.weight"]
+    for m, r in ((a, back["fc1.weight"]), (b, back["fc2.weight"])):
+        assert r.in_modes == m.in_modes and r.out_modes == m.out_modes and r.bond_dims == m.bond_dims
+        for x, y in zip(m.cores, r.cores):
+            np.testing.assert_array_equal(x, y)
+    # nothing a user made is overwritten unasked; odd input is an error naming it
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        tnml.save_mpos(path, {"a": a})
+    tnml.save_mpos(path, {"a": a}, overwrite=True)
+    assert list(tnml.read_mpos(path)) == ["a"]
+    with pytest.raises(TypeError, match="non-empty dict"):
+        tnml.save_mpos(tmp_path / "x.safetensors", [a])
+    (tmp_path / "junk.safetensors").write_bytes(b"not a file")
+    with pytest.raises(ValueError, match="junk.safetensors: not a safetensors file"):
+        tnml.read_mpos(tmp_path / "junk.safetensors")
+    with pytest.raises(OSError):
+        tnml.read_mpos(tmp_path / "missing.safetensors")
+    # the CLI's mpo.safetensors: one writer, one reader
+    run = tmp_path / "run"
+    subprocess.run(
+        [cli, "mpo", "compress", "--matrix", "random", "--in-modes", "4,4", "--out-modes", "4,4", "--max-bond", "3", "--out", str(run)],
+        check=True,
+        capture_output=True,
+    )
+    written = tnml.read_mpos(run / "mpo.safetensors")
+    assert list(written) == ["random"] and written["random"].bond_dims == [3]

@@ -2,16 +2,13 @@
 //! smallest MPO within a relative error, a bond dimension per bond chosen from the spectra
 //! ([`tnml_core::allocate`]), next to the smallest single bond dimension meeting the same error.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use safetensors::tensor::TensorView;
-use safetensors::Dtype;
 use serde::Serialize;
 use tnml_core::allocate::{compress_to_error, smallest_uniform_bond, Compressed};
-use tnml_core::{Mpo, TruncParams};
+use tnml_core::{mpo_file, Mpo, TruncParams};
 use tnml_nn::spec::MpoSpec;
 use tnml_nn::weights::WeightMatrix;
 
@@ -253,7 +250,8 @@ fn write_run(args: &CompressArgs, o: &Outcome) -> Result<()> {
     if o.mpos.is_empty() {
         eprintln!("no weight is smaller as an MPO within the error: no mpo.safetensors is written");
     } else {
-        run.write_file(run_files::MPO, &layers_safetensors(&o.mpos, &o.file)?)?;
+        let named: Vec<(&str, &Mpo)> = o.mpos.iter().map(|(n, m)| (n.as_str(), m)).collect();
+        run.write_file(run_files::MPO, &mpo_file::to_safetensors(&named, &o.file)?)?;
     }
     plot_run(run.path(), &["png"])?;
     let md = summary(&o.file, o.max_error, &o.records, &o.skipped, o.seconds);
@@ -261,34 +259,6 @@ fn write_run(args: &CompressArgs, o: &Outcome) -> Result<()> {
     print!("{md}");
     println!("\nwrote {}", run.path().display());
     Ok(())
-}
-
-/// Every layer's cores as `<layer>.cores.<k>` F64 `[left, in, out, right]`, modes in the metadata.
-fn layers_safetensors(mpos: &[(String, Mpo)], source: &str) -> Result<Vec<u8>> {
-    let mut blobs = Vec::new();
-    let mut meta = HashMap::from([
-        ("format".to_string(), "tnml-mpo-layers".to_string()),
-        ("source".to_string(), source.to_string()),
-    ]);
-    for (name, mpo) in mpos {
-        for k in 0..mpo.len() {
-            let (shape, data) = mpo.core(k)?;
-            blobs.push((
-                format!("{name}.cores.{k}"),
-                shape.to_vec(),
-                data.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
-            ));
-        }
-        meta.insert(
-            format!("{name}.modes"),
-            serde_json::to_string(&(mpo.in_modes(), mpo.out_modes()))?,
-        );
-    }
-    let views = blobs
-        .iter()
-        .map(|(n, s, b)| Ok((n.clone(), TensorView::new(Dtype::F64, s.clone(), b)?)))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(safetensors::serialize(views, Some(meta))?)
 }
 
 fn summary(

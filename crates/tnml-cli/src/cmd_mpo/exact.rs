@@ -1,15 +1,12 @@
 //! `tnml mpo compress` at given bonds: TT-SVD of one matrix, its truncation and the
 //! entanglement of every bond.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use safetensors::tensor::TensorView;
-use safetensors::Dtype;
 use serde::Serialize;
-use tnml_core::{check_modes, EntanglementProfile, Mpo, TruncParams, TruncReport};
+use tnml_core::{check_modes, mpo_file, EntanglementProfile, Mpo, TruncParams, TruncReport};
 
 use super::args::CompressArgs;
 use super::matrix_source::read_safetensors_matrix;
@@ -50,14 +47,16 @@ pub(super) fn compress(args: &CompressArgs) -> Result<()> {
         (rows as u128) * (cols as u128) * 8 * 5,
         &format!("a {rows}x{cols} matrix and its decompositions"),
     )?;
-    let (source, w) = match &args.input {
+    // the MPO's name in mpo.safetensors: the tensor's, or the synthetic matrix's kind
+    let (source, name, w) = match &args.input {
         Some(path) => {
             // its size is bounded by the file's; the modes are checked against it by from_dense
             let (name, w) = read_safetensors_matrix(path, args.tensor.as_deref())?;
-            (format!("{}:{name}", path.display()), w)
+            (format!("{}:{name}", path.display()), name, w)
         }
         None => (
             format!("synthetic {} (seed {})", args.matrix.name(), args.seed.seed),
+            args.matrix.name().to_string(),
             args.matrix.build(rows, cols, args.seed.seed)?,
         ),
     };
@@ -103,7 +102,10 @@ pub(super) fn compress(args: &CompressArgs) -> Result<()> {
         "entanglement.csv",
         profile_csv(&exact_profile, &profile).as_bytes(),
     )?;
-    run.write_file(run_files::MPO, &mpo_safetensors(&mpo, &source)?)?;
+    run.write_file(
+        run_files::MPO,
+        &mpo_file::to_safetensors(&[(&name, &mpo)], &source)?,
+    )?;
     let summary = summary(&source, &mpo, &report, &records, rel_error, seconds);
     run.write_summary(&summary)?;
     print!("{summary}");
@@ -130,35 +132,6 @@ fn profile_csv(exact: &EntanglementProfile, compressed: &EntanglementProfile) ->
         );
     }
     s
-}
-
-/// The cores as `core.<k>` F64 tensors `[left, in, out, right]`, with the modes in the metadata.
-fn mpo_safetensors(mpo: &Mpo, source: &str) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    let mut shapes = Vec::new();
-    for k in 0..mpo.len() {
-        let (shape, data) = mpo.core(k)?;
-        bytes.push(data.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
-        shapes.push(shape);
-    }
-    let views = bytes
-        .iter()
-        .zip(&shapes)
-        .enumerate()
-        .map(|(k, (b, s))| {
-            Ok((
-                format!("core.{k:03}"),
-                TensorView::new(Dtype::F64, s.to_vec(), b)?,
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let meta = HashMap::from([
-        ("format".to_string(), "tnml-mpo".to_string()),
-        ("in_modes".to_string(), serde_json::to_string(mpo.in_modes())?),
-        ("out_modes".to_string(), serde_json::to_string(mpo.out_modes())?),
-        ("source".to_string(), source.to_string()),
-    ]);
-    Ok(safetensors::serialize(views, Some(meta))?)
 }
 
 fn summary(

@@ -92,10 +92,30 @@ fn compress_writes_a_complete_run_directory() {
     assert_eq!(first["bond_dim"], 1);
     assert!(first["entropy_exact"].as_f64().unwrap().abs() < 1e-12);
 
-    // the written MPO reads back as tensors with the right shapes
+    // the written MPO reads back as tensors with the right shapes, named as an MPO layer's
     let bytes = std::fs::read(out.join("mpo.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    assert_eq!(st.tensor("core.001").unwrap().shape(), &[1, 3, 3, 1]);
+    assert_eq!(st.tensor("identity.cores.1").unwrap().shape(), &[1, 3, 3, 1]);
+
+    // entangle reads the MPO file as MPOs (not its cores as weights), with their own modes
+    let ent = tmp.path().join("ent");
+    let text = stdout_ok(
+        tnml()
+            .arg("entangle")
+            .arg(out.join("mpo.safetensors"))
+            .arg("--out")
+            .arg(&ent),
+    );
+    assert!(text.contains("| identity | 2,3,4 -> 2,3,4 | 1,1 |"), "{text}");
+    tnml()
+        .arg("entangle")
+        .arg(out.join("mpo.safetensors"))
+        .args(["--modes", "identity=4->4"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "is an MPO file, whose MPOs have their own modes",
+        ));
 
     // a second run into the same directory is refused, nothing is overwritten
     tnml()

@@ -126,3 +126,45 @@ class MPO:
 
     def __repr__(self) -> str:
         return repr(self._inner)
+
+
+def read_mpos(path: Any) -> dict[str, MPO]:
+    """The MPOs of an MPO file, by name: ``tnml mpo compress``'s ``mpo.safetensors`` (older files
+    with cores ``core.000, ...`` read under the name ``"mpo"``), or the MPO layers of a network's
+    ``model.safetensors`` (``<layer>.cores.<k>``). Raises ``OSError`` for an unreadable file and
+    ``ValueError`` (naming the file and the tensor) for one that holds no valid MPO."""
+    import os
+
+    return {name: MPO(inner) for name, inner in _tnml.read_mpo_file(os.fspath(path))}
+
+
+def save_mpos(path: Any, mpos: dict[str, MPO], overwrite: bool = False) -> None:
+    """Writes ``mpos`` (name -> :class:`MPO`) as an MPO file in the format ``tnml mpo compress``
+    writes (cores ``<name>.cores.<k>`` in float64), whole: to a temporary file next to ``path``,
+    then renamed. An existing ``path`` is refused unless ``overwrite=True``."""
+    import os
+    import tempfile
+
+    if not isinstance(mpos, dict) or not mpos:
+        raise TypeError(f"mpos must be a non-empty dict of name -> MPO, got {type(mpos).__name__}")
+    for name, m in mpos.items():
+        if not isinstance(name, str) or not isinstance(m, MPO):
+            raise TypeError(f"mpos[{name!r}]: names are str and values MPO, got {type(m).__name__}")
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be a bool, got {overwrite!r}")
+    path = os.fspath(path)
+    if os.path.lexists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists: pass overwrite=True to replace it")
+    data = bytes(_tnml.mpo_file_bytes([(n, m._inner) for n, m in mpos.items()], "tnml (Python)"))
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tnml-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
