@@ -113,6 +113,9 @@ fn core_values(file: &str, name: &str, view: &TensorView<'_>) -> Result<Vec<f64>
     Ok(values)
 }
 
+/// One core read from a file: its shape `[left, in, out, right]` and values.
+type Core = ([usize; 4], Vec<f64>);
+
 /// The MPOs of an MPO file (or of the MPO layers of a network's state_dict), by name in sorted
 /// order. Tensors whose names are not cores are ignored.
 ///
@@ -122,7 +125,7 @@ fn core_values(file: &str, name: &str, view: &TensorView<'_>) -> Result<Vec<f64>
 pub fn from_safetensors(bytes: &[u8], file: &str) -> Result<Vec<(String, Mpo)>> {
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| file_error(file, format!("not a safetensors file: {e}")))?;
-    let mut cores: BTreeMap<String, BTreeMap<usize, ([usize; 4], Vec<f64>)>> = BTreeMap::new();
+    let mut cores: BTreeMap<String, BTreeMap<usize, Core>> = BTreeMap::new();
     for (tensor, view) in st.tensors() {
         let Some((name, k)) = core_name(&tensor) else {
             continue;
