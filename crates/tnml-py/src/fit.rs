@@ -33,7 +33,8 @@ pub struct FitOptions {
     cg_passes: usize,
     refit_passes: usize,
     lam: f64,
-    loss: String,
+    /// `None`: the trainer's default (`SweepConfig::default()` / `GradientConfig::default()`).
+    loss: Option<String>,
     feature_map: String,
     turn_site: Option<usize>,
     epochs: usize,
@@ -47,6 +48,37 @@ pub struct FitOptions {
     refit: Option<String>,
     refit_lambda: Option<f64>,
     device: String,
+}
+
+/// The defaults of `MPSClassifier()`, read from the trainers' own (`SweepConfig::default()`,
+/// `GradientConfig::default()`): the Python signature states them and a test checks that it
+/// agrees with this.
+#[pyfunction]
+pub fn defaults(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
+    let (sweep, gradient) = (SweepConfig::default(), GradientConfig::default());
+    let d = pyo3::types::PyDict::new(py);
+    d.set_item("bond", tnml_mps::sweep::DEFAULT_MAX_BOND)?;
+    d.set_item("cutoff", tnml_mps::sweep::DEFAULT_CUTOFF)?;
+    d.set_item("sweeps", sweep.sweeps)?;
+    d.set_item("cg_passes", sweep.cg_passes)?;
+    d.set_item("refit_passes", sweep.refit_passes)?;
+    d.set_item("lam", sweep.lambda)?;
+    d.set_item("sweep_loss", loss_name(sweep.loss))?;
+    d.set_item("gradient_loss", loss_name(gradient.loss))?;
+    d.set_item("epochs", gradient.epochs)?;
+    d.set_item("batch_size", gradient.batch_size)?;
+    d.set_item("lr", gradient.learning_rate)?;
+    d.set_item("shift", gradient.shift)?;
+    d.set_item("flip", gradient.flip)?;
+    d.set_item("random_state", gradient.seed)?;
+    Ok(d)
+}
+
+fn loss_name(loss: Loss) -> &'static str {
+    match loss {
+        Loss::CrossEntropy => "cross-entropy",
+        Loss::Squared => "squared",
+    }
 }
 
 /// Seconds between progress messages within a sweep or an epoch.
@@ -233,7 +265,11 @@ fn parse_device(text: &str, trainer: &str) -> PyResult<tnml_mps::Device> {
 }
 
 fn plan(o: &FitOptions, sites: usize) -> PyResult<Plan> {
-    let loss = parse_loss(&o.loss)?;
+    let loss = match &o.loss {
+        Some(text) => parse_loss(text)?,
+        None if o.trainer == "gradient" => GradientConfig::default().loss,
+        None => SweepConfig::default().loss,
+    };
     let device = parse_device(&o.device, &o.trainer)?;
     let turn_site = o.turn_site.unwrap_or(sites / 2);
     if turn_site >= sites {

@@ -50,6 +50,7 @@ fn _tnml(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<mpo::PyMpo>()?;
     m.add_class::<classifier::Model>()?;
     m.add_function(wrap_pyfunction!(fit::fit, m)?)?;
+    m.add_function(wrap_pyfunction!(fit::defaults, m)?)?;
     m.add_function(wrap_pyfunction!(data::load_dataset, m)?)?;
     m.add_function(wrap_pyfunction!(data::read_safetensors, m)?)?;
     m.add_function(wrap_pyfunction!(data::default_layer_modes, m)?)?;

@@ -281,3 +281,20 @@ def test_fit_releases_the_gil(sample_small):
     during = [s for s in ticks if t0 < s < t0 + elapsed]
     # a thread that needs the GIL kept ticking while Rust trained (it would stall if fit held it)
     assert elapsed > 0.5 and len(during) > 100, (elapsed, len(during))
+
+
+def test_defaults_are_the_trainers_and_the_clis():
+    """One set of defaults: the signature states the trainers' own (SweepConfig::default,
+    GradientConfig::default), which `tnml mps train --help` shows too."""
+    import inspect
+
+    lib = tnml._tnml.defaults()
+    sig = {k: p.default for k, p in inspect.signature(tnml.MPSClassifier.__init__).parameters.items()}
+    for name in ["bond", "cutoff", "sweeps", "cg_passes", "refit_passes", "lam", "epochs", "batch_size", "lr", "shift", "flip", "random_state"]:
+        assert sig[name] == lib[name], (name, sig[name], lib[name])
+    assert sig["loss"] is None and (lib["sweep_loss"], lib["gradient_loss"]) == ("squared", "cross-entropy")
+    # loss=None is each trainer's own: the sweep model predicts argmax |f|, the gradient one argmax f
+    X, y = tnml.load_dataset("mnist-sample", "train", image_size=14, limit=60, shuffle_seed=0)
+    assert tnml.MPSClassifier(bond=2, sweeps=1).fit(X, y).model_.decision == "magnitude"
+    g = tnml.MPSClassifier(trainer="gradient", feature_map="linear", bond=2, epochs=1).fit(X, y)
+    assert g.model_.decision == "signed"

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
 use tnml_mps::collective::{sharded_error_rate, sync_model};
-use tnml_mps::{train_sweeps_sharded, Decision, FeatureMap, MpsClassifier, SweepConfig};
+use tnml_mps::{train_sweeps_sharded, Decision, FeatureMap, GradientConfig, MpsClassifier, SweepConfig};
 
 use super::options::{LossArg, LrScheduleArg, MapArg, MpsData, TrainerArg};
 use super::project::{refit_core, RefitArg, RefitData};
@@ -31,23 +31,23 @@ pub struct TrainArgs {
         long = "max-bond",
         alias = "bond",
         value_delimiter = ',',
-        default_value = "10"
+        default_values_t = [tnml_mps::sweep::DEFAULT_MAX_BOND]
     )]
     pub max_bond: Vec<usize>,
     /// Relative discarded weight allowed at each SVD (sum of dropped s^2 / sum of s^2).
-    #[arg(long, default_value_t = 1e-10)]
+    #[arg(long, default_value_t = tnml_mps::sweep::DEFAULT_CUTOFF)]
     pub cutoff: f64,
     /// Number of sweeps (each left-to-right and back).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = SweepConfig::default().sweeps)]
     pub sweeps: usize,
     /// Conjugate-gradient iterations per bond.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = SweepConfig::default().cg_passes)]
     pub cg_passes: usize,
     /// CG iterations of the one-site refit after each truncated split (0 = off).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = SweepConfig::default().refit_passes)]
     pub refit_passes: usize,
     /// L2 penalty on the bond tensor.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = SweepConfig::default().lambda)]
     pub lambda: f64,
     /// Move the label from site 0 to the turn site truncated at the first sweep's cap instead of
     /// exactly: the exact move widens the bonds to about 10x the start's (110), and the first
@@ -93,20 +93,20 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value = "sweep")]
     pub trainer: TrainerArg,
     /// Gradient trainer: epochs.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = GradientConfig::default().epochs)]
     pub epochs: usize,
     /// Gradient trainer: minibatch size.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = GradientConfig::default().batch_size)]
     pub batch_size: usize,
     /// Gradient trainer: Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = GradientConfig::default().learning_rate)]
     pub lr: f64,
     /// Gradient trainer: step size over the epochs, constant or a cosine decay to 0 at the end.
     #[arg(long, value_enum, default_value = "constant")]
     pub lr_schedule: LrScheduleArg,
     /// Gradient trainer: augment by translating every training image by up to N pixels each
     /// way (drawn afresh per epoch, white fill; at the model's resolution, 14x14 by default).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = GradientConfig::default().shift)]
     pub shift: usize,
     /// Gradient trainer: augment by mirroring every training image left-right with probability
     /// 1/2, drawn afresh per epoch (for clothes or objects, not for digits).

@@ -62,6 +62,26 @@ pub struct GradientConfig {
     pub device: Device,
 }
 
+/// The defaults of `tnml mps train --trainer gradient` and `MPSClassifier(trainer="gradient")`
+/// alike: 10 epochs of Adam at 1e-3, constant, batches of 50, softmax cross-entropy, no
+/// augmentation, seed 0, on the CPU. (The bond dimension is the sweep trainer's default,
+/// [`crate::sweep::DEFAULT_MAX_BOND`].)
+impl Default for GradientConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            batch_size: 50,
+            learning_rate: 1e-3,
+            loss: Loss::CrossEntropy,
+            seed: 0,
+            schedule: LrSchedule::Constant,
+            shift: 0,
+            flip: false,
+            device: Device::Cpu,
+        }
+    }
+}
+
 /// The move of training image `index` (of the whole set) in `epoch`: a translation uniform in
 /// `[-shift, shift]^2` and, with `flip`, a mirror with probability 1/2; a function of
 /// `(seed, epoch, index)` alone, so that every rank of a sharded run draws the same move for

@@ -37,11 +37,19 @@ pub struct SweepConfig {
     pub turn_site: Option<usize>,
 }
 
+/// The sweep trainer's default bond cap (the paper's smallest table row).
+pub const DEFAULT_MAX_BOND: usize = 10;
+/// The sweep trainer's default cutoff (relative discarded weight per SVD).
+pub const DEFAULT_CUTOFF: f64 = 1e-10;
+
+/// The defaults of `tnml mps train` and `MPSClassifier()` alike, the paper's settings: bond 10,
+/// 3 sweeps, the quadratic cost, no penalty, cutoff 1e-10, 3 CG passes per bond and 1 refit
+/// pass. The CLI's flags and Python's parameters take their defaults from here.
 impl Default for SweepConfig {
     fn default() -> Self {
         Self {
             sweeps: 3,
-            schedule: Self::bond_schedule(&[10], 1e-10),
+            schedule: Self::bond_schedule(&[DEFAULT_MAX_BOND], DEFAULT_CUTOFF),
             cg_passes: 3,
             lambda: 0.0,
             refit_passes: 1,

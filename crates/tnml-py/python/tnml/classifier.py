@@ -64,16 +64,22 @@ class MPSClassifier:
     Ctrl-C stops training between bond updates (or minibatches): ``model_`` keeps the last good
     state, ``interrupted_`` is True, and the ``KeyboardInterrupt`` propagates.
 
+    Defaults are ``tnml mps train``'s, read from the trainers (``tnml._tnml.defaults()``): the paper's
+    bond 10, 3 sweeps, ``lam=0``, cutoff 1e-10; ``loss=None`` is the trainer's own: ``"squared"`` for
+    the sweeps (the paper's), ``"cross-entropy"`` for the gradient trainer; 10 epochs of batches of
+    50 at ``lr=1e-3``. (Earlier versions of ``MPSClassifier()`` defaulted to bond 20, 2 cross-entropy sweeps and
+    ``lam=0.5``: pass those to keep them.)
+
     The same options and data as ``tnml mps train`` give the same model: the model file of
     :meth:`save` is the CLI's ``model.safetensors`` (``tnml mps eval --model FILE``).
     """
 
     def __init__(
         self,
-        bond: int | Sequence[int] = 20,
-        sweeps: int = 2,
-        loss: str = "cross-entropy",
-        lam: float = 0.5,
+        bond: int | Sequence[int] = 10,
+        sweeps: int = 3,
+        loss: str | None = None,
+        lam: float = 0.0,
         feature_map: str = "trig",
         image_shape: tuple[int, int] | None = None,
         threads: int | None = None,
@@ -158,7 +164,7 @@ class MPSClassifier:
             "cg_passes": _count("cg_passes", self.cg_passes, minimum=0),
             "refit_passes": _count("refit_passes", self.refit_passes, minimum=0),
             "lam": _real("lam", self.lam),
-            "loss": _text("loss", self.loss),
+            "loss": None if self.loss is None else _text("loss", self.loss),
             "feature_map": _text("feature_map", self.feature_map),
             "turn_site": None if self.turn_site is None else _count("turn_site", self.turn_site, minimum=0),
             "epochs": _count("epochs", self.epochs, minimum=0),
