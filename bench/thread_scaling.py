@@ -1,0 +1,188 @@
+"""Thread scaling of every trainer, tnml next to PyTorch CPU at the same thread counts, in one run.
+
+For each thread count T (default 1, 2, 4, ... up to the cores present, and the core count) the
+script runs, as separate processes so that each gets its own thread pool:
+
+  tnml  mps train (sweep)     one sweep, bond 20, the README's options       seconds of the sweep
+  tnml  mps train (gradient)  one epoch, bond 20, batch 100, linear map      seconds of the epoch
+  tnml  net train fc2         one epoch, Adam 1e-3, batch 100                 train seconds
+  tnml  net train fc2 --mpo gao --bond 16                                      train seconds
+  tnml  net train lenet5      one epoch, SGD 0.05 momentum 0.9, batch 100      train seconds
+  torch FC2 dense, FC2 tltorch (if installed), LeNet-5 dense, one epoch each  (bench/mpo_torch.py,
+        bench/lenet_torch.py with torch.set_num_threads(T))
+
+and prints a table: seconds per work and thread count, each tnml row's speed-up over its own
+first thread count, and tnml / PyTorch at each count. Times are the programs' own (training only:
+loading and evaluation are left out on both sides).
+
+    bench/.venv/bin/python bench/thread_scaling.py                        # the shipped sample
+    bench/.venv/bin/python bench/thread_scaling.py --data-dir ../shared/data --dataset mnist --threads 1,2
+
+Needs numpy and torch in the interpreter that runs it (bench/setup_python.sh, then pip install
+torch; tltorch optional) and a release build of tnml (--tnml, default target/release/tnml or
+$TNML_BIN). Writes only under a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def default_threads() -> list[int]:
+    cores = os.cpu_count() or 1
+    counts, t = [], 1
+    while t < cores:
+        counts.append(t)
+        t *= 2
+    return counts + [cores]
+
+
+def run(cmd: list[str], env: dict[str, str]) -> str:
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        sys.exit(f"failed ({out.returncode}): {' '.join(cmd)}\n{out.stderr[-2000:]}")
+    return out.stdout
+
+
+def records(run_dir: pathlib.Path) -> list[dict]:
+    return [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if l.strip()]
+
+
+class Tnml:
+    """The tnml workloads at one data set."""
+
+    def __init__(self, binary: str, data: list[str], work: pathlib.Path, train_limit: int | None):
+        self.binary, self.data, self.work = binary, data, work
+        self.limit = ["--train-limit", str(train_limit)] if train_limit else []
+        self.count = 0
+
+    def _out(self) -> pathlib.Path:
+        self.count += 1
+        return self.work / f"run{self.count}"
+
+    def mps_sweep(self, threads: int) -> float:
+        out = self._out()
+        run([self.binary, "mps", "train", *self.data, *self.limit, "--max-bond", "20", "--sweeps", "1",
+             "--loss", "cross-entropy", "--lambda", "0.5", "--test-limit", "100", "--threads", str(threads),
+             "--out", str(out)], os.environ.copy())
+        return records(out)[0]["seconds"]
+
+    def mps_gradient(self, threads: int) -> float:
+        out = self._out()
+        run([self.binary, "mps", "train", *self.data, *self.limit, "--trainer", "gradient", "--feature-map", "linear",
+             "--max-bond", "20", "--epochs", "1", "--batch-size", "100", "--test-limit", "100",
+             "--threads", str(threads), "--out", str(out)], os.environ.copy())
+        return records(out)[0]["seconds"]
+
+    def net(self, threads: int, model: str, extra: list[str]) -> float:
+        out = self._out()
+        run([self.binary, "net", "train", *self.data, *self.limit, "--model", model, "--epochs", "1",
+             "--batch-size", "100", "--test-limit", "100", *extra, "--threads", str(threads), "--out", str(out)],
+            os.environ.copy())
+        return records(out)[0]["train_seconds"]
+
+
+def idx_images(path: pathlib.Path) -> np.ndarray:
+    data = gzip.open(path).read()
+    n, h, w = (int.from_bytes(data[4 + 4 * k: 8 + 4 * k], "big") for k in range(3))
+    return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(n, h * w)
+
+
+def idx_labels(path: pathlib.Path) -> np.ndarray:
+    return np.frombuffer(gzip.open(path).read(), dtype=np.uint8, offset=8)
+
+
+def torch_inputs(data_dir: pathlib.Path, work: pathlib.Path, limit: int | None) -> tuple[str, str, int]:
+    """The training images as the PyTorch scripts read them: f32 in [0, 1] and u8 labels."""
+    x = idx_images(data_dir / "train-images-idx3-ubyte.gz").astype(np.float32) / 255.0
+    y = idx_labels(data_dir / "train-labels-idx1-ubyte.gz")
+    n = min(limit or len(y), len(y))
+    images, labels = work / "images.f32", work / "labels.u8"
+    x[:n].tofile(images)
+    y[:n].tofile(labels)
+    return str(images), str(labels), n
+
+
+def torch_seconds(script: str, args: list[str]) -> float:
+    out = run([sys.executable, str(REPO / "bench" / script), *args], os.environ.copy())
+    rec = json.loads(out.strip().splitlines()[-1])
+    for key in ("epoch_s", "seconds"):
+        if rec.get(key) is not None:
+            return float(rec[key])
+    sys.exit(f"{script}: no time in {rec}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tnml", default=os.environ.get("TNML_BIN", str(REPO / "target" / "release" / "tnml")))
+    ap.add_argument("--threads", default=",".join(map(str, default_threads())))
+    ap.add_argument("--dataset", default="mnist-sample")
+    ap.add_argument("--data-dir", default=None, help="folder holding the data set's folder (default: the shipped sample)")
+    ap.add_argument("--train-limit", type=int, default=None)
+    ap.add_argument("--no-torch", action="store_true")
+    a = ap.parse_args()
+    threads = [int(t) for t in a.threads.split(",")]
+    if not threads or min(threads) < 1:
+        sys.exit(f"--threads {a.threads}: positive integers")
+    data = ["--dataset", a.dataset] + (["--data-dir", a.data_dir] if a.data_dir else [])
+    idx_dir = REPO / "data" / "mnist-sample"
+    if a.data_dir:
+        candidates = [pathlib.Path(a.data_dir), pathlib.Path(a.data_dir) / a.dataset]
+        idx_dir = next((c for c in candidates if (c / "train-images-idx3-ubyte.gz").exists()), candidates[-1])
+    rows: dict[str, dict[int, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = pathlib.Path(tmp)
+        t = Tnml(a.tnml, data, work, a.train_limit)
+        torch = None
+        if not a.no_torch:
+            try:
+                import torch as _torch  # noqa: F401
+
+                torch = torch_inputs(idx_dir, work, a.train_limit)
+            except ImportError:
+                print("(no torch in this interpreter: PyTorch rows left out)", file=sys.stderr)
+        has_tltorch = False
+        try:
+            import tltorch  # noqa: F401
+
+            has_tltorch = True
+        except ImportError:
+            pass
+        for n in threads:
+            print(f"{n} thread(s) ...", file=sys.stderr)
+            rows.setdefault("tnml MPS sweep, bond 20", {})[n] = t.mps_sweep(n)
+            rows.setdefault("tnml MPS gradient, bond 20", {})[n] = t.mps_gradient(n)
+            rows.setdefault("tnml FC2 dense", {})[n] = t.net(n, "fc2", ["--optimizer", "adam", "--lr", "1e-3"])
+            rows.setdefault("tnml FC2-MPO D=16", {})[n] = t.net(n, "fc2", ["--optimizer", "adam", "--lr", "1e-3", "--mpo", "gao", "--bond", "16"])
+            rows.setdefault("tnml LeNet-5 dense", {})[n] = t.net(n, "lenet5", ["--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9"])
+            if torch:
+                images, labels, count = torch
+                rows.setdefault("torch FC2 dense", {})[n] = torch_seconds("mpo_torch.py", [str(n), "epoch", images, labels, str(count), "16", "dense"])
+                if has_tltorch:
+                    rows.setdefault("torch FC2 tltorch D=16", {})[n] = torch_seconds("mpo_torch.py", [str(n), "epoch", images, labels, str(count), "16", "tltorch-factorized"])
+                rows.setdefault("torch LeNet-5 dense", {})[n] = torch_seconds("lenet_torch.py", [str(n), images, labels, str(count), "dense"])
+    peers = {"tnml FC2 dense": "torch FC2 dense", "tnml FC2-MPO D=16": "torch FC2 tltorch D=16", "tnml LeNet-5 dense": "torch LeNet-5 dense"}
+    head = " | ".join(f"{n} thr" for n in threads)
+    print(f"| work ({a.dataset}) | {head} | speed-up {threads[0]} -> {threads[-1]} | tnml / torch time at " + ", ".join(map(str, threads)) + " |")
+    print("|---|" + "---:|" * len(threads) + "---:|---|")
+    for name, by in rows.items():
+        times = " | ".join(f"{by[n]:.2f} s" for n in threads)
+        speed = f"{by[threads[0]] / by[threads[-1]]:.2f}x"
+        peer = rows.get(peers.get(name, ""), {})
+        ratio = ", ".join(f"{by[n] / peer[n]:.2f}" for n in threads) if peer else "-"
+        print(f"| {name} | {times} | {speed} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
