@@ -162,6 +162,16 @@ pub enum MpsError {
         /// What is wrong, with the numbers.
         reason: String,
     },
+    /// A choice given by a name that is not one of its names (a loss, a trainer...).
+    #[error("{what} {given:?}: use {expected}")]
+    UnknownChoice {
+        /// The setting (`loss`, `trainer`, `lr_schedule`, `feature_map`).
+        what: &'static str,
+        /// The name given.
+        given: String,
+        /// The names accepted.
+        expected: &'static str,
+    },
     /// A tensor-network core error.
     #[error(transparent)]
     Core(#[from] CoreError),

@@ -21,6 +21,7 @@ pub mod io;
 mod local;
 pub mod model;
 pub mod observe;
+pub mod options;
 pub mod projection;
 pub mod softmax;
 pub mod sweep;
@@ -35,6 +36,7 @@ pub use gradient::{
 pub use model::label::Direction;
 pub use model::{Decision, Loss, MpsClassifier, Scores};
 pub use observe::{BondStep, EpochObserver, EpochSummary, Silent, SweepObserver, SweepSummary};
+pub use options::Trainer;
 pub use projection::{Projection, ReducedFeatures, RefitKind, RefitOutcome};
 pub use softmax::SoftmaxFit;
 pub use sweep::{train_sweeps, train_sweeps_sharded, SweepConfig};

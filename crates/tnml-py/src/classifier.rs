@@ -29,20 +29,7 @@ pub(crate) fn map_name(m: FeatureMap) -> String {
 
 /// A feature map from its Python name: `trig`, `trigN` (N = 2..16), `linear`.
 pub(crate) fn parse_map(s: &str) -> PyResult<FeatureMap> {
-    let m = match s {
-        "trig" => FeatureMap::Trig,
-        "linear" => FeatureMap::Linear,
-        s => match s.strip_prefix("trig").and_then(|d| d.parse::<usize>().ok()) {
-            Some(d) => FeatureMap::TrigD(d),
-            None => {
-                return Err(value_error(format!(
-                    "feature_map {s:?}: use \"trig\", \"linear\" or \"trigN\" (N = 2..16)"
-                )))
-            }
-        },
-    };
-    m.validate().map_err(mps_error)?;
-    Ok(m)
+    s.parse::<FeatureMap>().map_err(mps_error)
 }
 
 impl Model {

@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tnml_mps::{
     embed_batch, BondStep, EpochObserver, EpochSummary, GradientConfig, Loss, MpsClassifier, MpsError,
-    RefitKind, SweepConfig, SweepObserver, SweepSummary,
+    RefitKind, SweepConfig, SweepObserver, SweepSummary, Trainer,
 };
 
 use crate::classifier::{parse_map, Model};
@@ -240,22 +240,12 @@ enum Plan {
     },
 }
 
-fn parse_loss(s: &str) -> PyResult<Loss> {
-    match s {
-        "cross-entropy" | "cross_entropy" => Ok(Loss::CrossEntropy),
-        "squared" => Ok(Loss::Squared),
-        s => Err(value_error(format!(
-            "loss {s:?}: use \"cross-entropy\" or \"squared\""
-        ))),
-    }
-}
-
 /// `device="cpu" | "cuda" | "cuda:N"`; only the gradient trainer has a GPU path.
-fn parse_device(text: &str, trainer: &str) -> PyResult<tnml_mps::Device> {
+fn parse_device(text: &str, trainer: Trainer) -> PyResult<tnml_mps::Device> {
     let device: tnml_mps::Device = text
         .parse()
         .map_err(|e: MpsError| value_error(format!("device {text:?}: {e}")))?;
-    if device != tnml_mps::Device::Cpu && trainer != "gradient" {
+    if device != tnml_mps::Device::Cpu && trainer != Trainer::Gradient {
         return Err(value_error(format!(
             "device {text:?}: the {trainer} trainer runs on the CPU only; use trainer=\"gradient\" for the GPU"
         )));
@@ -265,12 +255,13 @@ fn parse_device(text: &str, trainer: &str) -> PyResult<tnml_mps::Device> {
 }
 
 fn plan(o: &FitOptions, sites: usize) -> PyResult<Plan> {
+    let trainer: Trainer = o.trainer.parse().map_err(value_error)?;
     let loss = match &o.loss {
-        Some(text) => parse_loss(text)?,
-        None if o.trainer == "gradient" => GradientConfig::default().loss,
+        Some(text) => text.parse::<Loss>().map_err(value_error)?,
+        None if trainer == Trainer::Gradient => GradientConfig::default().loss,
         None => SweepConfig::default().loss,
     };
-    let device = parse_device(&o.device, &o.trainer)?;
+    let device = parse_device(&o.device, trainer)?;
     let turn_site = o.turn_site.unwrap_or(sites / 2);
     if turn_site >= sites {
         return Err(value_error(format!(
@@ -282,8 +273,8 @@ fn plan(o: &FitOptions, sites: usize) -> PyResult<Plan> {
             "bond: give a bond dimension (or a list, one per sweep)",
         ));
     }
-    match o.trainer.as_str() {
-        "sweep" => {
+    match trainer {
+        Trainer::Sweep => {
             let config = SweepConfig {
                 sweeps: o.sweeps,
                 schedule: SweepConfig::bond_schedule(&o.bond, o.cutoff),
@@ -318,7 +309,7 @@ fn plan(o: &FitOptions, sites: usize) -> PyResult<Plan> {
             }
             Ok(Plan::Sweep { config, refit })
         }
-        "gradient" => {
+        Trainer::Gradient => {
             if o.bond.len() > 1 {
                 return Err(value_error(format!(
                     "bond {:?}: the gradient trainer trains at one fixed bond dimension; give one value",
@@ -336,15 +327,7 @@ fn plan(o: &FitOptions, sites: usize) -> PyResult<Plan> {
                 learning_rate: o.lr,
                 loss,
                 seed: o.seed,
-                schedule: match o.lr_schedule.as_str() {
-                    "constant" => tnml_mps::LrSchedule::Constant,
-                    "cosine" => tnml_mps::LrSchedule::Cosine,
-                    other => {
-                        return Err(value_error(format!(
-                            "lr_schedule {other:?}: use \"constant\" or \"cosine\""
-                        )))
-                    }
-                },
+                schedule: o.lr_schedule.parse().map_err(value_error)?,
                 shift: o.shift,
                 device,
                 flip: o.flip,
@@ -360,9 +343,6 @@ fn plan(o: &FitOptions, sites: usize) -> PyResult<Plan> {
                 bond: o.bond[0],
             })
         }
-        s => Err(value_error(format!(
-            "trainer {s:?}: use \"sweep\" or \"gradient\""
-        ))),
     }
 }
 

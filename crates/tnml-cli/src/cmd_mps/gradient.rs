@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 use anyhow::Result;
 use indicatif::ProgressBar;
 use tnml_mps::collective::sharded_error_rate;
-use tnml_mps::{FeatureMap, MpsClassifier, SiteFeatures};
+use tnml_mps::{MpsClassifier, SiteFeatures};
 
 use super::save::{checkpoint, finish_training, save_failed};
 use super::shard::RankData;
@@ -79,7 +79,7 @@ impl tnml_mps::EpochObserver for EpochPrinter<'_> {
 pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     args.threads.apply_or(cluster.default_threads())?;
     let device = args.device.probe()?;
-    let map = FeatureMap::from(args.feature_map);
+    let map = args.feature_map;
     let bond = *args.max_bond.last().unwrap_or(&10);
     // sites (at most 28x28) x d x bond^2 in f64 for the model, Adam's two moments and the
     // gradient, plus f32 left/right partial contractions per batch
@@ -112,11 +112,9 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         epochs: args.epochs,
         batch_size: args.batch_size,
         learning_rate: args.lr,
-        loss: args
-            .loss
-            .map_or(tnml_mps::Loss::CrossEntropy, tnml_mps::Loss::from),
+        loss: args.loss.unwrap_or(tnml_mps::GradientConfig::default().loss),
         seed: args.seed.seed,
-        schedule: args.lr_schedule.into(),
+        schedule: args.lr_schedule,
         shift: args.shift,
         device: args.device,
         flip: args.flip,

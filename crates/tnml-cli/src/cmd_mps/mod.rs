@@ -20,7 +20,6 @@ mod sweep_observer;
 mod train;
 
 pub use eval::EvalArgs;
-pub use options::TrainerArg;
 pub use predict::PredictArgs;
 pub use project::ProjectArgs;
 pub use train::TrainArgs;
@@ -45,8 +44,8 @@ pub fn run(cmd: &MpsCommand, cluster: &Cluster) -> Result<()> {
         MpsCommand::Train(a) => {
             a.check_trainer_options()?;
             match a.trainer {
-                TrainerArg::Gradient => gradient::train(a, cluster),
-                TrainerArg::Sweep => train::train(a, cluster),
+                tnml_mps::Trainer::Gradient => gradient::train(a, cluster),
+                tnml_mps::Trainer::Sweep => train::train(a, cluster),
             }
         }
         MpsCommand::Eval(a) => cluster.require_single("mps eval").and_then(|()| eval::eval(a)),

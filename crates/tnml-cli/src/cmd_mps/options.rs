@@ -2,81 +2,29 @@
 //! options and the loading of pixels at the model's image size.
 
 use anyhow::{bail, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde::Serialize;
 use tnml_data::{load_gray, Selection, Split};
-use tnml_mps::{FeatureMap, MpsClassifier};
+use tnml_mps::MpsClassifier;
 
 use crate::args::DataLocation;
 
-/// Feature map on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MapArg {
-    /// [cos(pi x/2), sin(pi x/2)] (the paper's).
-    Trig,
-    /// The 3-dimensional generalization of trig.
-    Trig3,
-    /// [1 - x, x].
-    Linear,
+/// A command-line value parser for one of tnml-mps's named choices (`Trainer`, `Loss`,
+/// `LrSchedule`, `FeatureMap`): the names listed in `--help`, parsed by the type's own `FromStr`
+/// (the one Python uses too).
+pub fn choice<T>(names: &'static [&'static str]) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: std::str::FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::fmt::Display,
+{
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(names)
+        .try_map(|s: String| s.parse::<T>().map_err(|e| e.to_string()))
 }
 
-impl From<MapArg> for FeatureMap {
-    fn from(m: MapArg) -> Self {
-        match m {
-            MapArg::Trig => FeatureMap::Trig,
-            MapArg::Trig3 => FeatureMap::TrigD(3),
-            MapArg::Linear => FeatureMap::Linear,
-        }
-    }
-}
-
-/// Which trainer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TrainerArg {
-    /// DMRG-like two-site sweeps with the label moving (Stoudenmire & Schwab).
-    Sweep,
-    /// Adam on minibatches, all cores at once, exact gradients.
-    Gradient,
-}
-
-/// Loss of either trainer (`--loss`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LossArg {
-    /// Softmax cross-entropy.
-    CrossEntropy,
-    /// Squared error against one-hot labels.
-    Squared,
-}
-
-impl From<LossArg> for tnml_mps::Loss {
-    fn from(l: LossArg) -> Self {
-        match l {
-            LossArg::CrossEntropy => Self::CrossEntropy,
-            LossArg::Squared => Self::Squared,
-        }
-    }
-}
-
-/// Step-size schedule of the gradient trainer (`--lr-schedule`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LrScheduleArg {
-    /// The learning rate throughout.
-    Constant,
-    /// Cosine decay from the learning rate to 0 over all steps.
-    Cosine,
-}
-
-impl From<LrScheduleArg> for tnml_mps::LrSchedule {
-    fn from(l: LrScheduleArg) -> Self {
-        match l {
-            LrScheduleArg::Constant => Self::Constant,
-            LrScheduleArg::Cosine => Self::Cosine,
-        }
-    }
+/// Serializes a choice by its name (`trig3`), as config.json has always spelled it.
+pub fn as_name<T: std::fmt::Display, S: serde::Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
 }
 
 /// Data options shared by the mps commands.

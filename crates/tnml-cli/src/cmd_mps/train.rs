@@ -9,9 +9,12 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
 use tnml_mps::collective::{sharded_error_rate, sync_model};
-use tnml_mps::{train_sweeps_sharded, Decision, FeatureMap, GradientConfig, MpsClassifier, SweepConfig};
+use tnml_mps::{
+    train_sweeps_sharded, Decision, FeatureMap, GradientConfig, Loss, LrSchedule, MpsClassifier, SweepConfig,
+    Trainer,
+};
 
-use super::options::{LossArg, LrScheduleArg, MapArg, MpsData, TrainerArg};
+use super::options::{as_name, choice, MpsData};
 use super::project::{refit_core, RefitArg, RefitData};
 use super::save::{finish_training, truncation_json};
 use super::shard::{check_cap_fits, report_end_memory, report_start_memory, RankData};
@@ -60,8 +63,9 @@ pub struct TrainArgs {
     #[serde(default)]
     pub truncated_start: bool,
     /// Feature map.
-    #[arg(long, value_enum, default_value = "trig")]
-    pub feature_map: MapArg,
+    #[arg(long, default_value_t = FeatureMap::Trig, value_parser = choice::<FeatureMap>(&FeatureMap::NAMES))]
+    #[serde(serialize_with = "as_name")]
+    pub feature_map: FeatureMap,
     #[command(flatten)]
     #[serde(flatten)]
     pub limits: Limits,
@@ -90,8 +94,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub final_refit_lambda: Option<f64>,
     /// Trainer: sweep (DMRG-like, adaptive bond) or gradient (Adam on all cores, fixed bond).
-    #[arg(long, value_enum, default_value = "sweep")]
-    pub trainer: TrainerArg,
+    #[arg(long, default_value_t = Trainer::default(), value_parser = choice::<Trainer>(&Trainer::NAMES))]
+    pub trainer: Trainer,
     /// Gradient trainer: epochs.
     #[arg(long, default_value_t = GradientConfig::default().epochs)]
     pub epochs: usize,
@@ -102,8 +106,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = GradientConfig::default().learning_rate)]
     pub lr: f64,
     /// Gradient trainer: step size over the epochs, constant or a cosine decay to 0 at the end.
-    #[arg(long, value_enum, default_value = "constant")]
-    pub lr_schedule: LrScheduleArg,
+    #[arg(long, default_value_t = GradientConfig::default().schedule, value_parser = choice::<LrSchedule>(&LrSchedule::NAMES))]
+    pub lr_schedule: LrSchedule,
     /// Gradient trainer: augment by translating every training image by up to N pixels each
     /// way (drawn afresh per epoch, white fill; at the model's resolution, 14x14 by default).
     #[arg(long, default_value_t = GradientConfig::default().shift)]
@@ -120,8 +124,8 @@ pub struct TrainArgs {
     /// Loss. Sweep trainer: squared (the paper's quadratic cost; predicts argmax |f|, the
     /// default) or cross-entropy (softmax logits, predicts argmax f). Gradient trainer:
     /// cross-entropy by default.
-    #[arg(long, value_enum)]
-    pub loss: Option<LossArg>,
+    #[arg(long, value_parser = choice::<Loss>(&Loss::NAMES))]
+    pub loss: Option<Loss>,
     /// Run directory (default: runs/mps-train-<UTC time>).
     #[arg(long, conflicts_with = "resume")]
     #[serde(skip)]
@@ -173,20 +177,17 @@ impl TrainArgs {
     /// The first such option, with the trainer it belongs to.
     pub fn check_trainer_options(&self) -> Result<()> {
         let (foreign, owner) = match self.trainer {
-            TrainerArg::Sweep => (&GRADIENT_ONLY[..], "--trainer gradient"),
-            TrainerArg::Gradient => (&SWEEP_ONLY[..], "the sweep trainer"),
+            Trainer::Sweep => (&GRADIENT_ONLY[..], "--trainer gradient"),
+            Trainer::Gradient => (&SWEEP_ONLY[..], "the sweep trainer"),
         };
         if let Some(id) = self.explicit.iter().find(|id| foreign.contains(&id.as_str())) {
             bail!(
                 "--{} applies to {owner}, not to --trainer {}",
                 id.replace('_', "-"),
-                match self.trainer {
-                    TrainerArg::Sweep => "sweep",
-                    TrainerArg::Gradient => "gradient",
-                }
+                self.trainer
             );
         }
-        if self.trainer == TrainerArg::Gradient && self.max_bond.len() > 1 {
+        if self.trainer == Trainer::Gradient && self.max_bond.len() > 1 {
             bail!(
                 "--max-bond {:?}: the gradient trainer trains at one fixed bond dimension; give one value",
                 self.max_bond
@@ -326,7 +327,7 @@ fn sweep_config(args: &TrainArgs, cluster: &Cluster) -> Result<SweepConfig> {
         cg_passes: args.cg_passes,
         lambda: args.lambda,
         refit_passes: args.refit_passes,
-        loss: args.loss.map_or(tnml_mps::Loss::Squared, tnml_mps::Loss::from),
+        loss: args.loss.unwrap_or(SweepConfig::default().loss),
         turn_site: None,
     };
     config.validate()?;
@@ -502,7 +503,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         check_resume_options(args, dir)?;
     }
     let config = sweep_config(args, cluster)?;
-    let map = FeatureMap::from(args.feature_map);
+    let map = args.feature_map;
     let t_load = Instant::now();
     if std::env::var("TNML_FAULT").is_ok_and(|f| f == format!("rank-load:{}", cluster.rank())) {
         bail!("TNML_FAULT: simulated failure to load the training shard");
