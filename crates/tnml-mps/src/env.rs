@@ -1,6 +1,8 @@
-//! Environments: per-sample contractions of one wing of the chain with the features. Every
-//! routine that contracts the chain (evaluation, the sweep's cache, the gradient's forward and
-//! backward passes) goes through the two steps here.
+//! Environments: per-sample contractions of one wing of the chain with the features. Evaluation
+//! and the sweep's cache go through the two steps here. The gradient trainer's passes
+//! (`gradient/pass.rs`) do the same contractions their own way, in `f32` on one slice of a
+//! minibatch with a power-of-two rescaling per row and the outer products kept for the backward
+//! pass; the CUDA engine mirrors those, step for step.
 //!
 //! ```text
 //!   left environment l_k (sites < k)          right environment r_k (sites >= k)

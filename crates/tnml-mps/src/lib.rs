@@ -14,6 +14,7 @@ pub mod collective;
 pub mod device;
 mod env;
 pub mod error;
+mod exp;
 pub mod feature;
 pub mod gemm;
 pub mod gradient;

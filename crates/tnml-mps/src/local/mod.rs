@@ -21,8 +21,8 @@
 
 use rayon::prelude::*;
 
+use crate::exp::exp_neg_slice;
 use crate::gemm::SUM_BLOCK_ROWS;
-use crate::softmax::exp_neg_slice;
 
 mod op;
 pub(crate) use op::LocalOp;
