@@ -161,7 +161,7 @@ pub struct Seed {
 #[derive(Debug, Clone, Copy, Args, Serialize)]
 pub struct Truncation {
     /// Largest bond dimension kept (default: no cap).
-    #[arg(long = "max-bond", alias = "bond")]
+    #[arg(long = "max-bond")]
     pub max_bond: Option<usize>,
     /// Largest relative discarded weight per bond, sum of dropped s^2 / sum of s^2, in [0, 1).
     #[arg(long, default_value_t = 0.0)]

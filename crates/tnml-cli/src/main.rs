@@ -103,7 +103,22 @@ fn explicit_ids(matches: &ArgMatches) -> Vec<String> {
 }
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = Cli::command().try_get_matches().unwrap_or_else(|e| {
+        // `--bond` was once an alias of `--max-bond`; it now means only the MPO layers' bond
+        // dimension of `net train`: say where the cap went instead of a bare "unexpected argument"
+        let bond = e.kind() == clap::error::ErrorKind::UnknownArgument
+            && e.get(clap::error::ContextKind::InvalidArg)
+                .is_some_and(|v| v.to_string().starts_with("--bond"));
+        if bond {
+            eprintln!(
+                "error: --bond is the bond dimension of the MPO layers `net train --mpo gao` builds; \
+                 a cap on bond dimensions is --max-bond (mps train, mpo compress, net compress), \
+                 a bond position of `mps project` is --at-bond"
+            );
+            std::process::exit(2);
+        }
+        e.exit()
+    });
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match &mut cli.command {
         Command::Net(cmd_net::NetCommand::Train(args)) => args.explicit = explicit_ids(&matches),

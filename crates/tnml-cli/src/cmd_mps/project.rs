@@ -34,9 +34,10 @@ pub struct ProjectArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub data: MpsData,
-    /// Bond to project on (number of sites to its left; default: the middle).
+    /// Bond to project on, as a position: the number of sites to its left (default: the
+    /// middle). (`--bond` elsewhere is a bond dimension, hence the other name.)
     #[arg(long)]
-    pub bond: Option<usize>,
+    pub at_bond: Option<usize>,
     /// Refit the core on the reduced training features: `ridge` (least squares on one-hot
     /// targets, the sweeps' cost; predicts argmax |f|) or `softmax` (multinomial logistic
     /// regression by L-BFGS; predicts argmax f). Given only --refit-lambda, ridge.
@@ -70,7 +71,7 @@ pub(super) fn project(args: &ProjectArgs) -> Result<()> {
         embed_batch(map, &x, side * side)?,
         embed_batch(map, &xt, side * side)?,
     );
-    let bond = args.bond.unwrap_or(model.num_sites() / 2);
+    let bond = args.at_bond.unwrap_or(model.num_sites() / 2);
     let mut proj = model.project(bond)?;
     let (phi, phi_t) = (proj.reduced_features(&feats)?, proj.reduced_features(&test)?);
     let run = RunDir::create(args.out.as_deref(), "mps-project")?;

@@ -32,7 +32,6 @@ pub struct TrainArgs {
     /// Maximum bond dimension per sweep, comma separated; the last value repeats (e.g. 10 or 4,10,20).
     #[arg(
         long = "max-bond",
-        alias = "bond",
         value_delimiter = ',',
         default_values_t = [tnml_mps::sweep::DEFAULT_MAX_BOND]
     )]

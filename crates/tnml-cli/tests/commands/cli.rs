@@ -277,7 +277,7 @@ fn mps_train_eval_project_on_the_shipped_sample() {
         .args([
             "mps",
             "train",
-            "--bond",
+            "--max-bond",
             "4",
             "--sweeps",
             "1",
@@ -366,7 +366,7 @@ fn mps_train_eval_project_on_the_shipped_sample() {
         .args([
             "mps",
             "project",
-            "--bond",
+            "--at-bond",
             "98",
             "--refit-lambda",
             "1e-6",
@@ -425,7 +425,7 @@ fn mps_train_eval_project_on_the_shipped_sample() {
 #[test]
 fn mps_bad_options_are_refused() {
     tnml()
-        .args(["mps", "train", "--bond", "0", "--train-limit", "50"])
+        .args(["mps", "train", "--max-bond", "0", "--train-limit", "50"])
         .assert()
         .failure()
         .stderr(predicates::str::contains("bond dimension 0"));
@@ -468,7 +468,7 @@ fn mps_cross_entropy_sweep_reports_a_validation_error() {
     let run = tmp.path().join("ce");
     let (stdout, stderr) = output_ok(
         tnml()
-            .args(["mps", "train", "--bond", "3", "--sweeps", "1"])
+            .args(["mps", "train", "--max-bond", "3", "--sweeps", "1"])
             .args(["--loss", "cross-entropy", "--lambda", "0.3"])
             .args(["--train-limit", "250", "--validation", "50", "--test-limit", "50"])
             .arg("--out")
@@ -493,7 +493,7 @@ fn mps_gradient_trainer_runs_and_its_model_predicts_by_signed_argmax() {
         tnml()
             .args(["mps", "train", "--trainer", "gradient", "--feature-map", "linear"])
             .args([
-                "--bond",
+                "--max-bond",
                 "4",
                 "--epochs",
                 "1",
@@ -554,7 +554,7 @@ fn mps_gradient_on_cuda_without_a_gpu_says_why() {
     let res = tnml()
         .args(["mps", "train", "--trainer", "gradient", "--feature-map", "linear"])
         .args([
-            "--bond",
+            "--max-bond",
             "4",
             "--epochs",
             "1",
@@ -903,4 +903,36 @@ fn messages_name_what_was_given() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("is a character device, not a data file"));
+}
+
+/// `--bond` has one meaning (the MPO layers' bond dimension of `net train`): where it used to be
+/// an alias of `--max-bond`, the error says where the cap went.
+#[test]
+fn bond_has_one_meaning_and_the_old_alias_says_where_it_went() {
+    for args in [
+        &["mps", "train", "--bond", "4"][..],
+        &[
+            "mpo",
+            "compress",
+            "--in-modes",
+            "2",
+            "--out-modes",
+            "2",
+            "--bond",
+            "2",
+        ][..],
+    ] {
+        tnml()
+            .args(args)
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(
+                "a cap on bond dimensions is --max-bond",
+            ));
+    }
+    tnml()
+        .args(["mps", "project", "--help"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("--at-bond"));
 }

@@ -92,7 +92,7 @@ fn train_resume_eval_and_compress_on_the_sample() {
     tnml()
         .args(["net", "compress", "--checkpoint"])
         .arg(&run)
-        .args(["--bond", "8", "--finetune-epochs", "1"])
+        .args(["--max-bond", "8", "--finetune-epochs", "1"])
         .args(limits)
         .arg("--out")
         .arg(&comp)

@@ -28,7 +28,7 @@ pub struct NetCompressArgs {
     /// Largest bond dimension kept in every MPO: a number, `full` (every bond at its exact
     /// rank: no cap), or, without the flag, the bond of the modes (Gao's D for the preset, or
     /// the bond in --mpo's specs).
-    #[arg(long = "max-bond", alias = "bond", value_parser = parse_cap, value_name = "N|full")]
+    #[arg(long = "max-bond", value_parser = parse_cap, value_name = "N|full")]
     pub max_bond: Option<BondCap>,
     /// Largest relative discarded weight per bond, sum of dropped s^2 / sum of s^2, in [0, 1).
     #[arg(long, default_value_t = 0.0)]
