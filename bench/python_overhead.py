@@ -42,7 +42,7 @@ def bench_fit(cli, repeats):
     Xt, yt = tnml.load_dataset("mnist-sample", "test")
     py_wall, py_sweeps, cli_wall, cli_sweeps = [], [], [], []
     for _ in range(repeats):
-        clf = tnml.MPSClassifier(bond=10, sweeps=2, loss="squared", lam=0.0, threads=2)
+        clf = tnml.MPSClassifier(max_bond=10, sweeps=2, loss="squared", lam=0.0, threads=2)
         t0 = time.perf_counter()
         clf.fit(X, y)
         py_wall.append(time.perf_counter() - t0)

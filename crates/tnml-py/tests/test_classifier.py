@@ -37,7 +37,7 @@ def test_same_options_same_test_error_as_the_cli(cli, sample_small, tmp_path):
          "--test-limit", "500", "--threads", "2", "--out", str(run)],
         capture_output=True, text=True, check=True,
     )
-    clf = tnml.MPSClassifier(bond=10, sweeps=1, loss="squared", lam=0.0, threads=2).fit(X, y)
+    clf = tnml.MPSClassifier(max_bond=10, sweeps=1, loss="squared", lam=0.0, threads=2).fit(X, y)
     assert 1 - clf.score(Xt, yt) == pytest.approx(cli_test_error(cli, run), abs=1e-12)
     # the two models predict the same classes
     cli_model = tnml.MPSClassifier.load(run / "model.safetensors")
@@ -47,7 +47,7 @@ def test_same_options_same_test_error_as_the_cli(cli, sample_small, tmp_path):
 
 def test_model_files_go_both_ways(cli, sample_small, tmp_path):
     X, y, Xt, yt = sample_small
-    clf = tnml.MPSClassifier(bond=6, sweeps=1, loss="cross-entropy", lam=0.5, threads=2).fit(X, y)
+    clf = tnml.MPSClassifier(max_bond=6, sweeps=1, loss="cross-entropy", lam=0.5, threads=2).fit(X, y)
     path = tmp_path / "py-model.safetensors"
     clf.save(path)
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temporary left
@@ -61,7 +61,7 @@ def test_model_files_go_both_ways(cli, sample_small, tmp_path):
 def test_scores_predictions_and_decision_rule(sample_small):
     X, y, Xt, yt = sample_small
     for loss, rule in [("cross-entropy", np.argmax), ("squared", lambda f, axis: np.argmax(np.abs(f), axis=axis))]:
-        clf = tnml.MPSClassifier(bond=4, sweeps=1, loss=loss, lam=0.0).fit(X[:500], y[:500])
+        clf = tnml.MPSClassifier(max_bond=4, sweeps=1, loss=loss, lam=0.0).fit(X[:500], y[:500])
         f = clf.decision_function(Xt)
         assert f.shape == (len(yt), 10) and np.isfinite(f).all()
         np.testing.assert_array_equal(clf.predict(Xt), rule(f, axis=1))
@@ -73,7 +73,7 @@ def test_scores_predictions_and_decision_rule(sample_small):
 
 def test_verbose_prints_a_line_per_sweep(sample_small, capsys):
     X, y, _, _ = sample_small
-    tnml.MPSClassifier(bond=[2, 3], sweeps=2, verbose=True).fit(X[:300], y[:300])
+    tnml.MPSClassifier(max_bond=[2, 3], sweeps=2, verbose=True).fit(X[:300], y[:300])
     err = capsys.readouterr().err
     assert re.search(r"sweep 1: train error 0\.\d{4}, cost .*max bond 2", err), err
     assert re.search(r"sweep 2: .*max bond 3", err), err
@@ -81,7 +81,7 @@ def test_verbose_prints_a_line_per_sweep(sample_small, capsys):
 
 def test_gradient_trainer_and_refit(sample_small):
     X, y, Xt, yt = sample_small
-    g = tnml.MPSClassifier(trainer="gradient", feature_map="linear", bond=4, epochs=2, batch_size=50, lr=1e-3,
+    g = tnml.MPSClassifier(trainer="gradient", feature_map="linear", max_bond=4, epochs=2, batch_size=50, lr=1e-3,
                            shift=1, random_state=1)
     g.fit(X[:1000], y[:1000])
     assert [e["epoch"] for e in g.history_ if e["event"] == "epoch"] == [1, 2]
@@ -89,13 +89,13 @@ def test_gradient_trainer_and_refit(sample_small):
     assert g.model_.feature_map == "linear" and g.model_.decision == "signed"
     # the cosine schedule decays the step to 0 by the last batch: less progress in 2 short
     # epochs than a constant step, but it learns
-    c = tnml.MPSClassifier(trainer="gradient", feature_map="linear", bond=4, epochs=2, batch_size=50, lr=1e-3,
+    c = tnml.MPSClassifier(trainer="gradient", feature_map="linear", max_bond=4, epochs=2, batch_size=50, lr=1e-3,
                            lr_schedule="cosine", random_state=1).fit(X[:1000], y[:1000])
     assert 0.15 < c.score(Xt, yt) < g.score(Xt, yt) + 0.2
     # a step size that blows up is refused, with the model left as it was before that step
     with pytest.raises(RuntimeError, match="diverged.*lower the learning rate"):
-        tnml.MPSClassifier(trainer="gradient", bond=4, epochs=1, lr=1e3).fit(X[:1000], y[:1000])
-    r = tnml.MPSClassifier(bond=4, sweeps=1, loss="squared", lam=0.0, refit="softmax", refit_lambda=1e-4)
+        tnml.MPSClassifier(trainer="gradient", max_bond=4, epochs=1, lr=1e3).fit(X[:1000], y[:1000])
+    r = tnml.MPSClassifier(max_bond=4, sweeps=1, loss="squared", lam=0.0, refit="softmax", refit_lambda=1e-4)
     r.fit(X[:1000], y[:1000])
     assert r.model_.decision == "signed"  # softmax logits
     assert any(e["event"] == "note" and "core refit" in e["text"] for e in r.history_)
@@ -118,14 +118,14 @@ def test_gradient_trainer_and_refit(sample_small):
 )
 def test_bad_data_raises(X, y, exc, message):
     with pytest.raises(exc, match=message):
-        tnml.MPSClassifier(bond=2, sweeps=1).fit(X, y)
+        tnml.MPSClassifier(max_bond=2, sweeps=1).fit(X, y)
 
 
 @pytest.mark.parametrize(
     "params,message",
     [
-        ({"bond": 0}, "bond dimension 0"),
-        ({"bond": -1}, "positive integers"),
+        ({"max_bond": 0}, "bond dimension 0"),
+        ({"max_bond": -1}, "positive integers"),
         ({"sweeps": 0}, "sweeps is 0"),
         ({"loss": "hinge"}, "loss \"hinge\""),
         ({"trainer": "adam"}, "trainer \"adam\""),
@@ -135,7 +135,7 @@ def test_bad_data_raises(X, y, exc, message):
         ({"refit": "lasso"}, "refit \"lasso\""),
         ({"refit_lambda": 1e-3}, "needs refit"),
         ({"turn_site": 500}, "turn_site 500"),
-        ({"trainer": "gradient", "bond": [2, 3]}, "one fixed bond"),
+        ({"trainer": "gradient", "max_bond": [2, 3]}, "one fixed bond"),
         ({"trainer": "gradient", "lr_schedule": "step"}, "lr_schedule \"step\""),
         ({"image_shape": (7, 7)}, "has 49 pixels, X has 196"),
         ({"trainer": "gradient", "device": "gpu"}, "expected cpu, cuda or cuda:N"),
@@ -145,7 +145,7 @@ def test_bad_data_raises(X, y, exc, message):
 def test_bad_options_raise(sample_small, params, message):
     X, y, _, _ = sample_small
     with pytest.raises(ValueError, match=message):
-        tnml.MPSClassifier(**{"sweeps": 1, "bond": 2, **params}).fit(X[:50], y[:50])
+        tnml.MPSClassifier(**{"sweeps": 1, "max_bond": 2, **params}).fit(X[:50], y[:50])
 
 
 @pytest.mark.parametrize(
@@ -173,13 +173,13 @@ def test_options_are_never_coerced(sample_small, params, exc, message):
     """Every option raises naming the parameter and its value: no silent int(1.5), no internal names."""
     X, y, _, _ = sample_small
     with pytest.raises(exc, match=message):
-        tnml.MPSClassifier(**{"sweeps": 1, "bond": 2, **params}).fit(X[:50], y[:50])
+        tnml.MPSClassifier(**{"sweeps": 1, "max_bond": 2, **params}).fit(X[:50], y[:50])
 
 
 def test_cuda_without_a_gpu_raises_with_the_reason(sample_small):
     """No GPU here (CI): device="cuda" names the missing feature or driver, never trains on the CPU."""
     X, y, _, _ = sample_small
-    clf = tnml.MPSClassifier(trainer="gradient", bond=2, epochs=1, device="cuda:0")
+    clf = tnml.MPSClassifier(trainer="gradient", max_bond=2, epochs=1, device="cuda:0")
     with pytest.raises(RuntimeError, match="device cuda:0: (this tnml was built without CUDA support|no CUDA (driver|device))"):
         clf.fit(X[:50], y[:50])
     assert not hasattr(clf, "model_") or clf.model_ is None
@@ -189,7 +189,7 @@ def test_predicting_labels_and_files_checked(sample_small, tmp_path):
     X, y, Xt, yt = sample_small
     with pytest.raises(RuntimeError, match="not fitted"):
         tnml.MPSClassifier().predict(Xt)
-    clf = tnml.MPSClassifier(bond=2, sweeps=1).fit(X[:200], y[:200])
+    clf = tnml.MPSClassifier(max_bond=2, sweeps=1).fit(X[:200], y[:200])
     with pytest.raises(ValueError, match="outside 0..10"):
         clf.score(Xt[:5], np.array([0, 1, 2, 3, 10]))
     with pytest.raises(ValueError, match="X has 784 columns, the model takes 14x14 = 196"):
@@ -205,15 +205,15 @@ def test_predicting_labels_and_files_checked(sample_small, tmp_path):
 
 
 def test_sklearn_parameters_round_trip():
-    clf = tnml.MPSClassifier(bond=7, lam=0.1)
+    clf = tnml.MPSClassifier(max_bond=7, lam=0.1)
     params = clf.get_params()
-    assert params["bond"] == 7 and params["lam"] == 0.1
+    assert params["max_bond"] == 7 and params["lam"] == 0.1
     clone = tnml.MPSClassifier(**params)
     assert clone.get_params() == params
     assert clone.set_params(sweeps=5).sweeps == 5
     with pytest.raises(ValueError, match="no parameter 'bondd'"):
         clone.set_params(bondd=3)
-    assert "bond=7" in repr(clf)
+    assert "max_bond=7" in repr(clf)
 
 
 def test_load_dataset_checks_its_options(tmp_path):
@@ -232,7 +232,7 @@ def test_load_dataset_checks_its_options(tmp_path):
 CHILD = r"""
 import sys, numpy as np, tnml
 X, y = tnml.load_dataset(split="train")
-clf = tnml.MPSClassifier(bond=20, sweeps=50, loss="squared", lam=0.0, threads=1)
+clf = tnml.MPSClassifier(max_bond=20, sweeps=50, loss="squared", lam=0.0, threads=1)
 print("fitting", flush=True)
 try:
     clf.fit(X, y)
@@ -274,7 +274,7 @@ def test_fit_releases_the_gil(sample_small):
     t = threading.Thread(target=count)
     t.start()
     t0 = time.perf_counter()
-    tnml.MPSClassifier(bond=6, sweeps=1, threads=1).fit(X, y)
+    tnml.MPSClassifier(max_bond=6, sweeps=1, threads=1).fit(X, y)
     elapsed = time.perf_counter() - t0
     done.set()
     t.join()
@@ -290,11 +290,22 @@ def test_defaults_are_the_trainers_and_the_clis():
 
     lib = tnml._tnml.defaults()
     sig = {k: p.default for k, p in inspect.signature(tnml.MPSClassifier.__init__).parameters.items()}
-    for name in ["bond", "cutoff", "sweeps", "cg_passes", "refit_passes", "lam", "epochs", "batch_size", "lr", "shift", "flip", "random_state"]:
+    for name in ["cutoff", "sweeps", "cg_passes", "refit_passes", "lam", "epochs", "batch_size", "lr", "shift", "flip", "random_state"]:
         assert sig[name] == lib[name], (name, sig[name], lib[name])
+    assert sig["max_bond"] == lib["bond"]
     assert sig["loss"] is None and (lib["sweep_loss"], lib["gradient_loss"]) == ("squared", "cross-entropy")
     # loss=None is each trainer's own: the sweep model predicts argmax |f|, the gradient one argmax f
     X, y = tnml.load_dataset("mnist-sample", "train", image_size=14, limit=60, shuffle_seed=0)
-    assert tnml.MPSClassifier(bond=2, sweeps=1).fit(X, y).model_.decision == "magnitude"
-    g = tnml.MPSClassifier(trainer="gradient", feature_map="linear", bond=2, epochs=1).fit(X, y)
+    assert tnml.MPSClassifier(max_bond=2, sweeps=1).fit(X, y).model_.decision == "magnitude"
+    g = tnml.MPSClassifier(trainer="gradient", feature_map="linear", max_bond=2, epochs=1).fit(X, y)
     assert g.model_.decision == "signed"
+
+
+def test_bond_is_the_old_name_of_max_bond():
+    X, y = tnml.load_dataset("mnist-sample", "train", image_size=14, limit=60, shuffle_seed=0)
+    with pytest.warns(FutureWarning, match="max_bond"):
+        old = tnml.MPSClassifier(bond=3, sweeps=1).fit(X, y)
+    new = tnml.MPSClassifier(max_bond=3, sweeps=1).fit(X, y)
+    assert old.bond_dims == new.bond_dims
+    with pytest.raises(ValueError, match="give max_bond only"):
+        tnml.MPSClassifier(bond=3, max_bond=4).fit(X, y)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -12,7 +13,7 @@ from . import _arrays, _tnml
 from ._checks import _count, _flag, _real, _text
 
 _PARAMS = (
-    "bond",
+    "max_bond",
     "sweeps",
     "loss",
     "lam",
@@ -35,6 +36,7 @@ _PARAMS = (
     "refit",
     "refit_lambda",
     "device",
+    "bond",
 )
 
 
@@ -45,15 +47,18 @@ class MPSClassifier:
     ``[cos(pi x/2), sin(pi x/2)]``, the paper's; ``"trigN"``; ``"linear"`` = ``[1-x, x]``) over the pixels
     in raster order. X is float in [0, 1], shape ``(n, h*w)``; y holds integer labels ``0..L-1``.
 
+    ``max_bond`` is called as in :meth:`MPO.from_dense` (``bond=``, its old name, still works with a
+    ``FutureWarning``).
+
     ``trainer="sweep"`` (the paper's DMRG-like two-site sweeps, the label index moving, the bond
-    dimension adapting up to ``bond`` with relative discarded weight ``cutoff`` per SVD; ``bond`` may
+    dimension adapting up to ``max_bond`` with relative discarded weight ``cutoff`` per SVD; ``max_bond`` may
     be a list, one cap per sweep, the last repeating): starts from the class means, ``sweeps``
     sweeps of ``cg_passes`` CG steps per bond with L2 penalty ``lam``; ``loss="cross-entropy"``
     (softmax logits, predicts ``argmax f``) or ``"squared"`` (the paper's quadratic cost, predicts
     ``argmax |f|``). ``refit="ridge"`` / ``"softmax"`` then refits the core at the label site on the
     reduced features (``refit_lambda``, or for softmax chosen on the last sixth of the data).
 
-    ``trainer="gradient"``: Adam on all cores at a fixed ``bond``, ``epochs`` passes in minibatches
+    ``trainer="gradient"``: Adam on all cores at a fixed ``max_bond``, ``epochs`` passes in minibatches
     of ``batch_size`` at step ``lr`` (``lr_schedule="cosine"``: decayed to 0 over the training),
     each epoch's images translated by up to ``shift`` pixels (0: none) and, with ``flip``, mirrored
     left-right with probability 1/2 (clothes, objects; not digits), starting near the identity
@@ -76,7 +81,7 @@ class MPSClassifier:
 
     def __init__(
         self,
-        bond: int | Sequence[int] = 10,
+        max_bond: int | Sequence[int] = 10,
         sweeps: int = 3,
         loss: str | None = None,
         lam: float = 0.0,
@@ -99,8 +104,9 @@ class MPSClassifier:
         refit: str | None = None,
         refit_lambda: float | None = None,
         device: str = "cpu",
+        bond: int | Sequence[int] | None = None,
     ):
-        self.bond = bond
+        self.max_bond = max_bond
         self.sweeps = sweeps
         self.loss = loss
         self.lam = lam
@@ -123,6 +129,7 @@ class MPSClassifier:
         self.refit = refit
         self.refit_lambda = refit_lambda
         self.device = device
+        self.bond = bond
 
     # scikit-learn's estimator protocol
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -152,10 +159,17 @@ class MPSClassifier:
         return side, side
 
     def _options(self) -> dict[str, Any]:
-        bond = [self.bond] if np.isscalar(self.bond) else list(self.bond)
+        given = self.max_bond
+        if self.bond is not None:
+            # the old name: `bond=` is `max_bond=` (as in MPO.from_dense)
+            if self.max_bond != 10:
+                raise ValueError(f"bond={self.bond!r} and max_bond={self.max_bond!r}: give max_bond only")
+            warnings.warn("MPSClassifier(bond=) is now max_bond=", FutureWarning, stacklevel=3)
+            given = self.bond
+        bond = [given] if np.isscalar(given) else list(given)
         for b in bond:
             if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 0:
-                raise ValueError(f"bond {self.bond!r}: bond dimensions are positive integers")
+                raise ValueError(f"max_bond {given!r}: bond dimensions are positive integers")
         return {
             "trainer": _text("trainer", self.trainer),
             "bond": [int(b) for b in bond],
@@ -271,7 +285,7 @@ class MPSClassifier:
         """A fitted classifier from a model file written by :meth:`save` or ``tnml mps train``."""
         model = _tnml.Model.load(os.fspath(path))
         clf = cls(
-            bond=max(model.bond_dims, default=1),
+            max_bond=max(model.bond_dims, default=1),
             feature_map=model.feature_map,
             image_shape=tuple(model.image_shape),
             loss="cross-entropy" if model.decision == "signed" else "squared",
