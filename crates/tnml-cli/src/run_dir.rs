@@ -283,7 +283,10 @@ impl RunDir {
     }
 
     /// Writes `config.json` (pretty JSON).
-    pub fn write_config<T: Serialize>(&self, config: &T) -> Result<()> {
+    pub fn write_config<A: Serialize, F: Serialize>(
+        &self,
+        config: &run_files::RunConfig<'_, A, F>,
+    ) -> Result<()> {
         self.write_json(run_files::CONFIG, config)
     }
 
@@ -443,7 +446,12 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("run");
         let mut run = RunDir::create(Some(&out), "test").unwrap();
-        run.write_config(&serde_json::json!({"seed": 1})).unwrap();
+        run.write_config(&run_files::RunConfig::new(
+            "test",
+            None::<&()>,
+            serde_json::json!({"seed": 1}),
+        ))
+        .unwrap();
         run.log_metric(&serde_json::json!({"epoch": 1})).unwrap();
         run.log_metric(&serde_json::json!({"epoch": 2})).unwrap();
         run.write_summary("# ok\n").unwrap();

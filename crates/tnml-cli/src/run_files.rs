@@ -31,6 +31,36 @@ pub const COMPRESSION_PATH: &str = "compression-path.jsonl";
 /// Every resume of the run, one line each.
 pub const RESUMES: &str = "resumes.jsonl";
 
+/// `config.json`: the command, the tnml version that wrote it, the resolved command-line options
+/// (what `--resume` compares against; absent for commands without a resumable run) and what
+/// the command adds (data set, sizes, threads, the model's configuration...) at the top level.
+#[derive(Debug, Serialize)]
+pub struct RunConfig<'a, A: Serialize, F: Serialize> {
+    /// The command as typed (`mps train`, `net compress --auto`).
+    pub command: &'a str,
+    /// This binary's version.
+    pub tnml_version: &'static str,
+    /// The resolved options of the command line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args: Option<&'a A>,
+    /// The command's own facts, flattened into the top level.
+    #[serde(flatten)]
+    pub facts: F,
+}
+
+impl<'a, A: Serialize, F: Serialize> RunConfig<'a, A, F> {
+    /// The configuration of `command` with its options and facts (a `json!` object, or a
+    /// struct), stamped with this binary's version.
+    pub fn new(command: &'a str, args: Option<&'a A>, facts: F) -> Self {
+        Self {
+            command,
+            tnml_version: env!("CARGO_PKG_VERSION"),
+            args,
+            facts,
+        }
+    }
+}
+
 /// The error rates of one MPS sweep or gradient epoch, as the figures read them from
 /// [`METRICS`] (the trainers' records have more fields; only these are read back).
 #[derive(Debug, Clone, Deserialize)]

@@ -16,6 +16,7 @@ use super::args::CompressArgs;
 use crate::figures::plot_run;
 use crate::run_dir::RunDir;
 use crate::run_files;
+use crate::run_files::RunConfig;
 use crate::run_files::{BondChoiceRecord, BOND_CHOICES};
 use crate::runtime::check_memory;
 
@@ -227,13 +228,15 @@ struct Outcome {
 /// figures and the summary (also printed).
 fn write_run(args: &CompressArgs, o: &Outcome) -> Result<()> {
     let run = RunDir::create(args.out.as_deref(), "mpo-compress")?;
-    run.write_config(&serde_json::json!({
-        "command": "mpo compress --auto",
-        "tnml_version": env!("CARGO_PKG_VERSION"),
-        "input": o.file,
-        "max_error": o.max_error,
-        "skipped": o.skipped,
-    }))?;
+    run.write_config(&RunConfig::new(
+        "mpo compress --auto",
+        None::<&()>,
+        serde_json::json!({
+            "input": o.file,
+            "max_error": o.max_error,
+            "skipped": o.skipped,
+        }),
+    ))?;
     run.write_json("auto.json", &o.records)?;
     let choices: Vec<BondChoiceRecord> = o
         .records

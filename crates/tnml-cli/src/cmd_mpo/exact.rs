@@ -12,6 +12,7 @@ use super::args::CompressArgs;
 use super::matrix_source::read_safetensors_matrix;
 use crate::run_dir::RunDir;
 use crate::run_files;
+use crate::run_files::RunConfig;
 use crate::runtime::check_memory;
 
 #[derive(Serialize)]
@@ -74,13 +75,14 @@ pub(super) fn compress(args: &CompressArgs) -> Result<()> {
     };
     // everything above is checked and computed before the run directory exists
     let mut run = RunDir::create(args.out.as_deref(), "mpo-compress")?;
-    run.write_config(&serde_json::json!({
-        "command": "mpo compress",
-        "tnml_version": env!("CARGO_PKG_VERSION"),
-        "source": source,
-        "args": args,
-        "trunc": { "max_bond": args.trunc.max_bond, "cutoff": args.trunc.cutoff, "min_bond": 1 },
-    }))?;
+    run.write_config(&RunConfig::new(
+        "mpo compress",
+        Some(args),
+        serde_json::json!({
+            "source": source,
+            "trunc": { "max_bond": args.trunc.max_bond, "cutoff": args.trunc.cutoff, "min_bond": 1 },
+        }),
+    ))?;
 
     let caps = mpo.rank_caps();
     let records: Vec<BondRecord> = (0..mpo.len() - 1)

@@ -13,6 +13,7 @@ use super::train::TrainArgs;
 use crate::cluster::Cluster;
 use crate::progress::step_bar;
 use crate::run_dir::RunDir;
+use crate::run_files::RunConfig;
 use crate::runtime::check_memory;
 
 /// Progress and checkpoints of the gradient trainer: every rank scores its test shard, rank 0
@@ -122,7 +123,11 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     config.validate()?;
     let mut run = if cluster.is_root() {
         let run = RunDir::create(args.out.as_deref(), "mps-train")?;
-        run.write_config(&serde_json::json!({"command": "mps train", "trainer": "gradient", "tnml_version": env!("CARGO_PKG_VERSION"), "ranks": cluster.size(), "args": args}))?;
+        run.write_config(&RunConfig::new(
+            "mps train",
+            Some(args),
+            serde_json::json!({"trainer": "gradient", "ranks": cluster.size()}),
+        ))?;
         eprintln!(
             "gradient training: {} train / {} validation / {} test images, {sites} sites, bond {bond}, {:?}, on {}{}",
             n_train,

@@ -23,6 +23,7 @@ use crate::args::{Limits, Seed, Threads};
 use crate::cluster::Cluster;
 use crate::run_dir::{atomic_write, RunDir};
 use crate::run_files;
+use crate::run_files::RunConfig;
 
 /// Arguments of `tnml mps train`.
 #[derive(Debug, Args, Serialize)]
@@ -411,17 +412,18 @@ fn open_run(
     }
     let run = RunDir::create(args.out.as_deref(), "mps-train")?;
     let (dataset, dir, _) = args.data.location.resolve();
-    run.write_config(&serde_json::json!({
-        "command": "mps train",
-        "tnml_version": env!("CARGO_PKG_VERSION"),
-        "dataset": dataset.cli_name(),
-        "data_dir": dir,
-        "train_samples": data.train_labels.len(),
-        "test_samples": data.test_total,
-        "threads": rayon::current_num_threads(),
-        "ranks": cluster.size(),
-        "args": args,
-    }))?;
+    run.write_config(&RunConfig::new(
+        "mps train",
+        Some(args),
+        serde_json::json!({
+            "dataset": dataset.cli_name(),
+            "data_dir": dir,
+            "train_samples": data.train_labels.len(),
+            "test_samples": data.test_total,
+            "threads": rayon::current_num_threads(),
+            "ranks": cluster.size(),
+        }),
+    ))?;
     Ok(Some(run))
 }
 

@@ -18,6 +18,7 @@ use super::config::NetTrainArgs;
 use super::report::{describe, entanglement_table, record_entanglement, summary_table};
 use crate::run_dir::RunDir;
 use crate::run_files;
+use crate::run_files::RunConfig;
 use crate::runtime::device;
 
 /// Prints every epoch, writes the checkpoint, model.safetensors, metrics and entanglement.
@@ -214,18 +215,19 @@ pub fn train(args: &NetTrainArgs) -> Result<()> {
     let (description, report) = describe(&net, &net_cfg);
     eprint!("{description}");
     if first_epoch == 1 {
-        run.write_config(&serde_json::json!({
-            "command": "net train",
-            "tnml_version": env!("CARGO_PKG_VERSION"),
-            "dataset": args.data.location.resolve().0.cli_name(),
-            "train_samples": train_set.len(),
-            "validation_samples": validation.as_ref().map_or(0, LabeledImages::len),
-            "test_samples": test_set.len(),
-            "threads": rayon::current_num_threads(),
-            "net": net_cfg,
-            "train": train_cfg,
-            "args": args,
-        }))?;
+        run.write_config(&RunConfig::new(
+            "net train",
+            Some(args),
+            serde_json::json!({
+                "dataset": args.data.location.resolve().0.cli_name(),
+                "train_samples": train_set.len(),
+                "validation_samples": validation.as_ref().map_or(0, LabeledImages::len),
+                "test_samples": test_set.len(),
+                "threads": rayon::current_num_threads(),
+                "net": net_cfg,
+                "train": train_cfg,
+            }),
+        ))?;
         if let Some(r) = &report {
             run.write_json("compression.json", r)?;
         }
@@ -494,6 +496,6 @@ fn record_resume(
         Some(list) => list.push(entry.clone()),
         None => config["resumes"] = serde_json::json!([entry]),
     }
-    run.write_config(&config)?;
+    run.write_json(run_files::CONFIG, &config)?;
     run.append_lines(run_files::RESUMES, &[serde_json::to_string(&entry)?])
 }

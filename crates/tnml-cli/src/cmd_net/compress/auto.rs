@@ -35,6 +35,7 @@ use super::source::load_source;
 use crate::figures::plot_run;
 use crate::run_dir::RunDir;
 use crate::run_files;
+use crate::run_files::RunConfig;
 use crate::run_files::{BondChoiceRecord, PathPoint, BOND_CHOICES, COMPRESSION_PATH};
 use crate::runtime::device;
 
@@ -387,14 +388,15 @@ pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
 /// PyTorch layout), figures and the summary (also printed).
 fn write_run(args: &NetCompressArgs, o: &Outcome) -> Result<()> {
     let run = RunDir::create(args.out.as_deref(), "net-compress")?;
-    run.write_config(&serde_json::json!({
-        "command": "net compress --auto",
-        "tnml_version": env!("CARGO_PKG_VERSION"),
-        "source": o.source,
-        "net": o.best.config,
-        "budgets": BUDGETS,
-        "args": args,
-    }))?;
+    run.write_config(&RunConfig::new(
+        "net compress --auto",
+        Some(args),
+        serde_json::json!({
+            "source": o.source,
+            "net": o.best.config,
+            "budgets": BUDGETS,
+        }),
+    ))?;
     let mut lines = String::new();
     for p in &o.path {
         let _ = writeln!(lines, "{}", serde_json::to_string(p)?);

@@ -14,6 +14,7 @@ use crate::net::report::describe;
 use crate::net::EpochPrinter;
 use crate::run_dir::RunDir;
 use crate::run_files;
+use crate::run_files::RunConfig;
 use crate::runtime::device;
 
 /// Runs `tnml net compress` without `--auto`: every replaceable layer by TT-SVD at the modes'
@@ -70,13 +71,14 @@ pub(super) fn compress(args: &NetCompressArgs) -> Result<()> {
         100.0 * acc1,
         loss1
     );
-    run.write_config(&serde_json::json!({
-        "command": "net compress",
-        "tnml_version": env!("CARGO_PKG_VERSION"),
-        "source": ck,
-        "net": cfg,
-        "args": args,
-    }))?;
+    run.write_config(&RunConfig::new(
+        "net compress",
+        Some(args),
+        serde_json::json!({
+            "source": ck,
+            "net": cfg,
+        }),
+    ))?;
     if let Some(r) = &report {
         run.write_json("compression.json", r)?;
     }
