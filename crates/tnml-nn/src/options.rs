@@ -11,6 +11,33 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// Text that is not one of an option's forms: the text, and what is accepted (with the
+/// numbers). Front ends add their own name for the option (`--norm`, `norm = ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// The text given.
+    pub text: String,
+    /// Why it is refused, or the forms accepted.
+    pub reason: String,
+}
+
+impl ParseError {
+    fn new(text: &str, reason: impl Into<String>) -> Self {
+        Self {
+            text: text.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.text, self.reason)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
 use crate::error::Result;
 use crate::init::WeightInit;
 use crate::models::{Arch, NormKind};
@@ -18,13 +45,13 @@ use crate::spec::MpoSpec;
 use crate::train::LrSchedule;
 
 impl FromStr for NormKind {
-    type Err = String;
-    fn from_str(text: &str) -> std::result::Result<Self, String> {
+    type Err = ParseError;
+    fn from_str(text: &str) -> std::result::Result<Self, ParseError> {
         match text.to_ascii_lowercase().as_str() {
             "none" => Ok(Self::None),
             "layer" | "layernorm" => Ok(Self::Layer),
             "batch" | "batchnorm" => Ok(Self::Batch),
-            _ => Err(format!("{text:?}: use none, layer or batch")),
+            _ => Err(ParseError::new(text, "use none, layer or batch")),
         }
     }
 }
@@ -51,8 +78,8 @@ impl fmt::Display for WeightInit {
 }
 
 impl FromStr for WeightInit {
-    type Err = String;
-    fn from_str(text: &str) -> std::result::Result<Self, String> {
+    type Err = ParseError;
+    fn from_str(text: &str) -> std::result::Result<Self, ParseError> {
         match text.to_ascii_lowercase().as_str() {
             "glorot" | "xavier" => Ok(Self::Glorot),
             "he" | "kaiming" => Ok(Self::He),
@@ -62,18 +89,23 @@ impl FromStr for WeightInit {
                 .ok()
                 .filter(|s| *s > 0.0 && s.is_finite())
                 .map(Self::Std)
-                .ok_or_else(|| format!("{text:?}: use he, glorot, lecun or a positive standard deviation")),
+                .ok_or_else(|| {
+                    ParseError::new(text, "use he, glorot, lecun or a positive standard deviation")
+                }),
         }
     }
 }
 
 impl FromStr for LrSchedule {
-    type Err = String;
-    fn from_str(text: &str) -> std::result::Result<Self, String> {
+    type Err = ParseError;
+    fn from_str(text: &str) -> std::result::Result<Self, ParseError> {
         let gamma = |s: &str| match s.parse::<f64>() {
             Ok(g) if g > 0.0 && g <= 1.0 => Ok(g),
-            Ok(g) => Err(format!("{text:?}: the factor {g} must lie in (0, 1]")),
-            Err(_) => Err(format!("{text:?}: {s:?} is not a number")),
+            Ok(g) => Err(ParseError::new(
+                text,
+                format!("the factor {g} must lie in (0, 1]"),
+            )),
+            Err(_) => Err(ParseError::new(text, format!("{s:?} is not a number"))),
         };
         let parts: Vec<&str> = text.split(':').collect();
         Ok(match parts.as_slice() {
@@ -81,11 +113,19 @@ impl FromStr for LrSchedule {
             ["exp", g] => Self::Exponential { gamma: gamma(g)? },
             ["step", every, g] => Self::Step {
                 every: every.parse().ok().filter(|&e: &usize| e > 0).ok_or_else(|| {
-                    format!("{text:?}: the step length {every:?} must be a whole number >= 1")
+                    ParseError::new(
+                        text,
+                        format!("the step length {every:?} must be a whole number >= 1"),
+                    )
                 })?,
                 gamma: gamma(g)?,
             },
-            _ => return Err(format!("{text:?}: expected none, exp:GAMMA or step:EVERY:GAMMA")),
+            _ => {
+                return Err(ParseError::new(
+                    text,
+                    "expected none, exp:GAMMA or step:EVERY:GAMMA",
+                ))
+            }
         })
     }
 }
@@ -127,8 +167,8 @@ impl MpoLayers {
 }
 
 impl FromStr for MpoLayers {
-    type Err = String;
-    fn from_str(text: &str) -> std::result::Result<Self, String> {
+    type Err = ParseError;
+    fn from_str(text: &str) -> std::result::Result<Self, ParseError> {
         if text.trim().eq_ignore_ascii_case("gao") {
             return Ok(Self::Gao);
         }
@@ -136,7 +176,7 @@ impl FromStr for MpoLayers {
             .map(MpoSpec::parse)
             .collect::<Result<Vec<_>>>()
             .map(Self::Specs)
-            .map_err(|e| e.to_string())
+            .map_err(|e| ParseError::new(text, e.to_string()))
     }
 }
 
@@ -167,13 +207,14 @@ mod tests {
         assert_eq!("layer".parse::<NormKind>(), Ok(NormKind::Layer));
         assert_eq!("BatchNorm".parse::<NormKind>(), Ok(NormKind::Batch));
         assert_eq!(
-            "x".parse::<NormKind>().unwrap_err(),
+            "x".parse::<NormKind>().unwrap_err().to_string(),
             "\"x\": use none, layer or batch"
         );
         assert_eq!("0.01".parse::<WeightInit>(), Ok(WeightInit::Std(0.01)));
         assert!("-1"
             .parse::<WeightInit>()
             .unwrap_err()
+            .to_string()
             .contains("positive standard deviation"));
         assert_eq!(
             "exp:0.9".parse::<LrSchedule>(),
@@ -189,12 +230,18 @@ mod tests {
         assert!("exp:-1"
             .parse::<LrSchedule>()
             .unwrap_err()
+            .to_string()
             .contains("must lie in (0, 1]"));
         assert!("step:0:0.5"
             .parse::<LrSchedule>()
             .unwrap_err()
+            .to_string()
             .contains("whole number >= 1"));
-        assert!("cos".parse::<LrSchedule>().unwrap_err().contains("expected none"));
+        assert!("cos"
+            .parse::<LrSchedule>()
+            .unwrap_err()
+            .to_string()
+            .contains("expected none"));
         for s in ["none", "exp:0.93", "step:50:0.316"] {
             assert_eq!(s.parse::<LrSchedule>().unwrap().to_string(), s);
         }

@@ -212,23 +212,33 @@ enum Text {
 }
 
 impl Text {
-    fn parse<T: FromStr<Err = String>>(self) -> Result<T, String> {
+    fn parse<T: FromStr>(self) -> Result<T, String>
+    where
+        T::Err: std::fmt::Display,
+    {
         match self {
             Text::S(s) => s,
             Text::F(f) => f.to_string(),
             Text::I(i) => i.to_string(),
         }
         .parse()
+        .map_err(|e: T::Err| e.to_string())
     }
 }
 
 /// Deserializes a value through `FromStr`, the parser the command line uses.
-fn from_text<'de, D: Deserializer<'de>, T: FromStr<Err = String>>(d: D) -> Result<T, D::Error> {
+fn from_text<'de, D: Deserializer<'de>, T: FromStr>(d: D) -> Result<T, D::Error>
+where
+    T::Err: std::fmt::Display,
+{
     Text::deserialize(d)?.parse().map_err(serde::de::Error::custom)
 }
 
 /// As [`from_text`] for an optional value (`null` or absent is `None`).
-fn opt_from_text<'de, D: Deserializer<'de>, T: FromStr<Err = String>>(d: D) -> Result<Option<T>, D::Error> {
+fn opt_from_text<'de, D: Deserializer<'de>, T: FromStr>(d: D) -> Result<Option<T>, D::Error>
+where
+    T::Err: std::fmt::Display,
+{
     Option::<Text>::deserialize(d)?
         .map(|t| t.parse().map_err(serde::de::Error::custom))
         .transpose()
