@@ -79,7 +79,7 @@ impl tnml_mps::EpochObserver for EpochPrinter<'_> {
 /// minibatches: each rank contracts the samples of a batch it holds, the gradients are summed).
 pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     args.threads.apply_or(cluster.default_threads())?;
-    let device = args.device.probe()?;
+    let device = args.gradient.device.probe()?;
     let map = args.feature_map;
     let bond = *args.max_bond.last().unwrap_or(&10);
     // sites (at most 28x28) x d x bond^2 in f64 for the model, Adam's two moments and the
@@ -87,7 +87,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     let (d, sites_max) = (map.dim() as u128, 784u128);
     let b = bond as u128;
     check_memory(
-        (sites_max + 10) * d * b * b * 8 * 4 + (args.batch_size as u128) * sites_max * b * 4 * 3,
+        (sites_max + 10) * d * b * b * 8 * 4 + (args.gradient.batch_size as u128) * sites_max * b * 4 * 3,
         &format!("the gradient trainer at bond {bond}"),
     )?;
     let data = RankData::load(
@@ -110,15 +110,15 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         args.seed.seed,
     )?;
     let config = tnml_mps::GradientConfig {
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        learning_rate: args.lr,
+        epochs: args.gradient.epochs,
+        batch_size: args.gradient.batch_size,
+        learning_rate: args.gradient.lr,
         loss: args.loss.unwrap_or(tnml_mps::GradientConfig::default().loss),
         seed: args.seed.seed,
-        schedule: args.lr_schedule,
-        shift: args.shift,
-        device: args.device,
-        flip: args.flip,
+        schedule: args.gradient.lr_schedule,
+        shift: args.gradient.shift,
+        device: args.gradient.device,
+        flip: args.gradient.flip,
     };
     config.validate()?;
     let mut run = if cluster.is_root() {
@@ -172,7 +172,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     };
     let md = format!(
         "# MPS classifier (gradient training)\n\n- {} train / {} validation / {} test, {side}x{side}, {:?}, bond {bond}, Adam lr {} ({:?}), batch {}, {:?}\n\n| epoch | loss | train error | validation error | test error | seconds |\n|---:|---:|---:|---:|---:|---:|\n{}\n",
-        n_train, n_valid, n_test, map, args.lr, config.schedule, args.batch_size, config.loss, lines.join("\n")
+        n_train, n_valid, n_test, map, args.gradient.lr, config.schedule, args.gradient.batch_size, config.loss, lines.join("\n")
     );
     run.write_summary(&md)?;
     print!("{md}");

@@ -37,6 +37,59 @@ pub struct TrainArgs {
         default_values_t = [tnml_mps::sweep::DEFAULT_MAX_BOND]
     )]
     pub max_bond: Vec<usize>,
+    /// Feature map.
+    #[arg(long, default_value_t = FeatureMap::Trig, value_parser = choice::<FeatureMap>(&FeatureMap::NAMES))]
+    #[serde(serialize_with = "as_name")]
+    pub feature_map: FeatureMap,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub limits: Limits,
+    /// Hold out the last N images of the training subset: they are not trained on, and every
+    /// sweep (or epoch of --trainer gradient) reports their error (to choose options such as
+    /// --lambda, --epochs or --lr without the test set).
+    #[arg(long)]
+    pub validation: Option<usize>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub seed: Seed,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub threads: Threads,
+    /// Site where each sweep starts and ends (default: the middle). 0 gives the paper's plain
+    /// left-to-right-and-back sweep; ending in the middle keeps the more expressive model.
+    #[arg(long)]
+    pub turn_site: Option<usize>,
+    /// Trainer: sweep (DMRG-like, adaptive bond) or gradient (Adam on all cores, fixed bond).
+    #[arg(long, default_value_t = Trainer::default(), value_parser = choice::<Trainer>(&Trainer::NAMES))]
+    pub trainer: Trainer,
+    /// Options of the sweep trainer (refused with `--trainer gradient`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub sweep: SweepOptions,
+    /// Options of the gradient trainer (refused with the sweep trainer).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub gradient: GradientOptions,
+    /// Loss. Sweep trainer: squared (the paper's quadratic cost; predicts argmax |f|, the
+    /// default) or cross-entropy (softmax logits, predicts argmax f). Gradient trainer:
+    /// cross-entropy by default.
+    #[arg(long, value_parser = choice::<Loss>(&Loss::NAMES))]
+    pub loss: Option<Loss>,
+    /// Run directory (default: runs/mps-train-<UTC time>).
+    #[arg(long, conflicts_with = "resume")]
+    #[serde(skip)]
+    pub out: Option<PathBuf>,
+    /// The options given on the command line (clap ids), filled in by `main`: options of one
+    /// trainer given with the other are refused, not ignored.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub explicit: Vec<String>,
+}
+
+/// Options only the sweep trainer reads: one group, so `--trainer gradient` can refuse them all.
+#[derive(Debug, Args, Serialize)]
+#[group(id = "sweep_options", multiple = true)]
+pub struct SweepOptions {
     /// Relative discarded weight allowed at each SVD (sum of dropped s^2 / sum of s^2).
     #[arg(long, default_value_t = tnml_mps::sweep::DEFAULT_CUTOFF)]
     pub cutoff: f64,
@@ -62,28 +115,6 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(default)]
     pub truncated_start: bool,
-    /// Feature map.
-    #[arg(long, default_value_t = FeatureMap::Trig, value_parser = choice::<FeatureMap>(&FeatureMap::NAMES))]
-    #[serde(serialize_with = "as_name")]
-    pub feature_map: FeatureMap,
-    #[command(flatten)]
-    #[serde(flatten)]
-    pub limits: Limits,
-    /// Hold out the last N images of the training subset: they are not trained on, and every
-    /// sweep (or epoch of --trainer gradient) reports their error (to choose options such as
-    /// --lambda, --epochs or --lr without the test set).
-    #[arg(long)]
-    pub validation: Option<usize>,
-    #[command(flatten)]
-    #[serde(flatten)]
-    pub seed: Seed,
-    #[command(flatten)]
-    #[serde(flatten)]
-    pub threads: Threads,
-    /// Site where each sweep starts and ends (default: the middle). 0 gives the paper's plain
-    /// left-to-right-and-back sweep; ending in the middle keeps the more expressive model.
-    #[arg(long)]
-    pub turn_site: Option<usize>,
     /// After the sweeps, refit the core at the turn site on the reduced features (as `tnml mps
     /// project --refit`): `softmax` fits it as logits (penalty chosen on a validation split
     /// unless --final-refit-lambda is given) and saves model-refit.safetensors next to the
@@ -93,9 +124,16 @@ pub struct TrainArgs {
     /// Penalty of --final-refit.
     #[arg(long)]
     pub final_refit_lambda: Option<f64>,
-    /// Trainer: sweep (DMRG-like, adaptive bond) or gradient (Adam on all cores, fixed bond).
-    #[arg(long, default_value_t = Trainer::default(), value_parser = choice::<Trainer>(&Trainer::NAMES))]
-    pub trainer: Trainer,
+    /// Continue the sweeps of an earlier run directory from its last checkpoint, up to --sweeps
+    /// sweeps in all (give the same data options; the number of MPI ranks may differ).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub resume: Option<PathBuf>,
+}
+
+/// Options only the gradient trainer reads: one group, refused with the sweep trainer.
+#[derive(Debug, Args, Serialize)]
+#[group(id = "gradient_options", multiple = true)]
+pub struct GradientOptions {
     /// Gradient trainer: epochs.
     #[arg(long, default_value_t = GradientConfig::default().epochs)]
     pub epochs: usize,
@@ -121,53 +159,20 @@ pub struct TrainArgs {
     /// `--features cuda` and an NVIDIA driver; refused otherwise, never a silent fallback).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     pub device: tnml_mps::Device,
-    /// Loss. Sweep trainer: squared (the paper's quadratic cost; predicts argmax |f|, the
-    /// default) or cross-entropy (softmax logits, predicts argmax f). Gradient trainer:
-    /// cross-entropy by default.
-    #[arg(long, value_parser = choice::<Loss>(&Loss::NAMES))]
-    pub loss: Option<Loss>,
-    /// Run directory (default: runs/mps-train-<UTC time>).
-    #[arg(long, conflicts_with = "resume")]
-    #[serde(skip)]
-    pub out: Option<PathBuf>,
-    /// Continue the sweeps of an earlier run directory from its last checkpoint, up to --sweeps
-    /// sweeps in all (give the same data options; the number of MPI ranks may differ).
-    #[arg(long, value_name = "RUN_DIR")]
-    pub resume: Option<PathBuf>,
-    /// The options given on the command line (clap ids), filled in by `main`: options of one
-    /// trainer given with the other are refused, not ignored.
-    #[arg(skip)]
-    #[serde(skip)]
-    pub explicit: Vec<String>,
 }
 
-/// Options only the sweep trainer reads.
 /// `--device`: cpu, cuda or cuda:N.
 fn parse_device(text: &str) -> std::result::Result<tnml_mps::Device, String> {
     text.parse().map_err(|e: tnml_mps::MpsError| e.to_string())
 }
 
-const SWEEP_ONLY: [&str; 9] = [
-    "resume",
-    "truncated_start",
-    "sweeps",
-    "cutoff",
-    "cg_passes",
-    "refit_passes",
-    "lambda",
-    "final_refit",
-    "final_refit_lambda",
-];
-/// Options only the gradient trainer reads.
-const GRADIENT_ONLY: [&str; 7] = [
-    "epochs",
-    "batch_size",
-    "lr",
-    "lr_schedule",
-    "shift",
-    "flip",
-    "device",
-];
+/// The clap ids of the options in the group `T` (its fields).
+fn group_ids<T: Args>() -> Vec<String> {
+    T::augment_args(clap::Command::new("group"))
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .collect()
+}
 
 impl TrainArgs {
     /// Refuses options of the trainer that is not running (they would be recorded in
@@ -177,10 +182,10 @@ impl TrainArgs {
     /// The first such option, with the trainer it belongs to.
     pub fn check_trainer_options(&self) -> Result<()> {
         let (foreign, owner) = match self.trainer {
-            Trainer::Sweep => (&GRADIENT_ONLY[..], "--trainer gradient"),
-            Trainer::Gradient => (&SWEEP_ONLY[..], "the sweep trainer"),
+            Trainer::Sweep => (group_ids::<GradientOptions>(), "--trainer gradient"),
+            Trainer::Gradient => (group_ids::<SweepOptions>(), "the sweep trainer"),
         };
-        if let Some(id) = self.explicit.iter().find(|id| foreign.contains(&id.as_str())) {
+        if let Some(id) = self.explicit.iter().find(|id| foreign.contains(id)) {
             bail!(
                 "--{} applies to {owner}, not to --trainer {}",
                 id.replace('_', "-"),
@@ -322,24 +327,24 @@ fn check_resume_options(args: &TrainArgs, dir: &Path) -> Result<()> {
 /// final-refit options.
 fn sweep_config(args: &TrainArgs, cluster: &Cluster) -> Result<SweepConfig> {
     let config = SweepConfig {
-        sweeps: args.sweeps,
-        schedule: SweepConfig::bond_schedule(&args.max_bond, args.cutoff),
-        cg_passes: args.cg_passes,
-        lambda: args.lambda,
-        refit_passes: args.refit_passes,
+        sweeps: args.sweep.sweeps,
+        schedule: SweepConfig::bond_schedule(&args.max_bond, args.sweep.cutoff),
+        cg_passes: args.sweep.cg_passes,
+        lambda: args.sweep.lambda,
+        refit_passes: args.sweep.refit_passes,
         loss: args.loss.unwrap_or(SweepConfig::default().loss),
         turn_site: None,
     };
     config.validate()?;
-    if let Some(l) = args.final_refit_lambda {
-        if args.final_refit.is_none() {
+    if let Some(l) = args.sweep.final_refit_lambda {
+        if args.sweep.final_refit.is_none() {
             bail!("--final-refit-lambda {l} needs --final-refit");
         }
         if !(l >= 0.0 && l.is_finite()) {
             bail!("--final-refit-lambda {l}: the penalty must be finite and >= 0");
         }
     }
-    if args.final_refit.is_some() && cluster.size() > 1 {
+    if args.sweep.final_refit.is_some() && cluster.size() > 1 {
         bail!(
             "--final-refit fits the core on all training images in one process: under MPI ({} ranks) \
              train without it, then run `tnml mps project --refit` on the saved model",
@@ -353,7 +358,7 @@ fn sweep_config(args: &TrainArgs, cluster: &Cluster) -> Result<SweepConfig> {
 /// the first sweep's cap; checked against the images and the feature map.
 fn start_model(args: &TrainArgs, data: &RankData, config: &SweepConfig, map: FeatureMap) -> Result<Start> {
     let side = data.side;
-    let start = match &args.resume {
+    let start = match &args.sweep.resume {
         Some(dir) => resume_from(dir)?,
         None => {
             let (model, report) = MpsClassifier::from_class_means(
@@ -379,11 +384,11 @@ fn start_model(args: &TrainArgs, data: &RankData, config: &SweepConfig, map: Fea
             start.model.feature_map()
         );
     }
-    if start.done >= args.sweeps {
+    if start.done >= args.sweep.sweeps {
         bail!(
             "--resume: the run already has {} sweeps and --sweeps {} asks for no more (--sweeps counts all sweeps of the run)",
             start.done,
-            args.sweeps
+            args.sweep.sweeps
         );
     }
     Ok(start)
@@ -401,7 +406,7 @@ fn open_run(
     if !cluster.is_root() {
         return Ok(None);
     }
-    if let Some(dir) = &args.resume {
+    if let Some(dir) = &args.sweep.resume {
         let mut run = RunDir::open_existing(dir)?;
         run.reset_metrics(records)?;
         run.write_json(
@@ -448,7 +453,7 @@ fn place_label(
 ) -> Result<f64> {
     let (report, run, done) = start;
     let target = config.turn_site.unwrap_or(data.sites() / 2);
-    let start_moved = if args.resume.is_some() || !args.truncated_start {
+    let start_moved = if args.sweep.resume.is_some() || !args.sweep.truncated_start {
         model.move_label_to(target)?;
         None
     } else {
@@ -500,7 +505,7 @@ fn decision_rules(cluster: &Cluster, model: &MpsClassifier, data: &RankData) -> 
 /// Runs `tnml mps train` with the sweep trainer, on every rank of `cluster`.
 pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     args.threads.apply_or(cluster.default_threads())?;
-    if let Some(dir) = &args.resume {
+    if let Some(dir) = &args.sweep.resume {
         check_resume_options(args, dir)?;
     }
     let config = sweep_config(args, cluster)?;
@@ -534,9 +539,11 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     // every rank computed the start from the same images; rank 0's is the one all train
     sync_model(cluster.comm(), &mut model)?;
     let config = SweepConfig {
-        sweeps: args.sweeps - done,
-        schedule: (done + 1..=args.sweeps).map(|s| config.trunc_at(s)).collect(),
-        turn_site: Some(if args.resume.is_some() {
+        sweeps: args.sweep.sweeps - done,
+        schedule: (done + 1..=args.sweep.sweeps)
+            .map(|s| config.trunc_at(s))
+            .collect(),
+        turn_site: Some(if args.sweep.resume.is_some() {
             model.label_site()
         } else {
             turn_site
@@ -599,7 +606,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         loss: config.loss,
     };
     let mut md = summary(args, cluster, &model, &data, &facts, &records);
-    if let Some(kind) = args.final_refit {
+    if let Some(kind) = args.sweep.final_refit {
         md.push_str(&final_refit(args, &run, &model, &data, kind)?);
     }
     run.write_summary(&md)?;
@@ -647,10 +654,10 @@ fn summary(
         md,
         "- bond schedule {:?}, cutoff {:e}, {} CG passes, {} refit passes, lambda {}, loss {:?} (predicts {})",
         args.max_bond,
-        args.cutoff,
-        args.cg_passes,
-        args.refit_passes,
-        args.lambda,
+        args.sweep.cutoff,
+        args.sweep.cg_passes,
+        args.sweep.refit_passes,
+        args.sweep.lambda,
         facts.loss,
         model.decision().name()
     );
@@ -717,7 +724,7 @@ fn final_refit(
         &mut proj,
         &refit,
         kind,
-        args.final_refit_lambda,
+        args.sweep.final_refit_lambda,
         500,
     )?);
     atomic_write(
