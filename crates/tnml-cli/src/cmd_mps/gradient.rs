@@ -9,7 +9,7 @@ use tnml_mps::{MpsClassifier, SiteFeatures};
 
 use super::save::{checkpoint, finish_training, save_failed};
 use super::shard::RankData;
-use super::train::TrainArgs;
+use super::train_args::TrainArgs;
 use crate::cluster::Cluster;
 use crate::progress::step_bar;
 use crate::run_dir::RunDir;

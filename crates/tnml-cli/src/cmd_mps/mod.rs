@@ -14,15 +14,17 @@ mod gradient;
 mod options;
 mod predict;
 mod project;
+mod resume;
 mod save;
 mod shard;
 mod sweep_observer;
 mod train;
+mod train_args;
 
 pub use eval::EvalArgs;
 pub use predict::PredictArgs;
 pub use project::ProjectArgs;
-pub use train::TrainArgs;
+pub use train_args::TrainArgs;
 
 /// `tnml mps` subcommands.
 #[derive(Debug, Subcommand)]
