@@ -155,7 +155,7 @@ fn read_source(args: &EntangleArgs, is_file: bool) -> Result<Source> {
         if tnml_core::mpo_file::is_mpo_file(&bytes) {
             return mpo_file_source(args, &bytes);
         }
-        let (entries, skipped) = state_dict_layers(args)?;
+        let (entries, skipped) = state_dict_layers(args, &bytes)?;
         let layers = entries
             .iter()
             .map(|(w, m)| (w.layer.clone(), m.clone()))
@@ -371,10 +371,9 @@ fn parse_modes(text: &str) -> Result<(String, Modes)> {
 
 /// The weights of a safetensors file as exact MPOs (all, or `--tensor`), with the tensors left
 /// out and why.
-fn state_dict_layers(args: &EntangleArgs) -> Result<(Vec<(WeightEntanglement, Mpo)>, Skipped)> {
-    let bytes = std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
+fn state_dict_layers(args: &EntangleArgs, bytes: &[u8]) -> Result<(Vec<(WeightEntanglement, Mpo)>, Skipped)> {
     let file = args.input.display().to_string();
-    let (mut weights, skipped) = tnml_nn::weights::weight_matrices(&bytes, &file)?;
+    let (mut weights, skipped) = tnml_nn::weights::weight_matrices(bytes, &file)?;
     let mut modes = BTreeMap::new();
     for m in &args.modes {
         let (name, v) = parse_modes(m)?;

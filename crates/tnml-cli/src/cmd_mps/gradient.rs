@@ -90,14 +90,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         (sites_max + 10) * d * b * b * 8 * 4 + (args.gradient.batch_size as u128) * sites_max * b * 4 * 3,
         &format!("the gradient trainer at bond {bond}"),
     )?;
-    let data = RankData::load(
-        &args.data,
-        &args.limits,
-        args.seed.seed,
-        args.validation,
-        map,
-        cluster,
-    )?;
+    let data = RankData::load(args, cluster)?;
     let (side, sites) = (data.side, data.sites());
     let (n_train, n_valid, n_test) = (data.train_labels.len(), data.validation_total, data.test_total);
     let mut model = MpsClassifier::near_identity(
@@ -150,7 +143,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         bar,
         test: &data.test,
         test_labels: &data.test_shard_labels,
-        validation: (n_valid > 0).then_some((&data.validation, data.validation_shard_labels.as_slice())),
+        validation: data.validation_shard(),
         cluster,
         run: run.as_mut(),
         failure: None,

@@ -3,10 +3,10 @@
 
 use tnml_data::Split;
 use tnml_mps::collective::shard_range;
-use tnml_mps::{embed_batch, FeatureMap, SiteFeatures};
+use tnml_mps::{embed_batch, SiteFeatures};
 
-use super::options::{load_pixels, split_validation, MpsData};
-use crate::args::Limits;
+use super::options::{load_pixels, split_validation};
+use super::train_args::TrainArgs;
 
 use crate::cluster::{say, Cluster};
 use crate::runtime::{peak_resident_bytes, total_memory};
@@ -93,19 +93,20 @@ pub(super) struct RankData {
 }
 
 impl RankData {
-    /// Loads, splits, shards and embeds; refuses fewer training images than ranks.
+    /// Loads, splits, shards and embeds the images `args` asks for (data set, limits, seed,
+    /// validation split, feature map); refuses fewer training images than ranks.
     ///
     /// # Errors
     /// Data that cannot be read, a validation split that leaves no training image, fewer
     /// training images than ranks.
-    pub(super) fn load(
-        data: &MpsData,
-        limits: &Limits,
-        seed: u64,
-        validation: Option<usize>,
-        map: FeatureMap,
-        cluster: &Cluster,
-    ) -> anyhow::Result<Self> {
+    pub(super) fn load(args: &TrainArgs, cluster: &Cluster) -> anyhow::Result<Self> {
+        let (data, limits, seed, validation, map) = (
+            &args.data,
+            &args.limits,
+            args.seed.seed,
+            args.validation,
+            args.feature_map,
+        );
         let subset = Some((limits.train_limit.unwrap_or(usize::MAX), seed));
         let (x, y, side) = load_pixels(data, Split::Train, subset, None)?;
         let (xt, yt, _) = load_pixels(data, Split::Test, None, limits.test_limit)?;
@@ -134,6 +135,11 @@ impl RankData {
             train_pixels: x,
             train_labels: y,
         })
+    }
+
+    /// This rank's shard of the validation split and its labels (`None` without a split).
+    pub(super) fn validation_shard(&self) -> Option<(&SiteFeatures, &[usize])> {
+        (self.validation_total > 0).then_some((&self.validation, self.validation_shard_labels.as_slice()))
     }
 
     /// Sites of the chain.

@@ -210,14 +210,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     if std::env::var("TNML_FAULT").is_ok_and(|f| f == format!("rank-load:{}", cluster.rank())) {
         bail!("TNML_FAULT: simulated failure to load the training shard");
     }
-    let mut data = RankData::load(
-        &args.data,
-        &args.limits,
-        args.seed.seed,
-        args.validation,
-        map,
-        cluster,
-    )?;
+    let mut data = RankData::load(args, cluster)?;
     let (side, sites) = (data.side, data.sites());
     let turn_site = args.turn_site.unwrap_or(sites / 2);
     if turn_site >= sites {
@@ -273,8 +266,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     let eval = EvalShards {
         test: &data.test,
         test_labels: &data.test_shard_labels,
-        validation: (data.validation_total > 0)
-            .then_some((&data.validation, data.validation_shard_labels.as_slice())),
+        validation: data.validation_shard(),
     };
     let mut obs = CliObserver::new(eval, cluster, run.as_mut(), records, done);
     let result = train_sweeps_sharded(
