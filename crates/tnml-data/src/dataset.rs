@@ -447,13 +447,14 @@ pub fn load(dataset: Dataset, dir: &Path, split: Split) -> Result<ImageSet> {
         let img = read_idx(&files[0], 3)?;
         let lab = read_idx(&files[1], 1)?;
         if img.dims[1..] != [height, width] {
-            return Err(DataError::Invalid(format!(
-                "{}: images are {}x{}, {} has {height}x{width}",
-                files[0].display(),
-                img.dims[1],
-                img.dims[2],
-                dataset.display_name()
-            )));
+            return Err(DataError::ImageShape {
+                file: files[0].clone(),
+                dataset: dataset.display_name(),
+                found_height: img.dims[1],
+                found_width: img.dims[2],
+                height,
+                width,
+            });
         }
         if img.dims[0] != lab.dims[0] {
             return Err(DataError::CountMismatch {

@@ -90,6 +90,47 @@ fn expected_digest(c: Checksum) -> &'static str {
 /// that sends an endless body is cut off here.
 pub const MAX_DOWNLOAD: u64 = 256 << 20;
 
+/// Why one HTTP transfer failed (retried, then reported per mirror in [`DataError::Download`]).
+#[derive(Debug, thiserror::Error)]
+enum TransferError {
+    /// The part file is a symbolic link (planted in a shared data directory): never followed.
+    #[error("{} is a symbolic link: remove it, tnml writes only regular files", .0.display())]
+    SymlinkPart(PathBuf),
+    /// The request failed before a status arrived (DNS, TLS, refused connection, ...).
+    #[error("{0}")]
+    Request(#[from] ureq::Error),
+    /// A status other than 200, 206 or 416.
+    #[error("HTTP {status} from {url}")]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The URL.
+        url: String,
+    },
+    /// The server sent more than any file tnml fetches.
+    #[error("{url} sent more than {MAX_DOWNLOAD} bytes, more than any file tnml fetches: stopped")]
+    TooLong {
+        /// The URL.
+        url: String,
+    },
+    /// The body broke off.
+    #[error("transfer from {url} broke off: {source}")]
+    BrokeOff {
+        /// The URL.
+        url: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Writing the part file failed.
+    #[error("{}: {source}", part.display())]
+    Write {
+        /// The part file.
+        part: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
 /// One HTTP transfer into `part`, resuming from its current length.
 fn transfer(
     agent: &ureq::Agent,
@@ -97,20 +138,21 @@ fn transfer(
     part: &Path,
     progress: &mut dyn Progress,
     name: &str,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), TransferError> {
     // a part file planted as a symlink (in a shared data directory) is never followed
     if fs::symlink_metadata(part).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(format!(
-            "{} is a symbolic link: remove it, tnml writes only regular files",
-            part.display()
-        ));
+        return Err(TransferError::SymlinkPart(part.to_path_buf()));
     }
+    let write_err = |source| TransferError::Write {
+        part: part.to_path_buf(),
+        source,
+    };
     let already = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
     let mut req = agent.get(url);
     if already > 0 {
         req = req.header("Range", format!("bytes={already}-"));
     }
-    let resp = req.call().map_err(|e| e.to_string())?;
+    let resp = req.call()?;
     let status = resp.status().as_u16();
     let length: Option<u64> = resp
         .headers()
@@ -119,10 +161,7 @@ fn transfer(
         .and_then(|s| s.parse().ok());
     let (mut file, start) = match status {
         206 => (
-            OpenOptions::new()
-                .append(true)
-                .open(part)
-                .map_err(|e| e.to_string())?,
+            OpenOptions::new().append(true).open(part).map_err(write_err)?,
             already,
         ),
         200 => {
@@ -132,14 +171,19 @@ fn transfer(
                 .write(true)
                 .create_new(true)
                 .open(part)
-                .map_err(|e| e.to_string())?;
+                .map_err(write_err)?;
             (f, 0)
         }
         416 if already > 0 => {
             // nothing left to send: the part file is complete (or wrong; the checksum decides)
             return Ok(());
         }
-        s => return Err(format!("HTTP {s} from {url}")),
+        status => {
+            return Err(TransferError::Status {
+                status,
+                url: url.to_string(),
+            })
+        }
     };
     progress.start(name, length.map(|l| l + start), start);
     let mut reader = resp.into_body().into_reader();
@@ -150,23 +194,26 @@ fn transfer(
             Ok(0) => break Ok(()),
             Ok(n) if total + n as u64 > MAX_DOWNLOAD => {
                 let _ = fs::remove_file(part); // nothing worth resuming
-                break Err(format!(
-                    "{url} sent more than {MAX_DOWNLOAD} bytes, more than any file tnml fetches: stopped"
-                ));
+                break Err(TransferError::TooLong { url: url.to_string() });
             }
             Ok(n) => {
                 total += n as u64;
                 if let Err(e) = file.write_all(&buf[..n]) {
-                    break Err(e.to_string());
+                    break Err(write_err(e));
                 }
                 progress.advance(n as u64);
             }
-            Err(e) => break Err(format!("transfer from {url} broke off: {e}")),
+            Err(source) => {
+                break Err(TransferError::BrokeOff {
+                    url: url.to_string(),
+                    source,
+                })
+            }
         }
     };
     progress.finish();
     result?;
-    file.sync_all().map_err(|e| e.to_string())
+    file.sync_all().map_err(write_err)
 }
 
 /// Downloads `file` from the first mirror that delivers a verified copy into `dest`.
@@ -258,11 +305,10 @@ pub fn fetch(
     progress: &mut dyn Progress,
 ) -> Result<FetchReport> {
     if dataset.remote_files().is_empty() {
-        return Err(DataError::Invalid(format!(
-            "{} ships with the repository (data/{}); nothing to fetch",
-            dataset.display_name(),
-            dataset.subdir()
-        )));
+        return Err(DataError::NothingToFetch {
+            dataset: dataset.display_name(),
+            subdir: dataset.subdir(),
+        });
     }
     let dir = if dataset == Dataset::Cifar10 {
         root.to_path_buf()

@@ -131,15 +131,16 @@ pub enum DataError {
         found: String,
     },
     /// A dataset file's name is taken by something that is not a regular file.
-    #[error("{} is {kind}, not a data file: replace it with the file (or remove it and run `tnml data fetch`)", file.display())]
+    #[error("{} is {kind}, not a data file: replace it with the file, or remove it and fetch the dataset again", file.display())]
     NotAFile {
         /// The path.
         file: PathBuf,
         /// What it is ("a FIFO", "a character device", "a directory", ...).
         kind: &'static str,
     },
-    /// The dataset files are not there.
-    #[error("{dataset} not found in {}: missing {}. Run `tnml data fetch --dataset {cli_name}` (needs network), or put the files there by hand, or point --data-dir / TNML_DATA_DIR at a folder that has them", dir.display(), missing.join(", "))]
+    /// The dataset files are not there. Front ends add how to fetch them (`tnml data fetch
+    /// --dataset {cli_name}`, `--data-dir`, Python's `data_dir=`).
+    #[error("{dataset} not found in {}: missing {}", dir.display(), missing.join(", "))]
     NotFound {
         /// Dataset name.
         dataset: &'static str,
@@ -158,9 +159,93 @@ pub enum DataError {
         /// What went wrong on each mirror.
         reason: String,
     },
-    /// A request that makes no sense (empty split, bad fraction, ...).
-    #[error("{0}")]
-    Invalid(String),
+    /// 2x2 pooling of images with an odd side.
+    #[error("2x2 pooling needs even sides, images are {height}x{width}")]
+    OddSides {
+        /// The images' height.
+        height: usize,
+        /// The images' width.
+        width: usize,
+    },
+    /// Padding to a frame smaller than the images.
+    #[error("cannot pad {height}x{width} images to the smaller {target_height}x{target_width}")]
+    PadSmaller {
+        /// The images' height.
+        height: usize,
+        /// The images' width.
+        width: usize,
+        /// The frame's height.
+        target_height: usize,
+        /// The frame's width.
+        target_width: usize,
+    },
+    /// Images with several channels asked to become more channels, or grey images expected.
+    #[error("{what} takes one-channel (grey) images, these have {channels} channels")]
+    NotGrey {
+        /// What needs grey images ("repeating channels", "the MPS classifier on CIFAR-10").
+        what: String,
+        /// The images' channel count.
+        channels: usize,
+    },
+    /// Per-channel normalization statistics of the wrong length.
+    #[error("normalization has {means} means and {stds} standard deviations for {channels} channels")]
+    NormalizationShape {
+        /// Number of means given.
+        means: usize,
+        /// Number of standard deviations given.
+        stds: usize,
+        /// The images' channel count.
+        channels: usize,
+    },
+    /// A standard deviation that is zero, negative or NaN.
+    #[error("standard deviation {value} must be positive")]
+    NonPositiveStd {
+        /// The value.
+        value: f32,
+    },
+    /// A split that selects no image: an error rate of nothing is not 0.
+    #[error("the {split} set of {dataset} is empty ({why}): an error rate of nothing is not 0")]
+    EmptySplit {
+        /// "training" or "test".
+        split: &'static str,
+        /// The dataset's name.
+        dataset: &'static str,
+        /// Why it is empty ("the limit is 0", "<dir> holds no image").
+        why: String,
+    },
+    /// A validation fraction outside `[0, 1)`.
+    #[error("validation fraction {fraction} must lie in [0, 1)")]
+    ValidationFraction {
+        /// The fraction.
+        fraction: f64,
+    },
+    /// A batch size of 0.
+    #[error("batch size is 0: it must be at least 1")]
+    ZeroBatch,
+    /// An IDX image file whose image size is not the dataset's.
+    #[error("{}: images are {found_height}x{found_width}, {dataset} has {height}x{width}", file.display())]
+    ImageShape {
+        /// The file.
+        file: PathBuf,
+        /// The dataset's name.
+        dataset: &'static str,
+        /// Height in the file.
+        found_height: usize,
+        /// Width in the file.
+        found_width: usize,
+        /// The dataset's height.
+        height: usize,
+        /// The dataset's width.
+        width: usize,
+    },
+    /// `fetch` of a dataset that ships with the repository.
+    #[error("{dataset} ships with the repository (data/{subdir}); nothing to fetch")]
+    NothingToFetch {
+        /// The dataset's name.
+        dataset: &'static str,
+        /// Its folder under `data/`.
+        subdir: &'static str,
+    },
     /// An image size the images cannot be brought to (their side, or half of it by 2x2
     /// pooling). Front ends name their own option (`--image-size`, `image_size=`).
     #[error("image size {size} does not fit {height}x{width} images: use {height} or {}", height / 2)]

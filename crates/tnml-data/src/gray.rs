@@ -44,11 +44,10 @@ pub fn load_gray(
 ) -> Result<GrayPixels> {
     let mut set = load(dataset, dir, split)?;
     if set.channels != 1 {
-        return Err(DataError::Invalid(format!(
-            "{} has {} channels; the MPS classifier takes grey images",
-            dataset.display_name(),
-            set.channels
-        )));
+        return Err(DataError::NotGrey {
+            what: format!("the MPS classifier (reading {})", dataset.display_name()),
+            channels: set.channels,
+        });
     }
     if let Some((n, seed)) = select.subset {
         set = set.random_subset(n, seed);
@@ -61,11 +60,11 @@ pub fn load_gray(
             (Some((0, _)), _) | (_, Some(0)) => "the limit is 0".to_string(),
             _ => format!("{} holds no image", dir.display()),
         };
-        return Err(DataError::Invalid(format!(
-            "the {} set of {} is empty ({why}): an error rate of nothing is not 0",
-            split.name(),
-            dataset.display_name()
-        )));
+        return Err(DataError::EmptySplit {
+            split: split.name(),
+            dataset: dataset.display_name(),
+            why,
+        });
     }
     let im = Images::from_set(&set);
     let im = match side {

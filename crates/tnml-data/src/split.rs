@@ -21,9 +21,9 @@ pub fn shuffled_indices(n: usize, seed: u64) -> Vec<usize> {
 /// A fraction outside `[0, 1)`.
 pub fn train_val_split(n: usize, val_fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
     if !(0.0..1.0).contains(&val_fraction) {
-        return Err(DataError::Invalid(format!(
-            "validation fraction {val_fraction} must lie in [0, 1)"
-        )));
+        return Err(DataError::ValidationFraction {
+            fraction: val_fraction,
+        });
     }
     let idx = shuffled_indices(n, seed);
     let n_val = (n as f64 * val_fraction).round() as usize;
@@ -37,9 +37,7 @@ pub fn train_val_split(n: usize, val_fraction: f64, seed: u64) -> Result<(Vec<us
 /// A batch size of 0.
 pub fn batches(indices: &[usize], batch_size: usize) -> Result<std::slice::Chunks<'_, usize>> {
     if batch_size == 0 {
-        return Err(DataError::Invalid(
-            "batch size is 0: it must be at least 1".into(),
-        ));
+        return Err(DataError::ZeroBatch);
     }
     Ok(indices.chunks(batch_size))
 }

@@ -60,10 +60,10 @@ impl Images {
     /// An odd height or width.
     pub fn avg_pool2x2(&self) -> Result<Self> {
         if !self.height.is_multiple_of(2) || !self.width.is_multiple_of(2) {
-            return Err(DataError::Invalid(format!(
-                "2x2 pooling needs even sides, images are {}x{}",
-                self.height, self.width
-            )));
+            return Err(DataError::OddSides {
+                height: self.height,
+                width: self.width,
+            });
         }
         let (h, w) = (self.height / 2, self.width / 2);
         let mut data = Vec::with_capacity(self.len * self.channels * h * w);
@@ -89,10 +89,12 @@ impl Images {
     /// A target smaller than the images.
     pub fn pad_to(&self, height: usize, width: usize) -> Result<Self> {
         if height < self.height || width < self.width {
-            return Err(DataError::Invalid(format!(
-                "cannot pad {}x{} images to the smaller {height}x{width}",
-                self.height, self.width
-            )));
+            return Err(DataError::PadSmaller {
+                height: self.height,
+                width: self.width,
+                target_height: height,
+                target_width: width,
+            });
         }
         let (top, left) = ((height - self.height) / 2, (width - self.width) / 2);
         let mut data = vec![0.0; self.len * self.channels * height * width];
@@ -120,10 +122,10 @@ impl Images {
     /// Images that already have several channels.
     pub fn repeat_channels(&self, channels: usize) -> Result<Self> {
         if self.channels != 1 {
-            return Err(DataError::Invalid(format!(
-                "only one-channel images can be repeated into {channels} channels, these have {}",
-                self.channels
-            )));
+            return Err(DataError::NotGrey {
+                what: format!("repeating into {channels} channels"),
+                channels: self.channels,
+            });
         }
         let plane = self.height * self.width;
         let data = self
@@ -166,17 +168,14 @@ impl Images {
     /// Wrong number of channels, or a non-positive standard deviation.
     pub fn normalize(&mut self, mean: &[f32], std: &[f32]) -> Result<()> {
         if mean.len() != self.channels || std.len() != self.channels {
-            return Err(DataError::Invalid(format!(
-                "normalization has {} means and {} stds for {} channels",
-                mean.len(),
-                std.len(),
-                self.channels
-            )));
+            return Err(DataError::NormalizationShape {
+                means: mean.len(),
+                stds: std.len(),
+                channels: self.channels,
+            });
         }
         if let Some(s) = std.iter().find(|s| s.is_nan() || **s <= 0.0) {
-            return Err(DataError::Invalid(format!(
-                "standard deviation {s} must be positive"
-            )));
+            return Err(DataError::NonPositiveStd { value: *s });
         }
         let plane = self.height * self.width;
         for (k, p) in self.data.chunks_exact_mut(plane).enumerate() {

@@ -111,6 +111,16 @@ pub enum MpsError {
         /// What it must be.
         requirement: &'static str,
     },
+    /// A site option (the turn site) outside the chain.
+    #[error("{option} is {site}: the chain has sites 0..{sites}")]
+    SiteOutOfChain {
+        /// The option ("turn_site").
+        option: &'static str,
+        /// The site given.
+        site: usize,
+        /// The number of sites.
+        sites: usize,
+    },
     /// Gradient training diverged: a non-finite loss, or weights that left any sane range.
     #[error("training diverged at epoch {epoch}, batch {batch}: {what}; the model was left at its state before that step")]
     Diverged {

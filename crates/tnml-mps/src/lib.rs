@@ -40,4 +40,4 @@ pub use observe::{BondStep, EpochObserver, EpochSummary, Silent, SweepObserver, 
 pub use options::Trainer;
 pub use projection::{Projection, ReducedFeatures, RefitKind, RefitOutcome};
 pub use softmax::SoftmaxFit;
-pub use sweep::{train_sweeps, train_sweeps_sharded, SweepConfig};
+pub use sweep::{train_sweeps, train_sweeps_sharded, FinalRefit, SweepConfig, SweepSettings};

@@ -8,6 +8,7 @@
 //! | [`Loss`] | `cross-entropy` (also `cross_entropy`), `squared` |
 //! | [`LrSchedule`] | `constant`, `cosine` |
 //! | [`FeatureMap`] | `trig`, `linear`, `trigN` (`N` = 2..16; `trig3` ...) |
+//! | [`RefitKind`] | `ridge`, `softmax` |
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,6 +17,7 @@ use crate::error::MpsError;
 use crate::feature::FeatureMap;
 use crate::gradient::LrSchedule;
 use crate::model::Loss;
+use crate::projection::RefitKind;
 
 /// Which trainer fits the MPS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -111,6 +113,31 @@ impl fmt::Display for LrSchedule {
     }
 }
 
+impl RefitKind {
+    /// The names, for a command line's list of values.
+    pub const NAMES: [&'static str; 2] = ["ridge", "softmax"];
+}
+
+impl FromStr for RefitKind {
+    type Err = MpsError;
+    fn from_str(s: &str) -> Result<Self, MpsError> {
+        match s {
+            "ridge" => Ok(Self::Ridge),
+            "softmax" => Ok(Self::Softmax),
+            _ => Err(unknown("refit", s, "\"ridge\" or \"softmax\"")),
+        }
+    }
+}
+
+impl fmt::Display for RefitKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Ridge => "ridge",
+            Self::Softmax => "softmax",
+        })
+    }
+}
+
 impl FeatureMap {
     /// The names a command line lists (any `trigN`, N = 2..16, is accepted too).
     pub const NAMES: [&'static str; 3] = ["trig", "trig3", "linear"];
@@ -164,6 +191,9 @@ mod tests {
         for n in LrSchedule::NAMES {
             assert_eq!(n.parse::<LrSchedule>().unwrap().to_string(), n);
         }
+        for n in RefitKind::NAMES {
+            assert_eq!(n.parse::<RefitKind>().unwrap().to_string(), n);
+        }
         for n in FeatureMap::NAMES.into_iter().chain(["trig7"]) {
             assert_eq!(n.parse::<FeatureMap>().unwrap().to_string(), n);
         }
@@ -177,6 +207,8 @@ mod tests {
         assert_eq!(e, "loss \"hinge\": use \"cross-entropy\" or \"squared\"");
         let e = "adagrad".parse::<Trainer>().unwrap_err().to_string();
         assert_eq!(e, "trainer \"adagrad\": use \"sweep\" or \"gradient\"");
+        let e = "lasso".parse::<RefitKind>().unwrap_err().to_string();
+        assert_eq!(e, "refit \"lasso\": use \"ridge\" or \"softmax\"");
         assert!("trig1".parse::<FeatureMap>().is_err());
         assert!("trig99".parse::<FeatureMap>().is_err());
         assert!("linear2"

@@ -446,8 +446,10 @@ pub fn softmax_holdout(samples: usize) -> usize {
     samples / 6
 }
 
-/// How the core at the projection bond is refitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the core at the projection bond is refitted (names: `ridge`, `softmax`; parsed in
+/// [`crate::options`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum RefitKind {
     /// Ridge least squares on one-hot targets (the sweeps' quadratic cost; predicts argmax |f|).
     Ridge,

@@ -337,7 +337,7 @@ fn errors_carry_the_numbers() {
     };
     assert_eq!(
         bad.validate().unwrap_err().to_string(),
-        "batch size is 0: it must be at least 1"
+        "batch_size is 0: it must be at least 1"
     );
     let x = random_pixels(4, 4, 2);
     let err = MpsClassifier::from_class_means(&x, &[0, 1, 2], (2, 2), 3, FeatureMap::Trig, 4).unwrap_err();

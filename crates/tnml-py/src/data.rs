@@ -50,8 +50,15 @@ pub fn load_dataset<'py>(
         .detach(|| load_gray(dataset, &dir, split, select, image_size))
         .map_err(|e| match e {
             tnml_data::DataError::Io { file, source } => io_error(&file, &source),
-            e @ tnml_data::DataError::NotFound { .. } => {
-                pyo3::exceptions::PyFileNotFoundError::new_err(e.to_string())
+            tnml_data::DataError::ImageSize { size, height, width } => value_error(format!(
+                "image_size={size} does not fit {height}x{width} images: use {height} or {}",
+                height / 2
+            )),
+            ref e @ tnml_data::DataError::NotFound { cli_name, .. } => {
+                pyo3::exceptions::PyFileNotFoundError::new_err(format!(
+                    "{e}. Fetch it with `tnml data fetch --dataset {cli_name}` (the tnml command \
+                     line; needs network), or pass data_dir= a folder that has the files"
+                ))
             }
             e => value_error(e),
         })?;

@@ -15,8 +15,8 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tnml_mps::{
-    embed_batch, BondStep, EpochObserver, EpochSummary, GradientConfig, Loss, MpsClassifier, MpsError,
-    RefitKind, SweepConfig, SweepObserver, SweepSummary, Trainer,
+    embed_batch, BondStep, EpochObserver, EpochSummary, FinalRefit, GradientConfig, Loss, MpsClassifier,
+    MpsError, RefitKind, SweepConfig, SweepObserver, SweepSettings, SweepSummary, Trainer,
 };
 
 use crate::classifier::{parse_map, Model};
@@ -63,8 +63,8 @@ pub fn defaults(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     d.set_item("cg_passes", sweep.cg_passes)?;
     d.set_item("refit_passes", sweep.refit_passes)?;
     d.set_item("lam", sweep.lambda)?;
-    d.set_item("sweep_loss", loss_name(sweep.loss))?;
-    d.set_item("gradient_loss", loss_name(gradient.loss))?;
+    d.set_item("sweep_loss", sweep.loss.to_string())?;
+    d.set_item("gradient_loss", gradient.loss.to_string())?;
     d.set_item("epochs", gradient.epochs)?;
     d.set_item("batch_size", gradient.batch_size)?;
     d.set_item("lr", gradient.learning_rate)?;
@@ -72,13 +72,6 @@ pub fn defaults(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     d.set_item("flip", gradient.flip)?;
     d.set_item("random_state", gradient.seed)?;
     Ok(d)
-}
-
-fn loss_name(loss: Loss) -> &'static str {
-    match loss {
-        Loss::CrossEntropy => "cross-entropy",
-        Loss::Squared => "squared",
-    }
 }
 
 /// Seconds between progress messages within a sweep or an epoch.
@@ -232,7 +225,7 @@ fn progress_dict<'py>(py: Python<'py>, p: &Progress) -> PyResult<Bound<'py, PyDi
 enum Plan {
     Sweep {
         config: SweepConfig,
-        refit: Option<(RefitKind, Option<f64>)>,
+        refit: Option<FinalRefit>,
     },
     Gradient {
         config: GradientConfig,
@@ -262,60 +255,42 @@ fn plan(o: &FitOptions, sites: usize) -> PyResult<Plan> {
         None => SweepConfig::default().loss,
     };
     let device = parse_device(&o.device, trainer)?;
-    let turn_site = o.turn_site.unwrap_or(sites / 2);
-    if turn_site >= sites {
-        return Err(value_error(format!(
-            "turn_site {turn_site}: the chain has sites 0..{sites}"
-        )));
-    }
-    if o.bond.is_empty() {
-        return Err(value_error(
-            "bond: give a bond dimension (or a list, one per sweep)",
-        ));
-    }
     match trainer {
         Trainer::Sweep => {
-            let config = SweepConfig {
+            // the CLI's flags go through the same SweepSettings
+            let refit = o
+                .refit
+                .as_deref()
+                .map(str::parse::<RefitKind>)
+                .transpose()
+                .map_err(value_error)?;
+            let (config, refit) = SweepSettings {
                 sweeps: o.sweeps,
-                schedule: SweepConfig::bond_schedule(&o.bond, o.cutoff),
+                max_bonds: o.bond.clone(),
+                cutoff: o.cutoff,
                 cg_passes: o.cg_passes,
                 lambda: o.lam,
                 refit_passes: o.refit_passes,
-                loss,
-                turn_site: Some(turn_site),
-            };
-            config.validate().map_err(mps_error)?;
-            let refit = match o.refit.as_deref() {
-                None => None,
-                Some("ridge") => Some((RefitKind::Ridge, o.refit_lambda)),
-                Some("softmax") => Some((RefitKind::Softmax, o.refit_lambda)),
-                Some(s) => {
-                    return Err(value_error(format!(
-                        "refit {s:?}: use None, \"ridge\" or \"softmax\""
-                    )))
-                }
-            };
-            if let Some(l) = o.refit_lambda {
-                if refit.is_none() {
-                    return Err(value_error(format!(
-                        "refit_lambda {l} needs refit=\"ridge\" or \"softmax\""
-                    )));
-                }
-                if !(l >= 0.0 && l.is_finite()) {
-                    return Err(value_error(format!(
-                        "refit_lambda {l}: the penalty must be finite and >= 0"
-                    )));
-                }
+                loss: Some(loss),
+                final_refit: refit,
+                final_refit_lambda: o.refit_lambda,
             }
+            .config()
+            .map_err(mps_error)?;
+            let config = config
+                .turning_at(o.turn_site.unwrap_or(sites / 2), sites)
+                .map_err(mps_error)?;
             Ok(Plan::Sweep { config, refit })
         }
         Trainer::Gradient => {
-            if o.bond.len() > 1 {
+            if o.bond.len() != 1 {
                 return Err(value_error(format!(
-                    "bond {:?}: the gradient trainer trains at one fixed bond dimension; give one value",
+                    "max_bond {:?}: the gradient trainer trains at one fixed bond dimension; give one value",
                     o.bond
                 )));
             }
+            tnml_mps::sweep::check_turn_site(o.turn_site.unwrap_or(sites / 2), sites)
+                .map_err(mps_error)?;
             if o.refit.is_some() {
                 return Err(value_error(
                     "refit applies to the sweep trainer, not to trainer=\"gradient\"",
@@ -384,7 +359,7 @@ fn train(
             if res.is_err() || relay.stop.load(Ordering::Relaxed) {
                 return (Some(model), res.map(|_| ()));
             }
-            let Some((kind, lambda)) = *refit else {
+            let Some(FinalRefit { kind, lambda }) = *refit else {
                 return (Some(model), Ok(()));
             };
             let refitted = (|| {

@@ -34,7 +34,28 @@ pub(crate) fn mps_error(e: tnml_mps::MpsError) -> PyErr {
             PyRuntimeError::new_err(e.to_string())
         }
         e @ tnml_mps::MpsError::Device { .. } => PyRuntimeError::new_err(e.to_string()),
+        e @ (tnml_mps::MpsError::InvalidOption { option, .. }
+        | tnml_mps::MpsError::SiteOutOfChain { option, .. }) => {
+            // the library names its fields; Python names its parameters
+            let text = e.to_string();
+            match text.strip_prefix(option) {
+                Some(rest) => value_error(format!("{}{rest}", parameter(option))),
+                None => value_error(text),
+            }
+        }
         e => value_error(e),
+    }
+}
+
+/// The `MPSClassifier` parameter of a library setting (`lambda` is `lam`).
+fn parameter(field: &str) -> &str {
+    match field {
+        "lambda" => "lam",
+        "learning_rate" => "lr",
+        "final_refit" => "refit",
+        "final_refit_lambda" => "refit_lambda",
+        "seed" => "random_state",
+        f => f,
     }
 }
 

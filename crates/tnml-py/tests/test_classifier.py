@@ -130,11 +130,13 @@ def test_bad_data_raises(X, y, exc, message):
         ({"loss": "hinge"}, "loss \"hinge\""),
         ({"trainer": "adam"}, "trainer \"adam\""),
         ({"feature_map": "cos"}, "feature_map \"cos\""),
-        ({"lam": -1.0}, "lambda"),
+        ({"lam": -1.0}, "lam is -1: it must be finite"),
         ({"threads": 0}, "threads 0"),
         ({"refit": "lasso"}, "refit \"lasso\""),
-        ({"refit_lambda": 1e-3}, "needs refit"),
-        ({"turn_site": 500}, "turn_site 500"),
+        ({"refit_lambda": 1e-3}, "refit_lambda is 0.001: it is the penalty of the final refit"),
+        ({"turn_site": 500}, r"turn_site is 500: the chain has sites 0\.\.196"),
+        ({"trainer": "gradient", "turn_site": 196}, r"turn_site is 196: the chain has sites 0\.\.196"),
+        ({"trainer": "gradient", "lr": -1.0}, "lr is -1"),
         ({"trainer": "gradient", "max_bond": [2, 3]}, "one fixed bond"),
         ({"trainer": "gradient", "lr_schedule": "step"}, "lr_schedule \"step\""),
         ({"image_shape": (7, 7)}, "has 49 pixels, X has 196"),
@@ -221,7 +223,7 @@ def test_load_dataset_checks_its_options(tmp_path):
         tnml.load_dataset("imagenet")
     with pytest.raises(ValueError, match="split"):
         tnml.load_dataset(split="validation")
-    with pytest.raises(ValueError, match="image size 10 does not fit 28x28"):
+    with pytest.raises(ValueError, match="image_size=10 does not fit 28x28"):
         tnml.load_dataset(image_size=10)
     with pytest.raises(FileNotFoundError, match="tnml data fetch"):
         tnml.load_dataset("mnist", data_dir=str(tmp_path))

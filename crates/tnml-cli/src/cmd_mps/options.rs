@@ -47,14 +47,8 @@ pub(super) fn load_pixels(
     limit: Option<usize>,
 ) -> Result<(Vec<f32>, Vec<usize>, usize)> {
     let (dataset, dir, _) = data.location.resolve();
-    let g = load_gray(dataset, &dir, split, Selection { subset, limit }, data.image_size).map_err(
-        |e| match e {
-            e @ tnml_data::DataError::ImageSize { .. } => {
-                anyhow::anyhow!("{}", e.to_string().replacen("image size", "--image-size", 1))
-            }
-            e => e.into(),
-        },
-    )?;
+    // `flags::describe` names `--image-size` when the size does not fit
+    let g = load_gray(dataset, &dir, split, Selection { subset, limit }, data.image_size)?;
     Ok((g.pixels, g.labels, g.side))
 }
 

@@ -7,24 +7,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
-use clap::{Args, ValueEnum};
-use serde::Serialize;
+use clap::Args;
 use tnml_data::Split;
-use tnml_mps::{embed_batch, MpsClassifier, Projection, ReducedFeatures};
+use tnml_mps::{embed_batch, MpsClassifier, Projection, ReducedFeatures, RefitKind};
 
-use super::options::{check_image, load_pixels, MpsData};
+use super::options::{check_image, choice, load_pixels, MpsData};
 use crate::run_dir::{atomic_write, RunDir};
 use crate::run_files;
-
-/// How `tnml mps project` refits the core.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RefitArg {
-    /// Ridge least squares on one-hot targets (the sweeps' quadratic cost).
-    Ridge,
-    /// Multinomial logistic regression (cross-entropy), L-BFGS.
-    Softmax,
-}
 
 /// Arguments of `tnml mps project`.
 #[derive(Debug, Args)]
@@ -41,8 +30,8 @@ pub struct ProjectArgs {
     /// Refit the core on the reduced training features: `ridge` (least squares on one-hot
     /// targets, the sweeps' cost; predicts argmax |f|) or `softmax` (multinomial logistic
     /// regression by L-BFGS; predicts argmax f). Given only --refit-lambda, ridge.
-    #[arg(long, value_enum)]
-    pub refit: Option<RefitArg>,
+    #[arg(long, value_parser = choice::<RefitKind>(&RefitKind::NAMES))]
+    pub refit: Option<RefitKind>,
     /// L2 penalty of the refit. Default: 1e-3 for ridge; for softmax, the best of 1e-3 .. 1e-7
     /// on a validation set (the last sixth of the training images), then refit on all of them.
     #[arg(long)]
@@ -83,7 +72,7 @@ pub(super) fn project(args: &ProjectArgs) -> Result<()> {
         proj.error_rate(&phi, &y),
         proj.error_rate(&phi_t, &yt)
     );
-    let refit = args.refit.or(args.refit_lambda.map(|_| RefitArg::Ridge));
+    let refit = args.refit.or(args.refit_lambda.map(|_| RefitKind::Ridge));
     if let Some(kind) = refit {
         let data = RefitData {
             phi: &phi,
@@ -120,15 +109,6 @@ pub(super) fn project(args: &ProjectArgs) -> Result<()> {
     Ok(())
 }
 
-impl From<RefitArg> for tnml_mps::RefitKind {
-    fn from(k: RefitArg) -> Self {
-        match k {
-            RefitArg::Ridge => Self::Ridge,
-            RefitArg::Softmax => Self::Softmax,
-        }
-    }
-}
-
 /// Reduced features and labels of the training and test sets.
 pub(super) struct RefitData<'a> {
     pub phi: &'a ReducedFeatures,
@@ -142,14 +122,14 @@ pub(super) struct RefitData<'a> {
 pub(super) fn refit_core(
     proj: &mut Projection,
     data: &RefitData<'_>,
-    kind: RefitArg,
+    kind: RefitKind,
     lambda: Option<f64>,
     iters: usize,
 ) -> Result<String> {
     let (phi, y) = (data.phi, data.labels);
     let mut md = String::new();
     let t0 = Instant::now();
-    let out = proj.refit_with_defaults(phi, y, kind.into(), lambda, iters)?;
+    let out = proj.refit_with_defaults(phi, y, kind, lambda, iters)?;
     if !out.validation.is_empty() {
         let _ = writeln!(
             md,

@@ -6,9 +6,11 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use tnml_mps::collective::{sharded_error_rate, sync_model};
-use tnml_mps::{train_sweeps_sharded, Decision, FeatureMap, MpsClassifier, SweepConfig};
+use tnml_mps::{
+    train_sweeps_sharded, Decision, FeatureMap, FinalRefit, MpsClassifier, SweepConfig, SweepSettings,
+};
 
-use super::project::{refit_core, RefitArg, RefitData};
+use super::project::{refit_core, RefitData};
 use super::resume::{check_resume_options, resume_from, Start};
 use super::save::{finish_training, truncation_json};
 use super::shard::{check_cap_fits, report_end_memory, report_start_memory, RankData};
@@ -19,35 +21,30 @@ use crate::run_dir::{atomic_write, RunDir};
 use crate::run_files;
 use crate::run_files::RunConfig;
 
-/// The sweep configuration of the command line (the whole run's schedule), checked with the
-/// final-refit options.
-fn sweep_config(args: &TrainArgs, cluster: &Cluster) -> Result<SweepConfig> {
-    let config = SweepConfig {
-        sweeps: args.sweep.sweeps,
-        schedule: SweepConfig::bond_schedule(&args.max_bond, args.sweep.cutoff),
-        cg_passes: args.sweep.cg_passes,
-        lambda: args.sweep.lambda,
-        refit_passes: args.sweep.refit_passes,
-        loss: args.loss.unwrap_or(SweepConfig::default().loss),
-        turn_site: None,
-    };
-    config.validate()?;
-    if let Some(l) = args.sweep.final_refit_lambda {
-        if args.sweep.final_refit.is_none() {
-            bail!("--final-refit-lambda {l} needs --final-refit");
-        }
-        if !(l >= 0.0 && l.is_finite()) {
-            bail!("--final-refit-lambda {l}: the penalty must be finite and >= 0");
-        }
+/// The sweep configuration of the command line (the whole run's schedule) and its final
+/// refit, checked ([`SweepSettings::config`], as Python's are).
+fn sweep_config(args: &TrainArgs, cluster: &Cluster) -> Result<(SweepConfig, Option<FinalRefit>)> {
+    let s = &args.sweep;
+    let (config, refit) = SweepSettings {
+        sweeps: s.sweeps,
+        max_bonds: args.max_bond.clone(),
+        cutoff: s.cutoff,
+        cg_passes: s.cg_passes,
+        lambda: s.lambda,
+        refit_passes: s.refit_passes,
+        loss: args.loss,
+        final_refit: s.final_refit,
+        final_refit_lambda: s.final_refit_lambda,
     }
-    if args.sweep.final_refit.is_some() && cluster.size() > 1 {
+    .config()?;
+    if refit.is_some() && cluster.size() > 1 {
         bail!(
             "--final-refit fits the core on all training images in one process: under MPI ({} ranks) \
              train without it, then run `tnml mps project --refit` on the saved model",
             cluster.size()
         );
     }
-    Ok(config)
+    Ok((config, refit))
 }
 
 /// The model to train: the run's checkpoint (`--resume`) or the class-mean start truncated at
@@ -204,7 +201,7 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     if let Some(dir) = &args.sweep.resume {
         check_resume_options(args, dir)?;
     }
-    let config = sweep_config(args, cluster)?;
+    let (config, refit) = sweep_config(args, cluster)?;
     let map = args.feature_map;
     let t_load = Instant::now();
     if std::env::var("TNML_FAULT").is_ok_and(|f| f == format!("rank-load:{}", cluster.rank())) {
@@ -212,10 +209,9 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     }
     let mut data = RankData::load(args, cluster)?;
     let (side, sites) = (data.side, data.sites());
+    // checked here, before anything is computed; the resumed model's label site is its own
     let turn_site = args.turn_site.unwrap_or(sites / 2);
-    if turn_site >= sites {
-        bail!("--turn-site {turn_site}: the chain has sites 0..{sites} ({side}x{side} pixels)");
-    }
+    let config = config.turning_at(turn_site, sites)?;
     let cap = config.schedule.iter().map(|t| t.max_bond).max().unwrap_or(1);
     check_cap_fits(data.train_shard_labels.len(), sites - 1, cap)?;
     let Start {
@@ -227,18 +223,19 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
     data.train_pixels = Vec::new();
     // every rank computed the start from the same images; rank 0's is the one all train
     sync_model(cluster.comm(), &mut model)?;
+    let turn_site = if args.sweep.resume.is_some() {
+        model.label_site()
+    } else {
+        turn_site
+    };
     let config = SweepConfig {
         sweeps: args.sweep.sweeps - done,
         schedule: (done + 1..=args.sweep.sweeps)
             .map(|s| config.trunc_at(s))
             .collect(),
-        turn_site: Some(if args.sweep.resume.is_some() {
-            model.label_site()
-        } else {
-            turn_site
-        }),
         ..config
-    };
+    }
+    .turning_at(turn_site, sites)?;
     // everything above is checked before the run directory exists (rank 0 writes it)
     let mut run = open_run(args, cluster, &records, done, &data)?;
     if cluster.is_root() {
@@ -294,8 +291,8 @@ pub(super) fn train(args: &TrainArgs, cluster: &Cluster) -> Result<()> {
         loss: config.loss,
     };
     let mut md = summary(args, cluster, &model, &data, &facts, &records);
-    if let Some(kind) = args.sweep.final_refit {
-        md.push_str(&final_refit(args, &run, &model, &data, kind)?);
+    if let Some(refit) = refit {
+        md.push_str(&final_refit(&run, &model, &data, refit)?);
     }
     run.write_summary(&md)?;
     print!("{md}");
@@ -385,13 +382,7 @@ fn summary(
 
 /// `--final-refit`: the core at the label's bond refit on the reduced features, saved as
 /// `model-refit.safetensors`; returns its section of the summary.
-fn final_refit(
-    args: &TrainArgs,
-    run: &RunDir,
-    model: &MpsClassifier,
-    data: &RankData,
-    kind: RefitArg,
-) -> Result<String> {
+fn final_refit(run: &RunDir, model: &MpsClassifier, data: &RankData, refit: FinalRefit) -> Result<String> {
     let bond = model.label_site().max(1);
     let mut proj = model.project(bond)?;
     let (phi, phi_t) = (
@@ -402,7 +393,7 @@ fn final_refit(
         "\n## Core refit at bond {bond} (reduced features {} x {})\n\n",
         proj.left_dim, proj.right_dim
     );
-    let refit = RefitData {
+    let refit_data = RefitData {
         phi: &phi,
         labels: &data.train_shard_labels,
         test_phi: &phi_t,
@@ -410,9 +401,9 @@ fn final_refit(
     };
     md.push_str(&refit_core(
         &mut proj,
-        &refit,
-        kind,
-        args.sweep.final_refit_lambda,
+        &refit_data,
+        refit.kind,
+        refit.lambda,
         500,
     )?);
     atomic_write(

@@ -7,10 +7,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Args;
 use serde::Serialize;
-use tnml_mps::{FeatureMap, GradientConfig, Loss, LrSchedule, SweepConfig, Trainer};
+use tnml_mps::{FeatureMap, GradientConfig, Loss, LrSchedule, RefitKind, SweepConfig, Trainer};
 
 use super::options::{as_name, choice, MpsData};
-use super::project::RefitArg;
 use crate::args::{Limits, Seed, Threads};
 
 /// Arguments of `tnml mps train`.
@@ -107,8 +106,8 @@ pub struct SweepOptions {
     /// project --refit`): `softmax` fits it as logits (penalty chosen on a validation split
     /// unless --final-refit-lambda is given) and saves model-refit.safetensors next to the
     /// swept model.
-    #[arg(long, value_enum)]
-    pub final_refit: Option<RefitArg>,
+    #[arg(long, value_parser = choice::<RefitKind>(&RefitKind::NAMES))]
+    pub final_refit: Option<RefitKind>,
     /// Penalty of --final-refit.
     #[arg(long)]
     pub final_refit_lambda: Option<f64>,

@@ -630,7 +630,7 @@ fn mps_train_refuses_what_it_would_ignore_or_misreport() {
         ),
         (
             vec!["--train-limit", "200", "--turn-site", "100000"],
-            "--turn-site 100000: the chain has sites 0..196",
+            "--turn-site is 100000: the chain has sites 0..196",
         ),
         (
             vec!["--final-refit", "softmax", "--final-refit-lambda=-5"],
@@ -638,7 +638,7 @@ fn mps_train_refuses_what_it_would_ignore_or_misreport() {
         ),
         (
             vec!["--final-refit-lambda", "1e-3"],
-            "--final-refit-lambda 0.001 needs --final-refit",
+            "--final-refit-lambda is 0.001: it is the penalty of the final refit, which is not asked for",
         ),
     ] {
         let output = tnml()

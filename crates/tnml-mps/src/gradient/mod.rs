@@ -141,7 +141,7 @@ impl GradientConfig {
             return Err(MpsError::invalid("epochs", 0, "it must be at least 1"));
         }
         if self.batch_size == 0 {
-            return Err(MpsError::invalid("batch size", 0, "it must be at least 1"));
+            return Err(MpsError::invalid("batch_size", 0, "it must be at least 1"));
         }
         if self.shift > 64 {
             return Err(MpsError::invalid(
@@ -152,7 +152,7 @@ impl GradientConfig {
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
             return Err(MpsError::invalid(
-                "learning rate",
+                "learning_rate",
                 self.learning_rate,
                 "it must be positive and finite",
             ));

@@ -110,6 +110,7 @@ impl MpsClassifier {
             });
         }
         let n = image.0 * image.1;
+        crate::sweep::check_turn_site(label_site, n)?;
         let d = feature_map.dim();
         let mut rng = StdRng::seed_from_u64(seed);
         let sites = (0..n)

@@ -31,7 +31,10 @@ mod cache;
 mod config;
 
 use cache::EnvCache;
-pub use config::{SweepConfig, DEFAULT_CUTOFF, DEFAULT_MAX_BOND, MAX_SOLVER_PASSES};
+pub use config::{
+    check_turn_site, FinalRefit, SweepConfig, SweepSettings, DEFAULT_CUTOFF, DEFAULT_MAX_BOND,
+    MAX_SOLVER_PASSES,
+};
 
 /// Trains `model` on `feats` / `labels` by sweeps. The label is first moved (exactly) to the
 /// turn site and the model put in canonical form around it ([`MpsClassifier::move_label_to`]). The model's decision rule is set
