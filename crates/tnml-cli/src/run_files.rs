@@ -91,6 +91,10 @@ pub struct BondChoiceRecord {
     pub chosen: Vec<usize>,
     /// The uniform baseline's bond dimensions, when one was found.
     pub uniform: Option<Vec<usize>>,
+    /// The chosen MPO was not smaller than the matrix, so the matrix was kept (`chosen` is
+    /// what the MPO would have had). Absent in files written before it was recorded.
+    #[serde(default)]
+    pub kept_dense: bool,
 }
 
 /// One point of a compression path.

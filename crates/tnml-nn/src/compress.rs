@@ -90,6 +90,24 @@ pub fn exact_layers(dense: &Net, cfg: &NetConfig, modes: &[MpoSpec]) -> Result<V
     Ok(out)
 }
 
+/// `truncated` (an MPO of `exact`'s matrix), or, when it has at least as many parameters as the
+/// matrix (`rows * cols`), the matrix itself as a one-site MPO (modes `[cols] -> [rows]`, no
+/// bond): the same function as `exact` at the dense layer's parameter count. An MPO that is not
+/// smaller than its matrix compresses nothing, and truncating it would only lose accuracy.
+/// Returns the MPO and whether the layer was kept dense.
+///
+/// # Errors
+/// A matrix too large to form ([`tnml_core::CoreError::TooLarge`]).
+pub fn dense_unless_smaller(exact: &Mpo, truncated: Mpo) -> Result<(Mpo, bool)> {
+    let (rows, cols) = exact.dense_shape();
+    if truncated.num_params() < rows.saturating_mul(cols) {
+        return Ok((truncated, false));
+    }
+    let w = exact.to_dense()?;
+    let (one_site, _) = Mpo::from_dense(w.as_ref(), &[cols], &[rows], &TruncParams::exact())?;
+    Ok((one_site, true))
+}
+
 /// The model `dense` with each replaceable layer replaced by the MPO `truncate` makes of its
 /// exact MPO (in layer order); everything else copied.
 ///
@@ -174,4 +192,37 @@ pub fn compress_dense(
         },
         device,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_mpo_not_smaller_than_its_matrix_becomes_the_matrix() {
+        // a random 16 x 16 matrix over modes 4x4 -> 4x4: full rank 16 at the middle bond, the
+        // exact MPO has 4*4*16 * 2 = 512 parameters against 256 dense
+        let w = Mat::from_fn(16, 16, |i, j| {
+            ((i * 7 + j * 13) % 11) as f64 - 5.0 + (i == j) as u8 as f64
+        });
+        let (exact, _) = Mpo::from_dense(w.as_ref(), &[4, 4], &[4, 4], &TruncParams::exact()).unwrap();
+        assert!(exact.num_params() >= 256, "{}", exact.num_params());
+        let (kept, dense) = dense_unless_smaller(&exact, exact.clone()).unwrap();
+        assert!(dense);
+        assert_eq!((kept.len(), kept.num_params()), (1, 256));
+        assert!(kept.bond_dims().is_empty());
+        let back = kept.to_dense().unwrap();
+        let diff = (0..16)
+            .flat_map(|i| (0..16).map(move |j| (i, j)))
+            .map(|(i, j)| (back[(i, j)] - w[(i, j)]).abs())
+            .fold(0.0, f64::max);
+        assert!(diff < 1e-12, "{diff}");
+        // a truncation to bond 2 (4*4*2 * 2 = 64 parameters) is smaller: kept as it is
+        let mut small = exact.clone();
+        let dropped = small.truncate_to_bonds(&[2]).unwrap();
+        assert!(dropped.total_discarded_weight() > 0.0);
+        let (same, dense) = dense_unless_smaller(&exact, small.clone()).unwrap();
+        assert!(!dense);
+        assert_eq!(same.bond_dims(), vec![2]);
+    }
 }

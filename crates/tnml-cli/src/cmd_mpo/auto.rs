@@ -246,6 +246,7 @@ fn write_run(args: &CompressArgs, o: &Outcome) -> Result<()> {
             entropy: r.entropy.clone(),
             exact_bond_dims: r.exact_bond_dims.clone(),
             chosen: r.auto.bond_dims.clone(),
+            kept_dense: r.kept_dense,
             uniform: Some(r.uniform.bond_dims.clone()),
         })
         .collect();

@@ -7,5 +7,6 @@ mod cli;
 mod common;
 mod interop;
 mod net;
+mod net_auto_dense;
 mod predict;
 mod resume;

@@ -25,7 +25,7 @@ use tnml_core::allocate::choose_bonds_across;
 use tnml_core::TruncParams;
 use tnml_data::Split;
 use tnml_nn::checkpoint::{self, CheckpointHeader};
-use tnml_nn::compress::{assemble, exact_layers, Compressed, ExactLayer};
+use tnml_nn::compress::{assemble, dense_unless_smaller, exact_layers, Compressed, ExactLayer};
 use tnml_nn::models::{Net, NetConfig};
 use tnml_nn::train::{evaluate, LabeledImages, TrainConfig};
 use tnml_nn::{Arch, MpoLayers};
@@ -39,6 +39,10 @@ use crate::run_files::RunConfig;
 use crate::run_files::{BondChoiceRecord, PathPoint, BOND_CHOICES, COMPRESSION_PATH};
 use crate::runtime::device;
 
+mod report;
+
+use report::summary;
+
 /// Budgets of relative discarded weight per layer tried in turn.
 pub const BUDGETS: [f64; 18] = [
     1e-3, 0.01, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.96, 0.98,
@@ -51,7 +55,11 @@ const RETRAIN_LR: f64 = 1e-4;
 struct Candidate {
     point: PathPoint,
     specs: Vec<String>,
+    /// Per layer, the bonds of its truncated MPO (what a layer kept dense would have had).
     bonds: Vec<Vec<usize>>,
+    /// Per layer, whether its MPO was not smaller than the matrix, so the matrix was kept
+    /// (a one-site MPO: `dense_unless_smaller`).
+    kept_dense: Vec<bool>,
     net: Net,
     config: NetConfig,
 }
@@ -97,28 +105,71 @@ impl Search<'_> {
     }
 
     /// Builds the model with `truncate` per layer, retrains it, measures the validation accuracy.
+    /// A layer whose MPO would not be smaller than its matrix keeps the matrix (except in the
+    /// `exact` reference, the full-rank MPO as it is).
     fn evaluate(
         &self,
         kind: &str,
         label: String,
-        truncate: impl FnMut(usize, &tnml_core::Mpo) -> tnml_nn::Result<(tnml_core::Mpo, tnml_core::TruncReport)>,
+        mut truncate: impl FnMut(
+            usize,
+            &tnml_core::Mpo,
+        ) -> tnml_nn::Result<(tnml_core::Mpo, tnml_core::TruncReport)>,
     ) -> Result<Candidate> {
         let dev = device();
-        let c = assemble(self.dense, self.cfg, self.layers, truncate, &dev)?;
+        let n = self.layers.len();
+        let (mut bonds, mut kept_dense) = (vec![Vec::new(); n], vec![false; n]);
+        let c = assemble(
+            self.dense,
+            self.cfg,
+            self.layers,
+            |i, exact| {
+                let (m, report) = truncate(i, exact)?;
+                bonds[i] = m.bond_dims();
+                if kind == "exact" {
+                    return Ok((m, report));
+                }
+                let (m, dense) = dense_unless_smaller(exact, m)?;
+                kept_dense[i] = dense;
+                Ok((
+                    m,
+                    if dense {
+                        tnml_core::TruncReport::default()
+                    } else {
+                        report
+                    },
+                ))
+            },
+            &dev,
+        )?;
         let params = mpo_params(&c);
-        let specs: Vec<String> = c.config.mpo.iter().flatten().map(ToString::to_string).collect();
-        let bonds: Vec<Vec<usize>> = c
-            .config
-            .mpo
-            .iter()
-            .flatten()
-            .map(|s| s.bond_dims.clone())
+        let specs: Vec<String> = (c.config.mpo.iter().flatten())
+            .zip(&kept_dense)
+            .map(|(s, &k)| match k {
+                true => format!("dense {}x{} (kept)", s.out_features(), s.in_features()),
+                false => s.to_string(),
+            })
             .collect();
         let config = c.config.clone();
         let net = self.retrain(c.net)?;
         let (_, val_acc) = evaluate(&net, self.valid, 1000, &dev);
+        let kept: Vec<&str> = self
+            .layers
+            .iter()
+            .zip(&kept_dense)
+            .filter(|(_, &k)| k)
+            .map(|(l, _)| l.name.as_str())
+            .collect();
+        let kept = if kept.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} kept dense: no MPO smaller than the matrix)",
+                kept.join(", ")
+            )
+        };
         eprintln!(
-            "  {kind} {label}: {} -> {params} MPO params, validation accuracy {:.2}%",
+            "  {kind} {label}: {} -> {params} MPO params{kept}, validation accuracy {:.2}%",
             specs.join("; "),
             100.0 * val_acc
         );
@@ -131,6 +182,7 @@ impl Search<'_> {
             },
             specs,
             bonds,
+            kept_dense,
             net,
             config,
         })
@@ -356,6 +408,7 @@ pub(super) fn compress_auto(args: &NetCompressArgs) -> Result<()> {
                 exact_bond_dims: l.mpo.bond_dims(),
                 chosen: best.bonds[i].clone(),
                 uniform: best_uniform.map(|(k, _)| uniform[k].bonds[i].clone()),
+                kept_dense: best.kept_dense[i],
             })
         })
         .collect::<Result<_>>()?;
@@ -412,145 +465,4 @@ fn write_run(args: &NetCompressArgs, o: &Outcome) -> Result<()> {
     print!("{md}");
     println!("\nwrote {}", run.path().display());
     Ok(())
-}
-
-/// `summary.md`: the set-up, the models compared, equal-parameter pairs, the path, the bonds.
-fn summary(args: &NetCompressArgs, o: &Outcome) -> String {
-    let mut md = String::new();
-    let _ = writeln!(md, "# net compress --auto\n");
-    let _ = writeln!(
-        md,
-        "- {:?} from {}; validation: {} training images held out (seed {}), retraining {} epoch(s) per step on the other {} (Adam, lr {})",
-        o.arch,
-        o.source.display(),
-        o.valid_len,
-        args.seed.seed,
-        args.retrain_epochs,
-        o.retrain_len,
-        o.lr
-    );
-    let _ = writeln!(
-        md,
-        "- allowed validation drop: {} points below the exact MPO model (the dense function at full rank) retrained the same way ({:.2}%; the dense checkpoint as loaded: {:.2}%, which has seen the validation images if its run trained on every training image)",
-        o.max_drop,
-        100.0 * o.reference_val,
-        100.0 * o.loaded_val
-    );
-    let _ = writeln!(md, "- search time {:.1} s\n", o.seconds);
-    models_table(&mut md, args, o);
-    equal_params_table(&mut md, o);
-    let _ = writeln!(md, "\n## Path (validation accuracy after retraining)\n\n| kind | step | params | validation |\n|---|---|---:|---:|");
-    for p in &o.path {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {:.2}% |",
-            p.kind,
-            p.label,
-            p.params,
-            100.0 * p.val_acc
-        );
-    }
-    let _ = writeln!(
-        md,
-        "\n## Why these bonds: entropy per bond (nats), chosen / exact rank\n"
-    );
-    for c in &o.choices {
-        let row: Vec<String> = c
-            .entropy
-            .iter()
-            .zip(&c.chosen)
-            .zip(&c.exact_bond_dims)
-            .map(|((e, d), x)| format!("S={e:.2}: D={d}/{x}"))
-            .collect();
-        let _ = writeln!(md, "- {}: {}", c.layer, row.join(", "));
-    }
-    md
-}
-
-/// The model as loaded, the reference, the chosen model and the smallest uniform one.
-fn models_table(md: &mut String, args: &NetCompressArgs, o: &Outcome) {
-    let _ = writeln!(
-        md,
-        "| model | MPO layers | params (replaced layers) | rho | validation | test |"
-    );
-    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|");
-    let _ = writeln!(
-        md,
-        "| {} as loaded | - | {} | 1 | {:.2}% | {:.2}% |",
-        if o.started_mpo { "MPO model" } else { "dense model" },
-        o.dense_params,
-        100.0 * o.loaded_val,
-        100.0 * o.loaded_test
-    );
-    let row = |md: &mut String, title: String, c: &Candidate, test: f64| {
-        let _ = writeln!(
-            md,
-            "| {title} | {} | {} | {:.4} | {:.2}% | {:.2}% |",
-            c.specs.join("; "),
-            c.point.params,
-            c.point.params as f64 / o.dense_params as f64,
-            100.0 * c.point.val_acc,
-            100.0 * test
-        );
-    };
-    let reference = if o.started_mpo {
-        "its MPO layers as they are"
-    } else {
-        "exact MPO"
-    };
-    row(
-        md,
-        format!("{reference}, retrained (the reference)"),
-        &o.exact,
-        o.exact_test,
-    );
-    row(
-        md,
-        format!("chosen per bond ({})", o.best.point.label),
-        &o.best,
-        o.best_test,
-    );
-    if let Some((k, test)) = o.best_uniform {
-        let u = &o.uniform[k];
-        row(
-            md,
-            format!("smallest uniform within the drop ({})", u.point.label),
-            u,
-            test,
-        );
-        let ratio = u.point.params as f64 / o.best.point.params as f64;
-        let _ = writeln!(md, "\nuniform / chosen parameters: {ratio:.2}x");
-    } else if !args.uniform_bonds.is_empty() {
-        let _ = writeln!(
-            md,
-            "\nno uniform bond dimension of {:?} stayed within the drop",
-            args.uniform_bonds
-        );
-    }
-}
-
-/// Each uniform model against the largest chosen-per-bond model no bigger.
-fn equal_params_table(md: &mut String, o: &Outcome) {
-    if o.uniform.is_empty() {
-        return;
-    }
-    let _ = writeln!(md, "\n## At equal parameters: each uniform model against the largest chosen-per-bond model no bigger\n\n| uniform | params | validation | chosen per bond | params | validation |\n|---|---:|---:|---|---:|---:|");
-    for u in &o.uniform {
-        let peer = o
-            .path
-            .iter()
-            .filter(|p| p.kind == "auto" && p.params <= u.point.params)
-            .max_by_key(|p| p.params);
-        let (label, params, val) = (&u.point.label, u.point.params, 100.0 * u.point.val_acc);
-        let _ = match peer {
-            Some(p) => writeln!(
-                md,
-                "| {label} | {params} | {val:.2}% | {} | {} | {:.2}% |",
-                p.label,
-                p.params,
-                100.0 * p.val_acc
-            ),
-            None => writeln!(md, "| {label} | {params} | {val:.2}% | (none as small) | | |"),
-        };
-    }
 }
