@@ -8,6 +8,7 @@ script runs, as separate processes so that each gets its own thread pool:
   tnml  net train fc2         one epoch, Adam 1e-3, batch 100                 train seconds
   tnml  net train fc2 --mpo gao --bond 16                                      train seconds
   tnml  net train lenet5      one epoch, SGD 0.05 momentum 0.9, batch 100      train seconds
+  tnml  the same LeNet-5 and FC2 with --shard-rows 50 (data-parallel shards of 50 images)
   torch FC2 dense, FC2 tltorch (if installed), LeNet-5 dense, one epoch each  (bench/mpo_torch.py,
         bench/lenet_torch.py with torch.set_num_threads(T))
 
@@ -166,13 +167,21 @@ def main() -> None:
             rows.setdefault("tnml FC2 dense", {})[n] = t.net(n, "fc2", ["--optimizer", "adam", "--lr", "1e-3"])
             rows.setdefault("tnml FC2-MPO D=16", {})[n] = t.net(n, "fc2", ["--optimizer", "adam", "--lr", "1e-3", "--mpo", "gao", "--bond", "16"])
             rows.setdefault("tnml LeNet-5 dense", {})[n] = t.net(n, "lenet5", ["--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9"])
+            rows.setdefault("tnml LeNet-5 dense, --shard-rows 50", {})[n] = t.net(n, "lenet5", ["--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9", "--shard-rows", "50"])
+            rows.setdefault("tnml FC2 dense, --shard-rows 50", {})[n] = t.net(n, "fc2", ["--optimizer", "adam", "--lr", "1e-3", "--shard-rows", "50"])
             if torch:
                 images, labels, count = torch
                 rows.setdefault("torch FC2 dense", {})[n] = torch_seconds("mpo_torch.py", [str(n), "epoch", images, labels, str(count), "16", "dense"])
                 if has_tltorch:
                     rows.setdefault("torch FC2 tltorch D=16", {})[n] = torch_seconds("mpo_torch.py", [str(n), "epoch", images, labels, str(count), "16", "tltorch-factorized"])
                 rows.setdefault("torch LeNet-5 dense", {})[n] = torch_seconds("lenet_torch.py", [str(n), images, labels, str(count), "dense"])
-    peers = {"tnml FC2 dense": "torch FC2 dense", "tnml FC2-MPO D=16": "torch FC2 tltorch D=16", "tnml LeNet-5 dense": "torch LeNet-5 dense"}
+    peers = {
+        "tnml FC2 dense": "torch FC2 dense",
+        "tnml FC2 dense, --shard-rows 50": "torch FC2 dense",
+        "tnml FC2-MPO D=16": "torch FC2 tltorch D=16",
+        "tnml LeNet-5 dense": "torch LeNet-5 dense",
+        "tnml LeNet-5 dense, --shard-rows 50": "torch LeNet-5 dense",
+    }
     head = " | ".join(f"{n} thr" for n in threads)
     print(f"| work ({a.dataset}) | {head} | speed-up {threads[0]} -> {threads[-1]} | tnml / torch time at " + ", ".join(map(str, threads)) + " |")
     print("|---|" + "---:|" * len(threads) + "---:|---|")

@@ -10,101 +10,17 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::optim::{AdamConfig, ModuleOptimizer, SgdConfig};
+use burn::tensor::Device;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
-use tnml_data::transform::{shuffled_indices, Images};
+use tnml_data::transform::shuffled_indices;
 
 use crate::error::{NnError, Result};
+use crate::labeled::count_correct;
+pub use crate::labeled::LabeledImages;
 use crate::models::Net;
-
-/// Images with their labels.
-#[derive(Debug, Clone)]
-pub struct LabeledImages {
-    /// The images, `[len, C, H, W]`.
-    pub images: Images,
-    /// One label per image.
-    pub labels: Vec<u8>,
-}
-
-impl LabeledImages {
-    /// Number of samples.
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-
-    /// Checks that the images fit `[C, H, W]` and the labels `< classes`.
-    ///
-    /// # Errors
-    /// [`NnError::ImageShape`], [`NnError::LabelCount`], [`NnError::LabelOutOfRange`].
-    pub fn check(&self, shape: [usize; 3], classes: usize) -> Result<()> {
-        let got = [self.images.channels, self.images.height, self.images.width];
-        if got != shape {
-            return Err(NnError::ImageShape { expected: shape, got });
-        }
-        if self.images.len != self.labels.len() {
-            return Err(NnError::LabelCount {
-                images: self.images.len,
-                labels: self.labels.len(),
-            });
-        }
-        if let Some(l) = self.labels.iter().find(|&&l| l as usize >= classes) {
-            return Err(NnError::LabelOutOfRange {
-                label: usize::from(*l),
-                classes,
-            });
-        }
-        Ok(())
-    }
-
-    /// The images `idx`, in that order.
-    pub fn select(&self, idx: &[usize]) -> Self {
-        Self {
-            images: self.images.select(idx),
-            labels: idx.iter().map(|&i| self.labels[i]).collect(),
-        }
-    }
-
-    /// A seeded split into `(training, validation)`: the validation set is the last
-    /// `validation` images of the shuffled order ([`shuffled_indices`]); the two are disjoint and
-    /// together hold every image once.
-    ///
-    /// # Errors
-    /// A validation set of 0 images or of all of them.
-    pub fn split_validation(&self, validation: usize, seed: u64) -> Result<(Self, Self)> {
-        if validation == 0 || validation >= self.len() {
-            return Err(NnError::Invalid {
-                field: "validation",
-                reason: format!(
-                    "{validation} images: it must lie between 1 and {} (the training images)",
-                    self.len().saturating_sub(1)
-                ),
-            });
-        }
-        let order = shuffled_indices(self.len(), seed);
-        let (train, valid) = order.split_at(self.len() - validation);
-        Ok((self.select(train), self.select(valid)))
-    }
-
-    /// Images `idx` as a `[n, C, H, W]` tensor and their labels.
-    pub fn batch(&self, idx: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
-        let sel = self.images.select(idx);
-        let x = Tensor::from_data(
-            TensorData::new(sel.data, [idx.len(), sel.channels, sel.height, sel.width]),
-            device,
-        );
-        let labels: Vec<i64> = idx.iter().map(|&i| i64::from(self.labels[i])).collect();
-        let y = Tensor::from_data(TensorData::new(labels, [idx.len()]), device);
-        (x, y)
-    }
-}
 
 /// Optimizer choice.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -170,6 +86,11 @@ pub struct TrainConfig {
     /// Fresh random augmentation each epoch: crop (pad 4) and horizontal flip for colour images
     /// (CIFAR), shifts of up to 2 pixels without flip for grey ones (digits).
     pub augment: bool,
+    /// Images per data-parallel shard of a batch ([`crate::shards`]; 0: the whole batch in one
+    /// pass, as runs written before shards had). The model depends on it, never on the thread
+    /// count; a batch has at most as many busy cores as shards.
+    #[serde(default)]
+    pub shard_rows: usize,
 }
 
 impl TrainConfig {
@@ -184,6 +105,7 @@ impl TrainConfig {
             weight_decay: 0.0,
             seed,
             augment: false,
+            shard_rows: 0,
         }
     }
 
@@ -309,11 +231,6 @@ pub fn logits(net: &Net, data: &LabeledImages, batch_size: usize, device: &Devic
     out
 }
 
-fn count_correct(logits: Tensor<2>, y: Tensor<1, Int>) -> usize {
-    let pred = logits.argmax(1).flatten::<1>(0, 1);
-    pred.equal(y).int().sum().into_scalar::<i64>() as usize
-}
-
 /// Trains from `first_epoch` (1-based; > 1 when resuming) to `cfg.epochs`.
 ///
 /// `device` must have autodiff enabled. The returned records hold the epochs run here.
@@ -340,6 +257,8 @@ pub fn train(
         });
     }
     let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let shards = crate::shards::shard_count(&net, cfg.batch_size, cfg.shard_rows);
+    let workers = crate::shards::ShardWorkers::new(rayon::current_num_threads().min(shards))?;
     let mut records = Vec::new();
     for epoch in first_epoch.max(1)..=cfg.epochs {
         let lr = cfg.schedule.at(cfg.lr, epoch - 1);
@@ -364,11 +283,16 @@ pub fn train(
         let steps = order.len().div_ceil(cfg.batch_size);
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         for (s, chunk) in order.chunks(cfg.batch_size).enumerate() {
-            let (x, y) = source.batch(chunk, device);
-            let logits = net.forward(x);
-            correct += count_correct(logits.clone().detach(), y.clone());
-            let loss = loss_fn.forward(logits, y);
-            let value = loss.clone().into_scalar::<f32>();
+            let b = crate::shards::batch_gradients(
+                &net,
+                source,
+                chunk,
+                cfg.shard_rows,
+                &loss_fn,
+                device,
+                &workers,
+            );
+            let value = (b.loss_sum / chunk.len() as f64) as f32;
             if !value.is_finite() {
                 return Err(NnError::NonFiniteLoss {
                     loss: value,
@@ -376,9 +300,9 @@ pub fn train(
                     step: s + 1,
                 });
             }
-            loss_sum += value as f64 * chunk.len() as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = optim.step(lr, net, grads);
+            correct += b.correct;
+            loss_sum += b.loss_sum;
+            net = optim.step(lr, net, b.grads);
             observer.on_step(epoch, s + 1, steps, value);
         }
         let train_seconds = start.elapsed().as_secs_f64();

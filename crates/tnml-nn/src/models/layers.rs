@@ -112,6 +112,11 @@ impl Norm1d {
         }
     }
 
+    /// Whether this is a BatchNorm (statistics over the batch, running averages).
+    pub fn is_batch(&self) -> bool {
+        self.batch.is_some()
+    }
+
     /// Applies the norm (identity for none).
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         if let Some(l) = &self.layer {

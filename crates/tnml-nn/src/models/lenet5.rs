@@ -47,6 +47,11 @@ impl LeNet5 {
         })
     }
 
+    /// Whether a norm layer is a BatchNorm.
+    pub(crate) fn has_batch_norm(&self) -> bool {
+        self.norm3.is_batch() || self.norm4.is_batch()
+    }
+
     /// Logits `[B, 10]` from images `[B, 1, 28, 28]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let x = max_pool2d(&self.pool, relu(conv2d(&self.conv1, x)));

@@ -85,6 +85,18 @@ impl Net {
         }
     }
 
+    /// Whether a layer normalizes over the batch (BatchNorm: ResNet, DenseNet, or `--norm
+    /// batch`), so that a batch cannot be cut into shards without changing the model.
+    pub fn has_batch_norm(&self) -> bool {
+        match self {
+            Net::Fc2(m) => m.norm1.is_batch(),
+            Net::Lenet5(m) => m.has_batch_norm(),
+            Net::Vgg(m) => m.has_batch_norm(),
+            Net::Talk(m) => m.has_batch_norm(),
+            Net::Resnet(_) | Net::Densenet(_) => true,
+        }
+    }
+
     /// The fully connected layer `name` (see [`Arch::replaceable`]).
     pub fn affine(&self, name: &str) -> Option<&Affine> {
         match (self, name) {

@@ -86,6 +86,11 @@ impl Talk {
         })
     }
 
+    /// Whether a norm layer is a BatchNorm.
+    pub(crate) fn has_batch_norm(&self) -> bool {
+        self.norm.is_batch()
+    }
+
     /// Logits `[B, 10]` from images `[B, 1, 32, 32]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let mut x: Tensor<2> = x.flatten(1, 3);

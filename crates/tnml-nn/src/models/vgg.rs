@@ -188,6 +188,11 @@ impl Vgg {
         })
     }
 
+    /// Whether a norm layer is a BatchNorm.
+    pub(crate) fn has_batch_norm(&self) -> bool {
+        self.norm6.is_batch() || self.norm7.is_batch()
+    }
+
     /// Logits `[B, 10]` from images `[B, 3, 32, 32]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let mut x = x;
