@@ -289,8 +289,7 @@ fn plan(o: &FitOptions, sites: usize) -> PyResult<Plan> {
                     o.bond
                 )));
             }
-            tnml_mps::sweep::check_turn_site(o.turn_site.unwrap_or(sites / 2), sites)
-                .map_err(mps_error)?;
+            tnml_mps::sweep::check_turn_site(o.turn_site.unwrap_or(sites / 2), sites).map_err(mps_error)?;
             if o.refit.is_some() {
                 return Err(value_error(
                     "refit applies to the sweep trainer, not to trainer=\"gradient\"",
