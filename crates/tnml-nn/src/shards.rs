@@ -47,12 +47,13 @@ pub struct ShardWorkers {
 }
 
 impl ShardWorkers {
-    /// `workers` one-thread pools (at least 1).
+    /// `workers` one-thread pools; with fewer than 2 none is started (one worker runs the
+    /// shards on the calling thread).
     ///
     /// # Errors
     /// The operating system refuses a thread.
     pub fn new(workers: usize) -> Result<Self> {
-        let pools = (0..workers.max(1))
+        let pools = (0..if workers < 2 { 0 } else { workers })
             .map(|_| {
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(1)
@@ -71,7 +72,7 @@ impl ShardWorkers {
         self.pools.len()
     }
 
-    /// Never: there is at least one worker.
+    /// No pool: the shards run on the calling thread.
     pub fn is_empty(&self) -> bool {
         self.pools.is_empty()
     }
