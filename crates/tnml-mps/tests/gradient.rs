@@ -164,3 +164,48 @@ fn adam_on_minibatches_learns() {
     assert!(summary[1].loss < summary[0].loss);
     assert!(test_err < 0.5, "test error {test_err} (chance 0.9)");
 }
+
+/// The batch is cut into blocks by its size alone, and each site's gradient is summed over the
+/// blocks in their order: a trained model is the same bit for bit on 1, 2, 3 or 8 threads
+/// (batch 100: 8 blocks, so 3 threads share them unevenly and 8 take one each).
+#[test]
+fn training_does_not_depend_on_the_thread_count() {
+    let (x, y) = common::sample_14x14(tnml_data::Split::Train, 300);
+    let map = FeatureMap::Linear;
+    let feats = embed_batch(map, &x, 196).unwrap();
+    let config = GradientConfig {
+        epochs: 1,
+        batch_size: 100,
+        seed: 5,
+        ..GradientConfig::default()
+    };
+    let train = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut model = MpsClassifier::near_identity((14, 14), 10, map, 6, 98, 1e-2, 1).unwrap();
+        let summary = pool.install(|| train_gradient(&mut model, &feats, &y, &config, &mut Silent).unwrap());
+        let (loss, grads, wrong) =
+            pool.install(|| loss_and_gradients(&model, &feats, &y, Loss::CrossEntropy).unwrap());
+        (model, summary[0].loss, loss, grads, wrong)
+    };
+    let (m1, s1, l1, g1, w1) = train(1);
+    for threads in [2, 3, 8] {
+        let (m, s, l, g, w) = train(threads);
+        assert_eq!(
+            s.to_bits(),
+            s1.to_bits(),
+            "{threads} threads: epoch loss {s} vs {s1}"
+        );
+        assert_eq!(
+            (l.to_bits(), w),
+            (l1.to_bits(), w1),
+            "{threads} threads: loss {l} vs {l1}"
+        );
+        assert_eq!(g, g1, "{threads} threads: gradients differ");
+        for (k, (a, b)) in m.sites().iter().zip(m1.sites()).enumerate() {
+            assert_eq!(a.data(), b.data(), "{threads} threads: site {k} differs");
+        }
+    }
+}

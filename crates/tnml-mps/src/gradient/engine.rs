@@ -13,12 +13,16 @@
 //!                              A -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
 //! ```
 //!
-//! [`CpuEngine`] runs them on rayon's threads ([`super::pass`]); the CUDA engine
+//! [`CpuEngine`] runs them on rayon's threads ([`super::pass`], blocks of the batch, then the
+//! gradients site by site, see [`block_ranges`]); the CUDA engine
 //! (`cuda` feature) on one GPU. Both give the same model up to `f32` rounding.
+
+use std::ops::Range;
 
 use rayon::prelude::*;
 use tnml_core::SiteTensor;
 
+use super::factors::BatchFactors;
 use super::pass::{Chain, Shape, SliceOutcome, Workspace};
 use crate::error::Result;
 use crate::feature::SiteFeatures;
@@ -71,12 +75,40 @@ pub(crate) trait GradientEngine {
     fn store(&mut self, model: &mut MpsClassifier) -> Result<()>;
 }
 
-/// Samples per slice below which a batch is not split further over threads.
-const MIN_SLICE: usize = 16;
+/// Rows a block of a batch aims at (see [`block_ranges`]).
+const BLOCK_ROWS: usize = 12;
 
-/// The gradient trainer's hot operations on the CPU: each minibatch is cut into one contiguous
-/// slice per rayon thread, every slice runs the whole chain on its thread ([`Workspace`]), the
-/// slices' gradients are summed in `f64`; the model and Adam's moments are `f64`.
+/// The blocks a batch of `n` samples is cut into: `K = 2^floor(log2(n / BLOCK_ROWS))`
+/// contiguous ranges (at least one) whose sizes differ by at most one (batch 100: 8 blocks of
+/// 12 or 13). `K` depends on `n` alone, never on the thread count, so the results are the same
+/// bit for bit on 1 or 64 threads; it is a power of two, so that 2, 4, 8 or 16 threads share
+/// the blocks evenly. At most `K` threads work on a batch's chains; the gradient products then
+/// split by site over all threads.
+pub(crate) fn block_ranges(n: usize) -> Vec<Range<usize>> {
+    let mut k = 1;
+    while 2 * k * BLOCK_ROWS <= n {
+        k *= 2;
+    }
+    let (base, extra) = (n / k, n % k);
+    let mut start = 0;
+    (0..k)
+        .map(|b| {
+            let len = base + usize::from(b < extra);
+            start += len;
+            start - len..start
+        })
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// The gradient trainer's hot operations on the CPU, in two parallel phases per batch:
+/// 1. the batch is cut into [`block_ranges`] and each block runs the chains on one rayon task
+///    ([`Workspace`]), keeping the two factors of every site's gradient;
+/// 2. site by site (parallel over sites, fused into Adam's step), the gradient is one product
+///    over the whole batch's factors ([`super::factors`]), in `f64`.
+///
+/// So the gradient is written once per site and batch (not once per thread), and is the same
+/// whatever the thread count. The model and Adam's moments are `f64`.
 #[derive(Debug)]
 pub(crate) struct CpuEngine<'a> {
     feats: Option<SiteFeatures>,
@@ -94,10 +126,10 @@ pub(crate) struct CpuEngine<'a> {
     /// The next weights, written by Adam and swapped in when every one is in range.
     staged: Vec<Vec<f64>>,
     /// The batch gradient as one `f64` vector per site, only when it came from outside
-    /// (`import_gradients`, the sum over ranks); else it is summed from the slices inside Adam.
+    /// (`import_gradients`, the sum over ranks); else it is formed from the blocks inside Adam.
     imported: Option<Vec<Vec<f64>>>,
-    /// Slices of the last batch (their gradients are in `work[..slices]`).
-    slices: usize,
+    /// The last batch's gradient factors, and the blocks' workspaces.
+    factors: BatchFactors,
     work: Vec<Workspace>,
 }
 
@@ -132,19 +164,16 @@ impl<'a> CpuEngine<'a> {
             v: zeros.clone(),
             staged: zeros,
             imported: None,
-            slices: 0,
+            factors: BatchFactors::default(),
             work: Vec::new(),
         }
     }
 }
 
 impl CpuEngine<'_> {
-    /// `out = sum of the slices' gradients of site k` (in `f64`).
-    fn sum_slices(&self, k: usize, out: &mut [f64]) {
-        let used = &self.work[..self.slices];
-        out.iter_mut().enumerate().for_each(|(i, o)| {
-            *o = used.iter().map(|w| f64::from(w.grads[k][i])).sum();
-        });
+    /// `out = ` the batch gradient of site `k` (in `f64`; `tmp` is scratch).
+    fn site_gradient(&self, k: usize, tmp: &mut Vec<f32>, out: &mut [f64]) {
+        self.factors.site_gradient(k, self.shapes[k], tmp, out);
     }
 }
 
@@ -156,11 +185,10 @@ impl GradientEngine for CpuEngine<'_> {
 
     fn gradients(&mut self, idx: &[usize], batch: usize) -> Result<BatchOutcome> {
         let feats = self.feats.as_ref().unwrap_or(self.base);
-        let slices = rayon::current_num_threads()
-            .min(idx.len().div_ceil(MIN_SLICE))
-            .max(1);
-        let per = idx.len().div_ceil(slices).max(1);
-        self.work.resize_with(slices, Workspace::default);
+        let blocks = block_ranges(idx.len());
+        if self.work.len() < blocks.len() {
+            self.work.resize_with(blocks.len(), Workspace::default);
+        }
         let chain = Chain {
             sites: &self.sites_f32,
             shapes: &self.shapes,
@@ -169,16 +197,20 @@ impl GradientEngine for CpuEngine<'_> {
         };
         let (loss, labels) = (self.loss, self.labels);
         let decision = loss.decision();
-        let outcomes: Vec<SliceOutcome> = self
-            .work
+        let mut parts = self.factors.split(&self.shapes, &blocks);
+        let outcomes: Vec<SliceOutcome> = self.work[..blocks.len()]
             .par_iter_mut()
-            .zip(idx.par_chunks(per))
-            .map(|(w, ids)| w.run(&chain, feats, ids, labels, loss, decision, batch))
+            .zip(parts.par_iter_mut())
+            .zip(blocks.par_iter())
+            .map(|((w, f), r)| w.run(&chain, feats, &idx[r.clone()], labels, loss, decision, batch, f))
             .collect();
+        drop(parts);
         let loss_sum: f64 = outcomes.iter().map(|o| o.loss_sum).sum();
         let wrong = outcomes.iter().map(|o| o.wrong).sum();
-        // the slices' gradients stay where they are: Adam sums them as it reads them
-        self.slices = outcomes.len();
+        // the factors stay where they are: Adam forms the gradients site by site
+        if outcomes.iter().all(|o| o.loss_sum.is_finite()) {
+            self.factors.written(idx.len());
+        }
         self.imported = None;
         Ok(BatchOutcome { loss_sum, wrong })
     }
@@ -187,13 +219,15 @@ impl GradientEngine for CpuEngine<'_> {
         if let Some(g) = &self.imported {
             return Ok(g.concat());
         }
-        let mut flat = Vec::with_capacity(self.sites.iter().map(Vec::len).sum());
-        for k in 0..self.sites.len() {
-            let start = flat.len();
-            flat.resize(start + self.sites[k].len(), 0.0);
-            self.sum_slices(k, &mut flat[start..]);
-        }
-        Ok(flat)
+        let per_site: Vec<Vec<f64>> = (0..self.sites.len())
+            .into_par_iter()
+            .map_init(Vec::new, |tmp, k| {
+                let mut g = vec![0.0; self.sites[k].len()];
+                self.site_gradient(k, tmp, &mut g);
+                g
+            })
+            .collect();
+        Ok(per_site.concat())
     }
 
     fn import_gradients(&mut self, flat: &[f64]) -> Result<()> {
@@ -211,39 +245,30 @@ impl GradientEngine for CpuEngine<'_> {
     fn adam_step(&mut self, lr: f64, t: i32, max_weight: f64) -> Result<Option<BadWeight>> {
         let (b1, b2, eps) = (ADAM_BETA1, ADAM_BETA2, ADAM_EPS);
         let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
-        let (work, slices, imported) = (&self.work, self.slices, &self.imported);
-        // one pass per site, parallel over sites: the gradient summed from the slices (in f64)
+        let (factors, imported, shapes) = (&self.factors, &self.imported, &self.shapes);
+        // one pass per site, parallel over sites: the gradient formed from the blocks (in f64)
         // or taken from the import, the moments updated in place, the new weights written
-        // aside and checked; nothing is allocated
+        // aside and checked
         let bad = (&self.sites, &mut self.staged, &mut self.m, &mut self.v)
             .into_par_iter()
             .enumerate()
-            .filter_map(|(k, (w, staged, m, v))| {
+            .map_init(Vec::new, |tmp, (k, (w, staged, m, v))| {
                 // the gradient into `staged` first (a site fits in cache), then the step over it
                 match imported {
                     Some(g) => staged.copy_from_slice(&g[k]),
-                    None => {
-                        staged.iter_mut().for_each(|x| *x = 0.0);
-                        for ws in &work[..slices] {
-                            staged
-                                .iter_mut()
-                                .zip(&ws.grads[k])
-                                .for_each(|(x, &g)| *x += f64::from(g));
-                        }
-                    }
+                    None => factors.site_gradient(k, shapes[k], tmp, staged),
                 }
-                let mut bad = None;
+                // branch-free, so that it vectorizes; the range check is a second pass
                 for (((x, &wi), mi), vi) in staged.iter_mut().zip(w).zip(m.iter_mut()).zip(v.iter_mut()) {
                     let g = *x;
                     *mi = b1 * *mi + (1.0 - b1) * g;
                     *vi = b2 * *vi + (1.0 - b2) * g * g;
                     *x = wi - lr * (*mi / c1) / ((*vi / c2).sqrt() + eps);
-                    if bad.is_none() && (!x.is_finite() || x.abs() > max_weight) {
-                        bad = Some(*x);
-                    }
                 }
-                bad.map(|value| BadWeight { site: k, value })
+                let bad = staged.iter().find(|x| !x.is_finite() || x.abs() > max_weight);
+                bad.map(|&value| BadWeight { site: k, value })
             })
+            .flatten()
             .min_by_key(|b| b.site);
         if bad.is_some() {
             return Ok(bad);
@@ -261,5 +286,35 @@ impl GradientEngine for CpuEngine<'_> {
             *site = SiteTensor::new(site.left(), site.phys(), site.right(), data.clone())?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Blocks cover the batch in order, differ in size by at most one, number a power of two
+    /// of at least `BLOCK_ROWS` rows (but one block for a small batch), whatever the threads.
+    #[test]
+    fn blocks_depend_on_the_batch_alone() {
+        for n in [0, 1, 11, 12, 23, 24, 50, 100, 101, 1000, 60_000] {
+            let blocks = block_ranges(n);
+            let covered: Vec<usize> = blocks.iter().flat_map(Clone::clone).collect();
+            assert_eq!(covered, (0..n).collect::<Vec<_>>(), "n = {n}");
+            if n == 0 {
+                continue;
+            }
+            assert!(blocks.len().is_power_of_two(), "n = {n}: {} blocks", blocks.len());
+            let (lo, hi) = blocks
+                .iter()
+                .fold((usize::MAX, 0), |(a, b), r| (a.min(r.len()), b.max(r.len())));
+            assert!(hi - lo <= 1, "n = {n}: sizes {lo}..{hi}");
+            assert!(blocks.len() == 1 || lo >= BLOCK_ROWS, "n = {n}: blocks of {lo}");
+            assert!(
+                hi < 2 * BLOCK_ROWS + 1 || n < 2 * BLOCK_ROWS,
+                "n = {n}: blocks of {hi}"
+            );
+        }
+        assert_eq!(block_ranges(100).len(), 8);
     }
 }

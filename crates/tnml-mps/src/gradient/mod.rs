@@ -15,8 +15,10 @@
 //! where a gradient or an output is formed. Cost per batch: three GEMMs per site, `6 B N d D^2`
 //! flops, about bond/2 times fewer than multiplying the `D x D` transfer matrices in a product
 //! tree. The loop here is the same on every device; the passes and Adam run in an engine
-//! ([`engine`]: the CPU's cuts each minibatch into one slice per thread, [`pass`]; with the
-//! `cuda` feature, one GPU runs them on the whole batch).
+//! ([`engine`]: the CPU's cuts each minibatch into blocks fixed by its size, runs each block's
+//! chains on a thread ([`pass`]) and forms each site's gradient once over the whole batch
+//! ([`factors`]), so results do not depend on the thread count; with the `cuda` feature, one
+//! GPU runs them on the whole batch).
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -33,6 +35,7 @@ use crate::observe::{EpochObserver, EpochSummary};
 #[cfg(feature = "cuda")]
 mod cuda;
 mod engine;
+mod factors;
 mod pass;
 use engine::{BatchOutcome, CpuEngine, GradientEngine};
 

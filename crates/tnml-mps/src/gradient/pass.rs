@@ -1,4 +1,4 @@
-//! One forward and backward pass of a slice of a minibatch, on one thread, in a workspace that
+//! One forward and backward pass of a block of a minibatch, on one thread, in a workspace that
 //! lives as long as the trainer (no allocation per batch once it has grown).
 //!
 //! With `A_k[a, s, b]` seen as the `left x (d right)` matrix of site `k` and `phi_k` the
@@ -8,16 +8,21 @@
 //! ```text
 //!   l_{k+1} = sum_s phi_s (l_k A_k)[:, s, :]            (n x l) (l x d r)      forward, k < c
 //!   Y_k = phi_k (x) r_{k+1},  r_k = Y_k A_k^T           (n x d r) (d r x l)    forward, k > c
-//!   dA_k += (l_k e^scale)^T (phi_k (x) G_{k+1})        (l x n) (n x d r)      backward, k < c
-//!   G_k = (phi_k (x) G_{k+1}) A_k^T                     (n x d r) (d r x l)
-//!   dA_k += (H_k e^scale)^T Y_k,                        (l x n) (n x d r)      backward, k > c
-//!   H_{k+1} = sum_s phi_s (H_k A_k)[:, s, :]
+//!   G_k = (phi_k (x) G_{k+1}) A_k^T                     (n x d r) (d r x l)    backward, k < c
+//!   H_{k+1} = sum_s phi_s (H_k A_k)[:, s, :]            (n x l) (l x d r)      backward, k > c
+//!   dA_k = gl_k^T gr_k, gl_k = l_k e^scale, gr_k = phi_k (x) G_{k+1}   (k < c)
+//!                       gl_k = H_k e^scale, gr_k = Y_k                  (k > c)
 //! ```
 //!
-//! so a pass costs `6 n N d D^2` flops (three GEMMs per site). Every partial contraction is kept
-//! with unit-norm rows and the `ln` of the removed scale per sample (`f64`), recombined only where
-//! an output or a gradient is formed. The GEMMs are sequential faer calls: the trainer runs one
-//! slice per thread, which keeps the threads busy on products of 50 rows that would not split.
+//! A block's pass runs the four chains (`4 n N d D^2` flops) and keeps the two factors of every
+//! site's gradient (`n (D + d D)` floats a site); the gradient products (`2 n N d D^2` flops)
+//! are formed afterwards site by site, one GEMM over the whole batch's factors
+//! ([`super::factors`]), so each site's gradient is written once per batch whatever the number
+//! of blocks or threads. Every
+//! partial contraction is kept with unit-norm rows and the `ln` of the removed scale per sample
+//! (`f64`), recombined only where an output or a gradient is formed. The GEMMs are sequential
+//! faer calls: the trainer runs one block per task, which keeps the threads busy on products of
+//! a dozen rows that would not split.
 
 use std::mem::take;
 
@@ -25,6 +30,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use tnml_core::faer;
 
+use super::factors::BlockFactors;
 use crate::feature::SiteFeatures;
 use crate::model::{Decision, Loss};
 
@@ -42,16 +48,11 @@ pub(super) struct Workspace {
     /// Right partial contractions `r_k` (`k = c+1..=N`) and their log-scales.
     right: Vec<Vec<f32>>,
     right_log: Vec<Vec<f64>>,
-    /// `Y_k = phi_k (x) r_{k+1}` of the forward pass, reused by the backward pass.
-    outer: Vec<Vec<f32>>,
-    /// Scratch: `n x (d r)` products, the carried gradient, a scaled copy.
+    /// Scratch: `n x (d r)` products, the carried gradient.
     wide: Vec<f32>,
     carry: Vec<f32>,
     carry_log: Vec<f64>,
-    scaled: Vec<f32>,
     next: Vec<f32>,
-    /// Gradients of the slice, per site in the site's layout (summed over its samples).
-    pub grads: Vec<Vec<f32>>,
 }
 
 /// What a slice contributes to the batch: summed loss, wrong predictions.
@@ -69,13 +70,13 @@ pub(super) struct Chain<'a> {
 }
 
 /// `out = a b` into row-major `out` (`m x n`), for any views `a` (`m x k`) and `b` (`k x n`).
-fn mm(out: &mut [f32], m: usize, a: MatRef<'_, f32>, b: MatRef<'_, f32>) {
+pub(super) fn mm(out: &mut [f32], m: usize, a: MatRef<'_, f32>, b: MatRef<'_, f32>) {
     let n = b.ncols();
     let dst = MatMut::from_row_major_slice_mut(&mut out[..m * n], m, n);
     matmul(dst, Accum::Replace, a, b, 1.0f32, Par::Seq);
 }
 
-fn rows(a: &[f32], m: usize, k: usize) -> MatRef<'_, f32> {
+pub(super) fn rows(a: &[f32], m: usize, k: usize) -> MatRef<'_, f32> {
     MatRef::from_row_major_slice(&a[..m * k], m, k)
 }
 
@@ -95,10 +96,9 @@ fn combine(out: &mut Vec<f32>, t: &[f32], phi: &[f32], n: usize, d: usize, w: us
     }
 }
 
-/// `out[i, s * w + b] = phi[i, s] v[i, b]`.
-fn outer(out: &mut Vec<f32>, phi: &[f32], v: &[f32], n: usize, d: usize, w: usize) {
-    out.resize(n * d * w, 0.0);
-    for ((o, vi), p) in out
+/// `out[i, s * w + b] = phi[i, s] v[i, b]` (`out` holds at least `n d w` values).
+fn outer(out: &mut [f32], phi: &[f32], v: &[f32], n: usize, d: usize, w: usize) {
+    for ((o, vi), p) in out[..n * d * w]
         .chunks_exact_mut(d * w)
         .zip(v.chunks_exact(w))
         .zip(phi.chunks_exact(d))
@@ -139,10 +139,10 @@ fn normalize(v: &mut [f32], w: usize, log: &mut [f64]) {
     }
 }
 
-/// `out[i, :] = v[i, :] exp(a[i] + b[i])` (a zero row stays zero whatever its scale).
-fn scale_rows(out: &mut Vec<f32>, v: &[f32], w: usize, a: &[f64], b: &[f64]) {
-    out.clear();
-    out.extend_from_slice(v);
+/// `out[i, :] = v[i, :] exp(a[i] + b[i])` (a zero row stays zero whatever its scale; `out`
+/// and `v` hold `n w` values).
+fn scale_rows(out: &mut [f32], v: &[f32], w: usize, a: &[f64], b: &[f64]) {
+    out.copy_from_slice(v);
     for ((row, x), y) in out.chunks_exact_mut(w).zip(a).zip(b) {
         let s = (x + y).exp() as f32;
         if s.is_finite() {
@@ -168,9 +168,10 @@ struct Head {
 }
 
 impl Workspace {
-    /// Loss, wrong predictions and (in `self.grads`) the gradients of the samples `idx` of
-    /// `feats`, each sample's loss gradient divided by `batch` (the whole minibatch's size, so
-    /// that the slices' gradients sum to the batch mean's).
+    /// Loss, wrong predictions and the factors of the gradients of the samples `idx` of
+    /// `feats` (written into `factors`, this block's rows of the batch's), each sample's loss gradient divided by
+    /// `batch` (the whole minibatch's size, so that the blocks' gradients sum to the batch
+    /// mean's).
     ///
     /// The steps: the slice's features; the left partial contractions `l_k` up to the label
     /// site and the right ones `r_k` down to it, each row rescaled by a power of two with its
@@ -186,10 +187,11 @@ impl Workspace {
         loss: Loss,
         decision: Decision,
         batch: usize,
+        factors: &mut BlockFactors<'_>,
     ) -> SliceOutcome {
         self.gather(feats, idx, chain.sites.len());
         self.forward_left(chain, idx.len(), feats.dim);
-        self.forward_right(chain, idx.len(), feats.dim);
+        self.forward_right(chain, idx.len(), feats.dim, &mut factors.gr);
         let head = self.label_head(
             chain,
             idx.len(),
@@ -202,13 +204,8 @@ impl Workspace {
         if !head.outcome.loss_sum.is_finite() {
             return head.outcome;
         }
-        // every site's gradient is written by exactly one product below
-        reset(&mut self.grads, chain.sites.len());
-        for (g, &(l, p, r)) in self.grads.iter_mut().zip(chain.shapes) {
-            g.resize(l * p * r, 0.0);
-        }
-        self.backward_left(chain, idx.len(), feats.dim, &head);
-        self.backward_right(chain, idx.len(), feats.dim, &head);
+        self.backward_left(chain, idx.len(), feats.dim, &head, factors);
+        self.backward_right(chain, idx.len(), feats.dim, &head, &mut factors.gl);
         head.outcome
     }
 
@@ -217,10 +214,17 @@ impl Workspace {
         let d = feats.dim;
         reset(&mut self.phi, n_sites);
         for (dst, src) in self.phi.iter_mut().zip(&feats.sites) {
-            dst.clear();
-            dst.reserve(idx.len() * d);
-            for &i in idx {
-                dst.extend_from_slice(&src[i * d..(i + 1) * d]);
+            dst.resize(idx.len() * d, 0.0);
+            if d == 2 {
+                // the usual feature maps: two loads and stores, not a `memcpy` call per sample
+                for (o, &i) in dst.chunks_exact_mut(2).zip(idx) {
+                    o[0] = src[2 * i];
+                    o[1] = src[2 * i + 1];
+                }
+            } else {
+                for (o, &i) in dst.chunks_exact_mut(d).zip(idx) {
+                    o.copy_from_slice(&src[i * d..(i + 1) * d]);
+                }
             }
         }
     }
@@ -253,14 +257,13 @@ impl Workspace {
     }
 
     /// `r_k = A_k (phi_k (x) r_{k+1})` for `k > c`: `self.right[j]` holds `r_{c+1+j}` and
-    /// `self.outer[j]` the product `phi_k (x) r_{k+1}` the backward pass reuses.
-    fn forward_right(&mut self, chain: &Chain<'_>, n: usize, d: usize) {
+    /// `gr[k]` the product `Y_k = phi_k (x) r_{k+1}` (the gradient's right factor).
+    fn forward_right(&mut self, chain: &Chain<'_>, n: usize, d: usize, gr: &mut [&mut [f32]]) {
         let (sites, shapes, c) = (chain.sites, chain.shapes, chain.label_site);
         let n_sites = sites.len();
         let nr = n_sites - c; // r_{c+1} ..= r_N
         reset(&mut self.right, nr);
         reset(&mut self.right_log, nr);
-        reset(&mut self.outer, nr);
         self.right[nr - 1].clear();
         self.right[nr - 1].resize(n, 1.0);
         self.right_log[nr - 1].clear();
@@ -269,12 +272,12 @@ impl Workspace {
             let j = k - c - 1;
             let (l, _, r) = shapes[k];
             let (mut next, mut log) = (take(&mut self.right[j]), take(&mut self.right_log[j]));
-            outer(&mut self.outer[j], &self.phi[k], &self.right[j + 1], n, d, r);
+            outer(gr[k], &self.phi[k], &self.right[j + 1], n, d, r);
             next.resize(n * l, 0.0);
             mm(
                 &mut next,
                 n,
-                rows(&self.outer[j], n, d * r),
+                rows(gr[k], n, d * r),
                 rows(&sites[k], l, d * r).transpose(),
             );
             log.clear();
@@ -345,28 +348,29 @@ impl Workspace {
         }
     }
 
-    /// The label site's gradient `dA_c = (l_c e^sigma)^T Z` with `Z = phi (x) delta (x) r_{c+1}`,
-    /// then `G = Z A_c^T` carried left: `dA_k = l_k^T (phi_k (x) G_{k+1})`.
-    fn backward_left(&mut self, chain: &Chain<'_>, n: usize, d: usize, head: &Head) {
+    /// The label site's gradient factors `gl_c = l_c e^sigma`, `gr_c = Z = phi (x) delta (x)
+    /// r_{c+1}`, then `G = Z A_c^T` carried left: `gl_k = l_k e^scale`, `gr_k = phi_k (x) G_{k+1}`.
+    fn backward_left(
+        &mut self,
+        chain: &Chain<'_>,
+        n: usize,
+        d: usize,
+        head: &Head,
+        f: &mut BlockFactors<'_>,
+    ) {
         let (sites, shapes, c, nl) = (chain.sites, chain.shapes, chain.label_site, chain.labels);
         let (cl, _, cr) = shapes[c];
         let w = nl * cr;
-        let mut dr = Vec::new();
+        let mut dr = vec![0f32; n * w];
         outer(&mut dr, &head.delta, &self.right[0], n, nl, cr);
-        outer(&mut self.wide, &self.phi[c], &dr, n, d, w);
+        outer(f.gr[c], &self.phi[c], &dr, n, d, w);
         let zeros = vec![0f64; n];
-        scale_rows(&mut self.scaled, &self.left[c], cl, &head.sigma, &zeros);
-        mm(
-            &mut self.grads[c],
-            cl,
-            rows(&self.scaled, n, cl).transpose(),
-            rows(&self.wide, n, d * w),
-        );
+        scale_rows(f.gl[c], &self.left[c], cl, &head.sigma, &zeros);
         self.carry.resize(n * cl, 0.0);
         mm(
             &mut self.carry,
             n,
-            rows(&self.wide, n, d * w),
+            rows(f.gr[c], n, d * w),
             rows(&sites[c], cl, d * w).transpose(),
         );
         self.carry_log.clear();
@@ -374,26 +378,14 @@ impl Workspace {
         normalize(&mut self.carry, cl, &mut self.carry_log);
         for k in (0..c).rev() {
             let (l, _, r) = shapes[k];
-            outer(&mut self.wide, &self.phi[k], &self.carry, n, d, r);
-            scale_rows(
-                &mut self.scaled,
-                &self.left[k],
-                l,
-                &self.left_log[k],
-                &self.carry_log,
-            );
-            mm(
-                &mut self.grads[k],
-                l,
-                rows(&self.scaled, n, l).transpose(),
-                rows(&self.wide, n, d * r),
-            );
+            outer(f.gr[k], &self.phi[k], &self.carry, n, d, r);
+            scale_rows(f.gl[k], &self.left[k], l, &self.left_log[k], &self.carry_log);
             if k > 0 {
                 self.carry.resize(n * l, 0.0);
                 mm(
                     &mut self.carry,
                     n,
-                    rows(&self.wide, n, d * r),
+                    rows(f.gr[k], n, d * r),
                     rows(&sites[k], l, d * r).transpose(),
                 );
                 normalize(&mut self.carry, l, &mut self.carry_log);
@@ -402,8 +394,9 @@ impl Workspace {
     }
 
     /// `H_{c+1}[i, b] = sum_l delta[i, l] U[i, l, b]` carried right:
-    /// `dA_k = H_k^T (phi_k (x) r_{k+1})`, `H_{k+1} = sum_s phi_s (H_k A_k)`.
-    fn backward_right(&mut self, chain: &Chain<'_>, n: usize, d: usize, head: &Head) {
+    /// `gl_k = H_k e^scale` (with `gr_k = phi_k (x) r_{k+1}`, kept by the forward pass),
+    /// `H_{k+1} = sum_s phi_s (H_k A_k)`.
+    fn backward_right(&mut self, chain: &Chain<'_>, n: usize, d: usize, head: &Head, gl: &mut [&mut [f32]]) {
         let (sites, shapes, c, nl) = (chain.sites, chain.shapes, chain.label_site, chain.labels);
         let n_sites = sites.len();
         let cr = shapes[c].2;
@@ -423,19 +416,7 @@ impl Workspace {
         for k in c + 1..n_sites {
             let j = k - c - 1;
             let (l, _, r) = shapes[k];
-            scale_rows(
-                &mut self.scaled,
-                &self.carry,
-                l,
-                &self.carry_log,
-                &self.right_log[j + 1],
-            );
-            mm(
-                &mut self.grads[k],
-                l,
-                rows(&self.scaled, n, l).transpose(),
-                rows(&self.outer[j], n, d * r),
-            );
+            scale_rows(gl[k], &self.carry, l, &self.carry_log, &self.right_log[j + 1]);
             if k + 1 < n_sites {
                 self.wide.resize(n * d * r, 0.0);
                 mm(
