@@ -5,6 +5,7 @@ script runs, as separate processes so that each gets its own thread pool:
 
   tnml  mps train (sweep)     one sweep, bond 20, the README's options       seconds of the sweep
   tnml  mps train (gradient)  one epoch, bond 20, batch 100, linear map      seconds of the epoch
+  tnml  the same at bond 120 on the first 10,000 training images
   tnml  net train fc2         one epoch, Adam 1e-3, batch 100                 train seconds
   tnml  net train fc2 --mpo gao --bond 16                                      train seconds
   tnml  net train lenet5      one epoch, SGD 0.05 momentum 0.9, batch 100      train seconds
@@ -15,6 +16,13 @@ script runs, as separate processes so that each gets its own thread pool:
 and prints a table: seconds per work and thread count, each tnml row's speed-up over its own
 first thread count, and tnml / PyTorch at each count. Times are the programs' own (training only:
 loading and evaluation are left out on both sides).
+
+A second table gives the model of each tnml row (see `model_row`): flops and bytes moved per
+batch (per sweep for the sweep trainer) as functions of bond, batch and threads, the rate
+reached, and the speed-up the model predicts at each thread count and at 16 threads, next to
+the measured one. For the gradient trainer the model is structural (the batch's blocks, fixed by
+its size, share the chains; the gradient products and Adam split by site); for the others it is
+Amdahl's law with the serial fraction measured from the first two thread counts (Karp-Flatt).
 
     bench/.venv/bin/python bench/thread_scaling.py                        # the shipped sample
     bench/.venv/bin/python bench/thread_scaling.py --data-dir ../shared/data --dataset mnist --threads 1,2
@@ -79,10 +87,11 @@ class Tnml:
              "--out", str(out)], os.environ.copy())
         return records(out)[0]["seconds"]
 
-    def mps_gradient(self, threads: int) -> float:
+    def mps_gradient(self, threads: int, bond: int = 20, limit: int | None = None) -> float:
         out = self._out()
-        run([self.binary, "mps", "train", *self.data, *self.limit, "--trainer", "gradient", "--feature-map", "linear",
-             "--max-bond", "20", "--epochs", "1", "--batch-size", "100", "--test-limit", "100",
+        lim = ["--train-limit", str(limit)] if limit else self.limit
+        run([self.binary, "mps", "train", *self.data, *lim, "--trainer", "gradient", "--feature-map", "linear",
+             "--max-bond", str(bond), "--epochs", "1", "--batch-size", "100", "--test-limit", "100",
              "--threads", str(threads), "--out", str(out)], os.environ.copy())
         return records(out)[0]["seconds"]
 
@@ -122,6 +131,94 @@ def torch_seconds(script: str, args: list[str]) -> float:
         if rec.get(key) is not None:
             return float(rec[key])
     sys.exit(f"{script}: no time in {rec}")
+
+
+# The models (per batch of B = 100; MNIST at 14 x 14 for the MPS: N = 196 sites, d = 2, L = 10).
+BATCH, SITES, DIM, LABELS, BLOCK_ROWS = 100, 196, 2, 10, 12
+
+
+def gradient_blocks(batch: int) -> int:
+    """Blocks of a batch in the gradient trainer (tnml-mps `gradient::engine::block_ranges`)."""
+    k = 1
+    while 2 * k * BLOCK_ROWS <= batch:
+        k *= 2
+    return k
+
+
+def gradient_model(bond: int, threads: int) -> dict:
+    """The gradient trainer per batch: P = (N + L - 1) d D^2 weights (the label site holds L
+    times a site's), flops 6 B P (three GEMMs a site: left/right chains and carries on the blocks,
+    the gradient product over the whole batch), bytes: every block streams the f32 cores (4 P
+    each), the blocks write and the products read the gradient factors (2 x 4 B N (D + d D)),
+    Adam reads and writes the f64 cores, moments and gradient (7 x 8 P) and refreshes the f32 copy
+    (12 P) -- none of it grows with the threads. Speed-up at T threads: the chains (4/6 of the
+    flops) run on min(T, K) blocks (the slowest thread takes ceil(K / T) of them), the products
+    and Adam (2/6) split by site over all T."""
+    k = gradient_blocks(BATCH)
+    p = (SITES + LABELS - 1) * DIM * bond * bond
+    flops = 6 * BATCH * p
+    bytes_ = k * 4 * p + 8 * BATCH * SITES * bond * (1 + DIM) + 56 * p + 12 * p
+    speed = 1.0 / ((4 / 6) * -(-k // threads) / k + (2 / 6) / threads)
+    return {"flops": flops, "bytes": bytes_, "speed": speed, "tasks": f"{k} blocks, then {SITES} sites"}
+
+
+def amdahl(serial: float, threads: int) -> float:
+    return 1.0 / (serial + (1.0 - serial) / threads)
+
+
+def karp_flatt(t1: float, t2: float) -> float:
+    """Serial fraction e from the times at 1 and 2 threads: 1/S = e + (1 - e)/2, at least 0."""
+    return max(0.0, 2.0 * t2 / t1 - 1.0)
+
+
+# flops of one training step per image (forward, weight and input gradients) and the bytes of
+# weights a step reads and writes (f32 weights, gradients, Adam's two moments)
+NET_WORK = {
+    # fc1 784x256 (no input gradient: 2 GEMMs), fc2 256x10 (3 GEMMs)
+    "FC2 dense": (2 * (2 * 784 * 256 + 3 * 256 * 10), 203_264),
+    # split plan, 315k multiply-adds a sample (README, MPO section), 3 passes
+    "FC2-MPO D=16": (2 * 3 * 315_000, 13_000),
+    # conv1 28x28x6x25 (no input gradient), conv2 10x10x16x150, fc 400-120-84-10
+    "LeNet-5 dense": (2 * (2 * 117_600 + 3 * 240_000 + 3 * 58_920), 61_706),
+}
+
+
+def print_models(rows: dict[str, dict[int, float]], threads: list[int], limit: int | None) -> None:
+    """The model table (see the module docs); predictions are the model's, not measurements."""
+    images = min(limit or 60_000, 60_000)
+    t_all = sorted(set(threads) | {16})
+    head = " | ".join(f"{t} thr" for t in t_all)
+    print(f"| tnml work (model) | tasks per batch | GFLOP / batch | MB moved / batch | GFLOP/s at {threads[0]}, {threads[-1]} thr | model speed-up at {head} | measured speed-up {threads[0]} -> {threads[-1]} |")
+    print("|---|---|---:|---:|---|" + "---:|" * len(t_all) + "---:|")
+    for name, by in rows.items():
+        if not name.startswith("tnml") or len(by) < 1:
+            continue
+        t1, tn = by[threads[0]], by[threads[-1]]
+        measured = f"{t1 / tn:.2f}x"
+        if "gradient" in name:
+            bond = 120 if "bond 120" in name else 20
+            n_img = min(images, 10_000) if bond == 120 else images
+            batches = n_img / BATCH
+            m = {t: gradient_model(bond, t) for t in t_all}
+            base = m[threads[0]]["speed"]
+            preds = " | ".join(f"{m[t]['speed'] / base:.2f}x" for t in t_all)
+            rate = ", ".join(f"{m[1]['flops'] * batches / by[t] / 1e9:.1f}" for t in (threads[0], threads[-1]))
+            print(f"| {name} | {m[1]['tasks']} | {m[1]['flops'] / 1e9:.3f} | {m[1]['bytes'] / 1e6:.1f} | {rate} | {preds} | {measured} |")
+            continue
+        if len(threads) < 2 or threads[0] != 1 or threads[1] != 2:
+            continue
+        serial = karp_flatt(by[1], by[2])
+        preds = " | ".join(f"{amdahl(serial, t):.2f}x" for t in t_all)
+        work = next((w for key, w in NET_WORK.items() if name.startswith("tnml " + key)), None)
+        if work is None:
+            # the sweep: its flops are the trainer's own count (metrics "gflops" x seconds)
+            print(f"| {name} | blocks of 1,024 images | - | - | - | {preds} | {measured} (serial fraction {serial:.3f}) |")
+            continue
+        per_image, weights = work
+        flops = per_image * BATCH
+        bytes_ = 4 * weights * 6 + 4 * BATCH * 784 * 2
+        rate = ", ".join(f"{flops * images / BATCH / by[t] / 1e9:.1f}" for t in (threads[0], threads[-1]))
+        print(f"| {name} | {BATCH} images (shards: 2 x 50) | {flops / 1e9:.3f} | {bytes_ / 1e6:.1f} | {rate} | {preds} | {measured} (serial fraction {serial:.3f}) |")
 
 
 def main() -> None:
@@ -164,6 +261,7 @@ def main() -> None:
             print(f"{n} thread(s) ...", file=sys.stderr)
             rows.setdefault("tnml MPS sweep, bond 20", {})[n] = t.mps_sweep(n)
             rows.setdefault("tnml MPS gradient, bond 20", {})[n] = t.mps_gradient(n)
+            rows.setdefault("tnml MPS gradient, bond 120, 10,000 images", {})[n] = t.mps_gradient(n, 120, min(10_000, a.train_limit or 10_000))
             rows.setdefault("tnml FC2 dense", {})[n] = t.net(n, "fc2", ["--optimizer", "adam", "--lr", "1e-3"])
             rows.setdefault("tnml FC2-MPO D=16", {})[n] = t.net(n, "fc2", ["--optimizer", "adam", "--lr", "1e-3", "--mpo", "gao", "--bond", "16"])
             rows.setdefault("tnml LeNet-5 dense", {})[n] = t.net(n, "lenet5", ["--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9"])
@@ -191,6 +289,8 @@ def main() -> None:
         peer = rows.get(peers.get(name, ""), {})
         ratio = ", ".join(f"{by[n] / peer[n]:.2f}" for n in threads) if peer else "-"
         print(f"| {name} | {times} | {speed} | {ratio} |")
+    print()
+    print_models(rows, threads, a.train_limit)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@
 use std::mem::take;
 use std::ops::Range;
 
-use super::pass::{mm, rows, Shape};
+use super::pass::{mm, rows, BlockFactors, Shape};
 
 /// The batch's gradient factors, one pair of row-major buffers per site.
 #[derive(Debug, Default)]
@@ -21,13 +21,6 @@ pub(super) struct BatchFactors {
     gr: Vec<Vec<f32>>,
     /// Rows of the last batch when every block wrote its factors, else 0.
     rows: usize,
-}
-
-/// One block's rows of every site's factors (`gl[k]`: `n x l`, `gr[k]`: `n x p r`).
-#[derive(Debug)]
-pub(super) struct BlockFactors<'a> {
-    pub gl: Vec<&'a mut [f32]>,
-    pub gr: Vec<&'a mut [f32]>,
 }
 
 impl BatchFactors {

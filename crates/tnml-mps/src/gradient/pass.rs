@@ -30,12 +30,19 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use tnml_core::faer;
 
-use super::factors::BlockFactors;
 use crate::feature::SiteFeatures;
 use crate::model::{Decision, Loss};
 
 /// Shape of one site: `(left, phys, right)`; the label site's `phys` is `d * labels`.
 pub(super) type Shape = (usize, usize, usize);
+
+/// One block's rows of every site's gradient factors (`gl[k]`: `n x l`, `gr[k]`: `n x p r`),
+/// borrowed from the batch's ([`super::factors::BatchFactors`]).
+#[derive(Debug)]
+pub(super) struct BlockFactors<'a> {
+    pub gl: Vec<&'a mut [f32]>,
+    pub gr: Vec<&'a mut [f32]>,
+}
 
 /// Buffers of one thread's slice, reused from batch to batch.
 #[derive(Debug, Default)]
