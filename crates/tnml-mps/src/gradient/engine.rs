@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use tnml_core::SiteTensor;
 
 use super::factors::BatchFactors;
-use super::pass::{Chain, Shape, SliceOutcome, Workspace};
+use super::pass::{BlockOutcome, Chain, Shape, Workspace};
 use crate::error::Result;
 use crate::feature::SiteFeatures;
 use crate::model::{Loss, MpsClassifier};
@@ -198,7 +198,7 @@ impl GradientEngine for CpuEngine<'_> {
         let (loss, labels) = (self.loss, self.labels);
         let decision = loss.decision();
         let mut parts = self.factors.split(&self.shapes, &blocks);
-        let outcomes: Vec<SliceOutcome> = self.work[..blocks.len()]
+        let outcomes: Vec<BlockOutcome> = self.work[..blocks.len()]
             .par_iter_mut()
             .zip(parts.par_iter_mut())
             .zip(blocks.par_iter())

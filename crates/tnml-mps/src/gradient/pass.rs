@@ -2,7 +2,7 @@
 //! lives as long as the trainer (no allocation per batch once it has grown).
 //!
 //! With `A_k[a, s, b]` seen as the `left x (d right)` matrix of site `k` and `phi_k` the
-//! `n x d` features of the slice at site `k`, every step is one small GEMM and a row-wise
+//! `n x d` features of the block at site `k`, every step is one small GEMM and a row-wise
 //! combination with `phi` (left to right, then right to left, then the two backward sweeps):
 //!
 //! ```text
@@ -44,10 +44,10 @@ pub(super) struct BlockFactors<'a> {
     pub gr: Vec<&'a mut [f32]>,
 }
 
-/// Buffers of one thread's slice, reused from batch to batch.
+/// Buffers of one block of a batch, reused from batch to batch.
 #[derive(Debug, Default)]
 pub(super) struct Workspace {
-    /// Features of the slice, per site `n x d`.
+    /// Features of the block, per site `n x d`.
     phi: Vec<Vec<f32>>,
     /// Left partial contractions `l_k` (`k = 0..=c`), unit rows, and their log-scales.
     left: Vec<Vec<f32>>,
@@ -62,8 +62,8 @@ pub(super) struct Workspace {
     next: Vec<f32>,
 }
 
-/// What a slice contributes to the batch: summed loss, wrong predictions.
-pub(super) struct SliceOutcome {
+/// What a block contributes to the batch: summed loss, wrong predictions.
+pub(super) struct BlockOutcome {
     pub loss_sum: f64,
     pub wrong: usize,
 }
@@ -165,13 +165,13 @@ fn reset<T: Clone + Default>(v: &mut Vec<Vec<T>>, count: usize) {
     v.resize(count, Vec::new());
 }
 
-/// The label site's outputs for a slice: `U = sum_s phi_s l_c A_c` (`n x L x cr`), each
+/// The label site's outputs for a block: `U = sum_s phi_s l_c A_c` (`n x L x cr`), each
 /// sample's log-scale `sigma = log_l + log_r`, and `delta = dLoss/df / batch` (`n x L`).
 struct Head {
     u: Vec<f32>,
     sigma: Vec<f64>,
     delta: Vec<f32>,
-    outcome: SliceOutcome,
+    outcome: BlockOutcome,
 }
 
 impl Workspace {
@@ -180,7 +180,7 @@ impl Workspace {
     /// `batch` (the whole minibatch's size, so that the blocks' gradients sum to the batch
     /// mean's).
     ///
-    /// The steps: the slice's features; the left partial contractions `l_k` up to the label
+    /// The steps: the block's features; the left partial contractions `l_k` up to the label
     /// site and the right ones `r_k` down to it, each row rescaled by a power of two with its
     /// log kept; the label site's scores, loss and `delta`; then the gradients, carried out of
     /// the label site into each wing.
@@ -195,7 +195,7 @@ impl Workspace {
         decision: Decision,
         batch: usize,
         factors: &mut BlockFactors<'_>,
-    ) -> SliceOutcome {
+    ) -> BlockOutcome {
         self.gather(feats, idx, chain.sites.len());
         self.forward_left(chain, idx.len(), feats.dim);
         self.forward_right(chain, idx.len(), feats.dim, &mut factors.gr);
@@ -351,7 +351,7 @@ impl Workspace {
             u,
             sigma,
             delta,
-            outcome: SliceOutcome { loss_sum, wrong },
+            outcome: BlockOutcome { loss_sum, wrong },
         }
     }
 
