@@ -141,7 +141,7 @@ BATCH, SITES, DIM, LABELS, BLOCK_ROWS = 100, 196, 2, 10, 12
 
 
 def gradient_blocks(batch: int) -> int:
-    """Blocks of a batch in the gradient trainer (tnml-mps `gradient::engine::block_ranges`)."""
+    """Blocks of a batch in the gradient trainer (`tnml_mps::gradient::block_ranges`)."""
     k = 1
     while 2 * k * BLOCK_ROWS <= batch:
         k *= 2

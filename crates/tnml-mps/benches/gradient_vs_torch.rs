@@ -72,11 +72,7 @@ fn write_features(path: &Path, feats: &SiteFeatures) {
 fn batch_model(bond: usize, batch: usize) -> (f64, f64) {
     let (n, d, b) = (196.0, 2.0, bond as f64);
     let p = n * d * b * b;
-    // blocks of the batch, as tnml-mps' `gradient::engine::block_ranges` cuts it
-    let mut k = 1.0;
-    while 2.0 * k * 12.0 <= batch as f64 {
-        k *= 2.0;
-    }
+    let k = tnml_mps::gradient::block_ranges(batch).len() as f64;
     let flops = 6.0 * batch as f64 * p;
     let bytes = 8.0 * k * p + 52.0 * p + 20.0 * batch as f64 * n * b * (1.0 + d);
     (flops / 1e9, bytes / 1e6)

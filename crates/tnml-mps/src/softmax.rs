@@ -162,14 +162,20 @@ pub fn fit_softmax(
 mod tests {
     use super::*;
 
-    #[test]
-    fn gradient_matches_finite_differences() {
-        let (n, p, big_l) = (40, 5, 3);
-        let x: Vec<f64> = (0..n * p).map(|i| ((i * 37 % 23) as f64 - 11.0) / 7.0).collect();
-        let labels: Vec<usize> = (0..n).map(|i| (i * 7) % big_l).collect();
-        let w: Vec<f64> = (0..big_l * p)
+    /// Deterministic features (`n x p`), labels of `big_l` classes and a start `w` (`big_l x p`).
+    fn problem(n: usize, p: usize, big_l: usize) -> (Vec<f64>, Vec<usize>, Vec<f64>) {
+        let x = (0..n * p).map(|i| ((i * 37 % 23) as f64 - 11.0) / 7.0).collect();
+        let labels = (0..n).map(|i| (i * 7) % big_l).collect();
+        let w = (0..big_l * p)
             .map(|i| ((i * 13 % 11) as f64 - 5.0) / 10.0)
             .collect();
+        (x, labels, w)
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let (n, p) = (40, 5);
+        let (x, labels, w) = problem(n, p, 3);
         let xm = MatRef::from_row_major_slice(&x, n, p);
         let (_, g) = loss_grad(xm, &labels, &w, 0.3);
         for k in 0..w.len() {
@@ -212,12 +218,8 @@ mod tests {
     /// thread count).
     #[test]
     fn loss_and_gradient_do_not_depend_on_the_thread_count() {
-        let (n, p, big_l) = (5000, 7, 4);
-        let x: Vec<f64> = (0..n * p).map(|i| ((i * 37 % 23) as f64 - 11.0) / 7.0).collect();
-        let labels: Vec<usize> = (0..n).map(|i| (i * 7) % big_l).collect();
-        let w: Vec<f64> = (0..big_l * p)
-            .map(|i| ((i * 13 % 11) as f64 - 5.0) / 10.0)
-            .collect();
+        let (n, p) = (5000, 7);
+        let (x, labels, w) = problem(n, p, 4);
         let xm = MatRef::from_row_major_slice(&x, n, p);
         let on = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new()

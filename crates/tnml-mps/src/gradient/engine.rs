@@ -84,7 +84,7 @@ const BLOCK_ROWS: usize = 12;
 /// bit for bit on 1 or 64 threads; it is a power of two, so that 2, 4, 8 or 16 threads share
 /// the blocks evenly. At most `K` threads work on a batch's chains; the gradient products then
 /// split by site over all threads.
-pub(crate) fn block_ranges(n: usize) -> Vec<Range<usize>> {
+pub fn block_ranges(n: usize) -> Vec<Range<usize>> {
     let mut k = 1;
     while 2 * k * BLOCK_ROWS <= n {
         k *= 2;
@@ -170,13 +170,6 @@ impl<'a> CpuEngine<'a> {
     }
 }
 
-impl CpuEngine<'_> {
-    /// `out = ` the batch gradient of site `k` (in `f64`; `tmp` is scratch).
-    fn site_gradient(&self, k: usize, tmp: &mut Vec<f32>, out: &mut [f64]) {
-        self.factors.site_gradient(k, self.shapes[k], tmp, out);
-    }
-}
-
 impl GradientEngine for CpuEngine<'_> {
     fn set_features(&mut self, feats: SiteFeatures) -> Result<()> {
         self.feats = Some(feats);
@@ -223,7 +216,7 @@ impl GradientEngine for CpuEngine<'_> {
             .into_par_iter()
             .map_init(Vec::new, |tmp, k| {
                 let mut g = vec![0.0; self.sites[k].len()];
-                self.site_gradient(k, tmp, &mut g);
+                self.factors.site_gradient(k, self.shapes[k], tmp, &mut g);
                 g
             })
             .collect();

@@ -37,6 +37,7 @@ mod cuda;
 mod engine;
 mod factors;
 mod pass;
+pub use engine::block_ranges;
 use engine::{BatchOutcome, CpuEngine, GradientEngine};
 
 /// Settings of the gradient trainer.
